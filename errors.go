@@ -1,0 +1,156 @@
+package gwtransport
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Errors a caller may meet while reading a streamed response the gateway
+// has committed to. None of them is io.EOF: a truncated answer is never
+// presented as a complete one.
+var (
+	// ErrStreamTruncated: the stream ended without [DONE] and without a
+	// finish reason.
+	ErrStreamTruncated = errors.New("gwtransport: stream ended before it was complete")
+	// ErrStreamIdle: the stream sent nothing for longer than the idle limit.
+	ErrStreamIdle = errors.New("gwtransport: stream stalled past the idle limit")
+	// ErrStreamMalformed: an event's data was neither JSON nor [DONE].
+	ErrStreamMalformed = errors.New("gwtransport: malformed stream event")
+	// ErrMissingCredentials: a target's provider has no API key configured
+	// and the caller's client does not serve it.
+	ErrMissingCredentials = errors.New("gwtransport: missing credentials")
+)
+
+// Attempt records one try at one target.
+type Attempt struct {
+	// Route is the intercepted model name ("gateway").
+	Route string
+	// Target is "<provider>/<model>".
+	Target string
+	// Try is the attempt number at this target, from 1.
+	Try int
+	// Status is the HTTP status, 0 when no response arrived.
+	Status int
+	// Code is the provider's error code, if any.
+	Code string
+	// Action is what the gateway did next.
+	Action Action
+	// Duration is the time to the response headers (or the first event of
+	// a stream), or to the error.
+	Duration time.Duration
+	// Wait is the pause before the next attempt at the same target.
+	Wait time.Duration
+	// Err is the cause when the attempt failed.
+	Err error
+}
+
+// String renders the attempt for logs and the reason header; it never
+// contains a credential.
+func (a Attempt) String() string {
+	var b strings.Builder
+	b.WriteString(a.Target)
+	b.WriteByte('#')
+	b.WriteString(strconv.Itoa(a.Try))
+	b.WriteByte(' ')
+	switch {
+	case a.Status != 0:
+		b.WriteString(strconv.Itoa(a.Status))
+	case a.Err != nil:
+		b.WriteString(a.Err.Error())
+	default:
+		b.WriteString("no response")
+	}
+	if a.Code != "" {
+		b.WriteByte(' ')
+		b.WriteString(a.Code)
+	}
+	return b.String()
+}
+
+// Error is returned by RoundTrip when no target produced an HTTP response
+// the caller could be given: every attempt failed at the network level, or
+// the caller's context ended. It names every attempt. errors.Is matches the
+// context's error when the deadline or cancellation stopped the request, and
+// errors.As reaches the last attempt's cause.
+type Error struct {
+	// Route is the intercepted model name.
+	Route string
+	// Attempts lists every attempt in order.
+	Attempts []Attempt
+	// Stop is the context error that ended the request early, if any.
+	Stop error
+}
+
+// Error summarises every attempt.
+func (e *Error) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "gwtransport: %q failed after %d attempt(s)", e.Route, len(e.Attempts))
+	if e.Stop != nil {
+		fmt.Fprintf(&b, " (%v)", e.Stop)
+	}
+	for i, a := range e.Attempts {
+		if i == 0 {
+			b.WriteString(": ")
+		} else {
+			b.WriteString("; ")
+		}
+		b.WriteString(a.String())
+	}
+	return b.String()
+}
+
+// Unwrap returns the context error that stopped the request, if any, and the
+// last attempt's cause.
+func (e *Error) Unwrap() []error {
+	var errs []error
+	if e.Stop != nil {
+		errs = append(errs, e.Stop)
+	}
+	if n := len(e.Attempts); n > 0 && e.Attempts[n-1].Err != nil {
+		errs = append(errs, e.Attempts[n-1].Err)
+	}
+	return errs
+}
+
+// Trail collects the attempts of the requests made with a context from
+// [WithTrail]. It is safe for concurrent use.
+type Trail struct {
+	mu       sync.Mutex
+	attempts []Attempt
+}
+
+// Attempts returns a copy of the attempts recorded so far.
+func (t *Trail) Attempts() []Attempt {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return append([]Attempt(nil), t.attempts...)
+}
+
+func (t *Trail) add(a Attempt) {
+	t.mu.Lock()
+	t.attempts = append(t.attempts, a)
+	t.mu.Unlock()
+}
+
+type trailKey struct{}
+
+// WithTrail returns a context that records every attempt of the gateway
+// requests made with it, and the Trail to read them from:
+//
+//	ctx, trail := gwtransport.WithTrail(ctx)
+//	resp, err := client.Chat.Completions.New(ctx, params)
+//	for _, a := range trail.Attempts() { ... }
+func WithTrail(ctx context.Context) (context.Context, *Trail) {
+	t := &Trail{}
+	return context.WithValue(ctx, trailKey{}, t), t
+}
+
+func trailFrom(ctx context.Context) *Trail {
+	t, _ := ctx.Value(trailKey{}).(*Trail)
+	return t
+}

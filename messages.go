@@ -1,0 +1,379 @@
+package gwtransport
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// This file reads and rewrites request bodies at the byte level. The
+// gateway never decodes the caller's body into Go values: it locates the
+// top-level members it needs ("model", "stream", "messages", "input") with a
+// small scanner and splices new bytes in, so every other byte reaches the
+// provider exactly as the caller wrote it.
+
+// ErrMalformedBody is wrapped by the error RoundTrip returns when a body
+// names a gateway route or target in its "model" member but is not valid
+// JSON, so no provider would accept it.
+var ErrMalformedBody = errors.New("gwtransport: malformed JSON request body")
+
+// span is a half-open byte range [start, end) of a body.
+type span struct{ start, end int }
+
+// bodyInfo is what the scanner learnt about a JSON request body.
+type bodyInfo struct {
+	// models holds the value range of every top-level "model" member, in
+	// body order. Decoders disagree on duplicate keys, so a rewrite replaces
+	// all of them.
+	models []span
+	// model is the decoded value of the last top-level "model" member when it
+	// is a JSON string.
+	model string
+	// modelIsString reports whether that last member's value is a string.
+	modelIsString bool
+	// stream reports whether the top-level "stream" member is literally true.
+	stream bool
+	// messages and input are the value ranges of the top-level "messages" and
+	// "input" members (the last of each), or start == -1 when absent.
+	messages, input span
+}
+
+// hasModel reports whether the body has a top-level "model" member.
+func (b *bodyInfo) hasModel() bool { return len(b.models) > 0 }
+
+// looksLikeJSONObject reports whether the first non-space byte of p opens a
+// JSON object. It is the cheap test that decides whether a body is scanned.
+func looksLikeJSONObject(p []byte) bool {
+	for _, c := range p {
+		switch c {
+		case ' ', '\t', '\r', '\n':
+			continue
+		case '{':
+			return true
+		default:
+			return false
+		}
+	}
+	return false
+}
+
+// scanBody parses the top level of a JSON object and records the members the
+// gateway cares about. Nested values are skipped without being decoded; long
+// strings are skipped with bytes.IndexByte. It returns an error when the body
+// is not a well-formed JSON object at its top level; what was found before
+// the error is still returned.
+func scanBody(p []byte) (bodyInfo, error) {
+	info := bodyInfo{messages: span{-1, -1}, input: span{-1, -1}}
+	i := skipSpace(p, 0)
+	if i >= len(p) || p[i] != '{' {
+		return info, errors.New("body is not a JSON object")
+	}
+	i = skipSpace(p, i+1)
+	if i < len(p) && p[i] == '}' {
+		return info, trailing(p, i+1)
+	}
+	for {
+		if i >= len(p) || p[i] != '"' {
+			return info, fmt.Errorf("expected a member name at offset %d", i)
+		}
+		keyEnd, err := skipString(p, i)
+		if err != nil {
+			return info, err
+		}
+		key, err := memberName(p[i:keyEnd])
+		if err != nil {
+			return info, err
+		}
+		i = skipSpace(p, keyEnd)
+		if i >= len(p) || p[i] != ':' {
+			return info, fmt.Errorf("expected ':' at offset %d", i)
+		}
+		i = skipSpace(p, i+1)
+		valStart := i
+		valEnd, err := skipValue(p, i)
+		if err != nil {
+			return info, err
+		}
+		switch key {
+		case "model":
+			info.models = append(info.models, span{valStart, valEnd})
+			info.model, info.modelIsString = "", false
+			if p[valStart] == '"' {
+				s, err := decodeString(p[valStart:valEnd])
+				if err != nil {
+					return info, err
+				}
+				info.model, info.modelIsString = s, true
+			}
+		case "stream":
+			info.stream = string(p[valStart:valEnd]) == "true"
+		case "messages":
+			info.messages = span{valStart, valEnd}
+		case "input":
+			info.input = span{valStart, valEnd}
+		}
+		i = skipSpace(p, valEnd)
+		if i >= len(p) {
+			return info, errors.New("unexpected end of body")
+		}
+		switch p[i] {
+		case ',':
+			i = skipSpace(p, i+1)
+		case '}':
+			return info, trailing(p, i+1)
+		default:
+			return info, fmt.Errorf("unexpected %q at offset %d", p[i], i)
+		}
+	}
+}
+
+// trailing checks that only white space follows the top-level object.
+func trailing(p []byte, i int) error {
+	if j := skipSpace(p, i); j != len(p) {
+		return fmt.Errorf("unexpected data after the top-level object at offset %d", j)
+	}
+	return nil
+}
+
+func skipSpace(p []byte, i int) int {
+	for i < len(p) {
+		switch p[i] {
+		case ' ', '\t', '\r', '\n':
+			i++
+		default:
+			return i
+		}
+	}
+	return i
+}
+
+// memberName returns the decoded name of a member from its quoted token.
+// Names are almost always plain ASCII, so escapes take the slow path.
+func memberName(tok []byte) (string, error) {
+	inner := tok[1 : len(tok)-1]
+	if bytes.IndexByte(inner, '\\') < 0 {
+		// Only the names the scanner compares need an exact string.
+		switch string(inner) {
+		case "model", "stream", "messages", "input":
+			return string(inner), nil
+		}
+		return "", nil
+	}
+	return decodeString(tok)
+}
+
+// decodeString decodes a quoted JSON string token, validating it.
+func decodeString(tok []byte) (string, error) {
+	inner := tok[1 : len(tok)-1]
+	plain := true
+	for _, c := range inner {
+		if c < 0x20 || c == '\\' || c >= 0x80 {
+			plain = false
+			break
+		}
+	}
+	if plain {
+		return string(inner), nil
+	}
+	var s string
+	if err := json.Unmarshal(tok, &s); err != nil {
+		return "", fmt.Errorf("invalid string: %w", err)
+	}
+	return s, nil
+}
+
+// skipString returns the offset just past the string token starting at p[i].
+func skipString(p []byte, i int) (int, error) {
+	j := i + 1
+	for {
+		k := bytes.IndexByte(p[j:], '"')
+		if k < 0 {
+			return 0, errors.New("unterminated string")
+		}
+		j += k
+		// The quote is escaped when an odd number of backslashes precede it.
+		n := 0
+		for b := j - 1; b > i && p[b] == '\\'; b-- {
+			n++
+		}
+		if n%2 == 0 {
+			return j + 1, nil
+		}
+		j++
+	}
+}
+
+// skipValue returns the offset just past the JSON value starting at p[i].
+// Containers are skipped by counting brackets outside strings; their inside
+// is not validated, which is all the gateway needs to find the next top-level
+// member (the provider validates the rest).
+func skipValue(p []byte, i int) (int, error) {
+	if i >= len(p) {
+		return 0, errors.New("unexpected end of body")
+	}
+	switch c := p[i]; {
+	case c == '"':
+		return skipString(p, i)
+	case c == '{' || c == '[':
+		return skipContainer(p, i)
+	case c == 't':
+		return skipLiteral(p, i, "true")
+	case c == 'f':
+		return skipLiteral(p, i, "false")
+	case c == 'n':
+		return skipLiteral(p, i, "null")
+	case c == '-' || (c >= '0' && c <= '9'):
+		j := i + 1
+		for j < len(p) && strings.IndexByte("0123456789.eE+-", p[j]) >= 0 {
+			j++
+		}
+		return j, nil
+	default:
+		return 0, fmt.Errorf("unexpected %q at offset %d", c, i)
+	}
+}
+
+func skipLiteral(p []byte, i int, lit string) (int, error) {
+	if len(p)-i < len(lit) || string(p[i:i+len(lit)]) != lit {
+		return 0, fmt.Errorf("invalid literal at offset %d", i)
+	}
+	return i + len(lit), nil
+}
+
+func skipContainer(p []byte, i int) (int, error) {
+	depth := 0
+	for j := i; j < len(p); j++ {
+		switch p[j] {
+		case '"':
+			end, err := skipString(p, j)
+			if err != nil {
+				return 0, err
+			}
+			j = end - 1
+		case '{', '[':
+			depth++
+		case '}', ']':
+			depth--
+			if depth == 0 {
+				return j + 1, nil
+			}
+		}
+	}
+	return 0, errors.New("unterminated container")
+}
+
+// Message is a model-specific message prepended to a request's messages
+// (chat) or input (Responses API) when the request is sent to that model.
+type Message struct {
+	// Role is "system", "developer" or "user": the roles that may open a
+	// conversation.
+	Role string `json:"role"`
+	// Content is the message text.
+	Content string `json:"content"`
+}
+
+// encodeMessages validates messages and encodes them as the comma-separated
+// elements to splice into an array.
+func encodeMessages(target string, msgs []Message) ([]byte, error) {
+	var buf bytes.Buffer
+	for i, m := range msgs {
+		switch m.Role {
+		case "system", "developer", "user":
+		default:
+			return nil, fmt.Errorf("gwtransport: model messages for %q: message %d has role %q; want system, developer or user", target, i, m.Role)
+		}
+		b, err := json.Marshal(m)
+		if err != nil {
+			return nil, fmt.Errorf("gwtransport: model messages for %q: %w", target, err)
+		}
+		if i > 0 {
+			buf.WriteByte(',')
+		}
+		buf.Write(b)
+	}
+	return buf.Bytes(), nil
+}
+
+// edit replaces p[at.start:at.end] with the concatenation of parts.
+type edit struct {
+	at    span
+	parts [][]byte
+}
+
+// rewriteBody returns a copy of body in which every top-level "model" value
+// is replaced by the JSON string model and, when prepend is not empty, the
+// model messages are spliced at the front of "messages" (or of "input" for the
+// Responses API; a string input becomes a one-message list). quotedModel is
+// the JSON encoding of the model name. The result is appended to dst.
+func rewriteBody(dst, body []byte, info *bodyInfo, quotedModel, prepend []byte) []byte {
+	var edits [4]edit
+	es := edits[:0]
+	for _, s := range info.models {
+		es = append(es, edit{at: s, parts: [][]byte{quotedModel}})
+	}
+	if len(prepend) > 0 {
+		if e, ok := prependEdit(body, info, prepend); ok {
+			es = append(es, e)
+		}
+	}
+	// Edits are produced in body order except the prepend, which may sit
+	// anywhere; a tiny insertion sort keeps the splice linear.
+	for i := 1; i < len(es); i++ {
+		for j := i; j > 0 && es[j].at.start < es[j-1].at.start; j-- {
+			es[j], es[j-1] = es[j-1], es[j]
+		}
+	}
+	n := len(body) + len(prepend) + 32
+	for _, e := range es {
+		for _, part := range e.parts {
+			n += len(part)
+		}
+	}
+	if cap(dst)-len(dst) < n {
+		grown := make([]byte, len(dst), len(dst)+n)
+		copy(grown, dst)
+		dst = grown
+	}
+	last := 0
+	for _, e := range es {
+		dst = append(dst, body[last:e.at.start]...)
+		for _, part := range e.parts {
+			dst = append(dst, part...)
+		}
+		last = e.at.end
+	}
+	return append(dst, body[last:]...)
+}
+
+var (
+	comma       = []byte{','}
+	userOpen    = []byte(`,{"role":"user","content":`)
+	closeObjArr = []byte("}]")
+	openArr     = []byte{'['}
+)
+
+// prependEdit builds the edit that puts model messages first.
+func prependEdit(body []byte, info *bodyInfo, prepend []byte) (edit, bool) {
+	target := info.messages
+	if target.start < 0 {
+		target = info.input
+	}
+	if target.start < 0 {
+		return edit{}, false
+	}
+	switch body[target.start] {
+	case '[':
+		// Insert right after '['; add a comma unless the array is empty.
+		at := span{target.start + 1, target.start + 1}
+		if skipSpace(body, at.start) < len(body) && body[skipSpace(body, at.start)] == ']' {
+			return edit{at: at, parts: [][]byte{prepend}}, true
+		}
+		return edit{at: at, parts: [][]byte{prepend, comma}}, true
+	case '"':
+		// Responses API string input: [model messages..., {"role":"user","content":<input>}].
+		return edit{at: target, parts: [][]byte{openArr, prepend, userOpen, body[target.start:target.end], closeObjArr}}, true
+	}
+	return edit{}, false
+}

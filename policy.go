@@ -1,0 +1,219 @@
+package gwtransport
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Action is what the gateway does after an attempt.
+type Action int
+
+const (
+	// Succeed hands the response to the caller.
+	Succeed Action = iota
+	// RetrySame waits (backoff or Retry-After) and tries the same target
+	// again, while its retries last; then it fails over.
+	RetrySame
+	// NextTarget moves to the next target at once, without waiting.
+	NextTarget
+	// FailFast returns the provider's response to the caller unchanged: the
+	// request itself is at fault and no target would accept it.
+	FailFast
+)
+
+// String returns the action's name.
+func (a Action) String() string {
+	switch a {
+	case Succeed:
+		return "succeed"
+	case RetrySame:
+		return "retry"
+	case NextTarget:
+		return "next-target"
+	case FailFast:
+		return "fail-fast"
+	}
+	return "action(" + strconv.Itoa(int(a)) + ")"
+}
+
+// Outcome describes one attempt for a [Policy] to judge.
+type Outcome struct {
+	// Target is the "<provider>/<model>" attempted.
+	Target string
+	// Status is the HTTP status, or 0 when no response arrived.
+	Status int
+	// Header is the response header, nil when no response arrived.
+	Header http.Header
+	// Code, Type and Message come from the provider's error body (OpenAI,
+	// Azure, Mistral and similar shapes), or from an SSE error event.
+	Code, Type, Message string
+	// Err is the transport error, when no usable response arrived.
+	Err error
+	// Timeout reports that the attempt's own timeout (or the stream's
+	// first-event limit) fired.
+	Timeout bool
+}
+
+// ContextLengthExceeded reports whether the provider rejected the request as
+// too long for the model's context window.
+func (o Outcome) ContextLengthExceeded() bool {
+	return o.Code == "context_length_exceeded" || o.Type == "context_length_exceeded" ||
+		strings.Contains(strings.ToLower(o.Message), "maximum context length")
+}
+
+// ContentPolicy reports whether the provider refused the content itself
+// (OpenAI's content_policy_violation, Azure's content_filter).
+func (o Outcome) ContentPolicy() bool {
+	for _, s := range [...]string{o.Code, o.Type} {
+		switch s {
+		case "content_policy_violation", "content_filter", "ResponsibleAIPolicyViolation", "content_policy":
+			return true
+		}
+	}
+	return false
+}
+
+// Policy decides the [Action] after an attempt. It must be safe for
+// concurrent use.
+type Policy func(Outcome) Action
+
+// DefaultPolicy is the gateway's error classification:
+//
+//   - 2xx: Succeed.
+//   - network errors before the response headers, 408, 409, 429 and 5xx:
+//     RetrySame (then the next target when the retries are used up);
+//   - the attempt's own timeout, 401, 402, 403, 404, 3xx, a 400 with
+//     context_length_exceeded, an error event at the start of a stream:
+//     NextTarget at once;
+//   - content-policy refusals and every other 4xx: FailFast.
+func DefaultPolicy(o Outcome) Action {
+	switch {
+	case o.Status == 0:
+		if o.Timeout {
+			return NextTarget
+		}
+		return RetrySame
+	case o.Status >= 200 && o.Status < 300:
+		if o.Code != "" || o.Type != "" || o.Message != "" || o.Err != nil {
+			// A 200 whose stream opened with an error event or broke
+			// before its first event.
+			if o.ContentPolicy() {
+				return FailFast
+			}
+			return NextTarget
+		}
+		return Succeed
+	case o.Status >= 300 && o.Status < 400:
+		return NextTarget
+	case o.Status == http.StatusRequestTimeout, o.Status == http.StatusConflict,
+		o.Status == http.StatusTooManyRequests, o.Status >= 500:
+		return RetrySame
+	case o.ContentPolicy():
+		return FailFast
+	case o.Status == http.StatusUnauthorized, o.Status == http.StatusPaymentRequired,
+		o.Status == http.StatusForbidden, o.Status == http.StatusNotFound:
+		return NextTarget
+	case o.ContextLengthExceeded():
+		return NextTarget
+	default:
+		return FailFast
+	}
+}
+
+// providerError is the union of the error shapes OpenAI-compatible providers
+// send: {"error":{"code","type","message","innererror":{"code"}}},
+// {"error":"text"}, {"code","type","message"} at the top level.
+type providerError struct {
+	Error   json.RawMessage `json:"error"`
+	Code    json.RawMessage `json:"code"`
+	Type    string          `json:"type"`
+	Message string          `json:"message"`
+}
+
+type errorObject struct {
+	Code       json.RawMessage `json:"code"`
+	Type       string          `json:"type"`
+	Message    string          `json:"message"`
+	InnerError struct {
+		Code string `json:"code"`
+	} `json:"innererror"`
+}
+
+// parseErrorBody fills o.Code, o.Type and o.Message from an error body. It
+// reads only what it is given (callers bound it) and ignores bodies that are
+// not JSON.
+func parseErrorBody(o *Outcome, body []byte) {
+	var pe providerError
+	if json.Unmarshal(body, &pe) != nil {
+		return
+	}
+	o.Code, o.Type, o.Message = codeString(pe.Code), pe.Type, pe.Message
+	if len(pe.Error) == 0 {
+		return
+	}
+	if pe.Error[0] == '"' {
+		_ = json.Unmarshal(pe.Error, &o.Message)
+		return
+	}
+	var eo errorObject
+	if json.Unmarshal(pe.Error, &eo) != nil {
+		return
+	}
+	o.Code, o.Type, o.Message = codeString(eo.Code), eo.Type, eo.Message
+	if eo.InnerError.Code != "" && !o.ContentPolicy() {
+		// Azure puts the content filter verdict one level down.
+		if inner := (Outcome{Code: eo.InnerError.Code}); inner.ContentPolicy() {
+			o.Code = eo.InnerError.Code
+		}
+	}
+}
+
+// codeString renders an error code that may be a JSON string or number.
+func codeString(raw json.RawMessage) string {
+	if len(raw) == 0 || string(raw) == "null" {
+		return ""
+	}
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		return s
+	}
+	return string(raw)
+}
+
+// RetryAfter returns the wait a response asks for: "retry-after-ms"
+// (milliseconds), else "Retry-After" as seconds or as an HTTP date measured
+// from now. ok is false when neither header is present and valid.
+func RetryAfter(h http.Header, now time.Time) (d time.Duration, ok bool) {
+	if h == nil {
+		return 0, false
+	}
+	if v := strings.TrimSpace(h.Get("Retry-After-Ms")); v != "" {
+		if ms, err := strconv.ParseFloat(v, 64); err == nil && ms >= 0 && ms < 1e12 {
+			return time.Duration(ms * float64(time.Millisecond)), true
+		}
+	}
+	v := strings.TrimSpace(h.Get("Retry-After"))
+	if v == "" {
+		return 0, false
+	}
+	if secs, err := strconv.ParseFloat(v, 64); err == nil {
+		if secs < 0 || secs > 1e9 {
+			return 0, false
+		}
+		return time.Duration(secs * float64(time.Second)), true
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		if d := t.Sub(now); d > 0 {
+			return d, true
+		}
+		return 0, true
+	}
+	return 0, false
+}
+
+// errTimeout is the cause recorded when an attempt's own timeout fires.
+var errTimeout = errors.New("attempt timed out")

@@ -1,0 +1,564 @@
+package gwtransport
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// Response headers set on every response to an intercepted request.
+const (
+	// HeaderTarget names the "<provider>/<model>" that served the response
+	// (or produced the final failure).
+	HeaderTarget = "X-Gwtransport-Target"
+	// HeaderAttempts is the number of attempts the request took.
+	HeaderAttempts = "X-Gwtransport-Attempts"
+	// HeaderReason lists the failed attempts, when there were any, as
+	// "target#try status-or-error [code]" joined by "; ".
+	HeaderReason = "X-Gwtransport-Fallback-Reason"
+)
+
+// maxErrorBody bounds how much of an error response is read to classify it
+// and to hand it back to the caller.
+const maxErrorBody = 1 << 20
+
+// Transport is an http.RoundTripper that routes requests whose JSON body
+// names the gateway's route ("model": "gateway") or one of its targets over
+// the configured targets, with retries, backoff and fallback. Every other
+// request goes to the base transport untouched.
+//
+// The caller's request is never modified: each attempt is a new request
+// whose body differs from the caller's only in "model" (and prepended model
+// messages), and which carries only its own provider's credentials.
+type Transport struct {
+	base http.RoundTripper
+	gw   atomic.Pointer[gateway]
+	// orig is the client's Transport before Init wrapped it (nil for the
+	// default), restored by RetryManager.Uninstall; installed marks a
+	// Transport that Init created.
+	orig      http.RoundTripper
+	installed bool
+}
+
+// NewTransport returns a Transport sending through base (http.DefaultTransport
+// when nil). models is a []string in priority order or a map[string]float64 of
+// weights, each key "<provider>/<model>". Use it to wrap any http.Client,
+// including the one given to go-openai:
+//
+//	hc := &http.Client{}
+//	hc.Transport, err = gwtransport.NewTransport(hc.Transport, []string{"openai/gpt-4o", "groq/llama-3.3-70b"})
+func NewTransport(base http.RoundTripper, models any, opts ...Option) (*Transport, error) {
+	g, err := compile(models, opts)
+	if err != nil {
+		return nil, err
+	}
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	t := &Transport{base: base}
+	t.gw.Store(g)
+	return t, nil
+}
+
+// Base returns the transport the Transport sends through.
+func (t *Transport) Base() http.RoundTripper { return t.base }
+
+// Reconfigure replaces the models and options for the requests that start
+// from now on; requests in flight finish with the configuration they began
+// with. On error the current configuration is kept.
+func (t *Transport) Reconfigure(models any, opts ...Option) error {
+	g, err := compile(models, opts)
+	if err != nil {
+		return err
+	}
+	t.gw.Store(g)
+	return nil
+}
+
+// RoundTrip implements http.RoundTripper.
+func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	return t.gw.Load().roundTrip(req, sender{base: t.base})
+}
+
+// sender sends one attempt. Installed in an openai-go client, next is the
+// client's own chain (its HTTP client and middleware); it is used for
+// requests that stay on the host the client addressed, and base for the
+// others.
+type sender struct {
+	base       http.RoundTripper
+	next       func(*http.Request) (*http.Response, error)
+	originHost string
+}
+
+func (s sender) send(r *http.Request) (*http.Response, error) {
+	if s.next != nil && r.URL.Host == s.originHost {
+		return s.next(r)
+	}
+	return s.base.RoundTrip(r)
+}
+
+// pass sends a request the gateway does not handle.
+func (s sender) pass(r *http.Request) (*http.Response, error) {
+	if s.next != nil {
+		return s.next(r)
+	}
+	return s.base.RoundTrip(r)
+}
+
+// roundTrip is the whole life of one caller request.
+func (g *gateway) roundTrip(req *http.Request, snd sender) (*http.Response, error) {
+	if req.Body == nil || req.Body == http.NoBody || !mayCarryModel(req.Header) {
+		return snd.pass(req)
+	}
+	body, rest, err := readBody(req.Body, req.ContentLength, g.s.maxBodyBytes)
+	if err != nil {
+		req.Body.Close()
+		return nil, fmt.Errorf("gwtransport: reading the request body: %w", err)
+	}
+	if rest != nil {
+		// Too large to buffer: stream it through untouched.
+		return snd.pass(withPrefix(req, body, rest))
+	}
+	req.Body.Close()
+	if !looksLikeJSONObject(body) {
+		return snd.pass(withBody(req, body))
+	}
+	info, scanErr := scanBody(body)
+	var (
+		rt    *route
+		first int
+		ok    bool
+	)
+	if info.modelIsString {
+		rt, first, ok = g.lookup(info.model)
+	}
+	if !ok {
+		return snd.pass(withBody(req, body))
+	}
+	if scanErr != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformedBody, scanErr)
+	}
+	o, err := parseOrigin(req.URL, g.providers, g.clientProv)
+	if err != nil {
+		return nil, err
+	}
+	if snd.next != nil {
+		snd.originHost = req.URL.Host
+	}
+	r := run{g: g, req: req, body: body, info: &info, origin: &o, snd: snd, trail: trailFrom(req.Context())}
+	return r.do(rt, first)
+}
+
+// mayCarryModel rejects bodies the gateway cannot read: non-JSON content
+// types and encoded (compressed) bodies.
+func mayCarryModel(h http.Header) bool {
+	if ce := h.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
+		return false
+	}
+	ct := h.Get("Content-Type")
+	if ct == "" {
+		return true
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	return err == nil && (mt == "application/json" || strings.HasSuffix(mt, "+json"))
+}
+
+// readBody reads a body of at most max bytes. When the body is larger, it
+// returns what it read and rest, the unread remainder.
+func readBody(r io.Reader, length, max int64) (body []byte, rest io.Reader, err error) {
+	if length > max {
+		return nil, r, nil
+	}
+	size := length
+	if size < 0 {
+		size = 4096
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, size+1))
+	n, err := buf.ReadFrom(io.LimitReader(r, max+1))
+	if err != nil {
+		return nil, nil, err
+	}
+	if n > max {
+		return buf.Bytes(), r, nil
+	}
+	return buf.Bytes(), nil, nil
+}
+
+// withBody returns a shallow copy of req carrying body, replayable.
+func withBody(req *http.Request, body []byte) *http.Request {
+	r2 := *req
+	r2.Body = io.NopCloser(bytes.NewReader(body))
+	r2.ContentLength = int64(len(body))
+	r2.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	return &r2
+}
+
+// withPrefix returns a shallow copy of req whose body is the part already
+// read followed by the rest of the original body.
+func withPrefix(req *http.Request, prefix []byte, rest io.Reader) *http.Request {
+	r2 := *req
+	r2.Body = struct {
+		io.Reader
+		io.Closer
+	}{io.MultiReader(bytes.NewReader(prefix), rest), req.Body}
+	r2.GetBody = nil
+	return &r2
+}
+
+// run is the state of one intercepted request: the attempt loop.
+type run struct {
+	g        *gateway
+	req      *http.Request
+	body     []byte
+	info     *bodyInfo
+	origin   *origin
+	snd      sender
+	trail    *Trail
+	attempts []Attempt
+	final    *failure // the response to give the caller if every target fails
+}
+
+// failure is a failed HTTP response kept, body and all, to be handed to the
+// caller if no later target succeeds.
+type failure struct {
+	res    *http.Response
+	body   []byte
+	target string
+	// rejection marks a fallback's refusal of the request itself (a 400,
+	// say): it never hides an earlier target's real failure.
+	rejection bool
+}
+
+// do tries the targets in the route's order until one succeeds.
+func (r *run) do(rt *route, first int) (*http.Response, error) {
+	g := r.g
+	ctx := r.req.Context()
+	pick := newPicker(rt, first, g.s.rand)
+	var stop error
+targets:
+	for t := pick.next(); t != nil; t = pick.next() {
+		out := rewriteBody(nil, r.body, r.info, t.quotedModel, t.messages)
+		var bo interface{ NextBackOff() time.Duration }
+		for try := 1; ; try++ {
+			if len(r.attempts) >= g.s.maxAttempts {
+				break targets
+			}
+			res, a, f := r.attempt(ctx, rt, t, try, out)
+			if a.Action == Succeed {
+				r.record(a)
+				return r.success(res, t), nil
+			}
+			if a.Action == FailFast && len(r.attempts) > 0 {
+				// A fallback refused the request itself (an assistant
+				// prefill it does not support, say). That must not hide the
+				// failure that led here: try the other targets, and keep the
+				// earlier failure as the one the caller will see.
+				a.Action = NextTarget
+				if f != nil {
+					f.rejection = true
+				}
+			}
+			if f != nil {
+				r.keep(f)
+			}
+			r.record(a)
+			switch {
+			case a.Action == FailFast:
+				return r.finish(), nil
+			case ctx.Err() != nil:
+				stop = ctx.Err()
+				break targets
+			case a.Action != RetrySame || try > t.maxRetries:
+				continue targets
+			}
+			if bo == nil {
+				bo = g.newBackOff(t)
+			}
+			var h http.Header
+			if f != nil {
+				h = f.res.Header
+			}
+			wait, ok := r.wait(ctx, bo, h)
+			if !ok {
+				continue targets
+			}
+			r.attempts[len(r.attempts)-1].Wait = wait
+			if err := g.s.clock.Sleep(ctx, wait); err != nil {
+				stop = err
+				break targets
+			}
+		}
+	}
+	if stop == nil {
+		stop = ctx.Err()
+	}
+	if r.final != nil && stop == nil {
+		return r.finish(), nil
+	}
+	return nil, &Error{Route: rt.name, Attempts: r.attempts, Stop: stop}
+}
+
+// keep remembers a failed response for the caller. A fallback's rejection
+// of the request never replaces an earlier target's failure.
+func (r *run) keep(f *failure) {
+	if f.rejection && r.final != nil && !r.final.rejection {
+		return
+	}
+	r.final = f
+}
+
+// wait computes the pause before retrying the same target: the larger of the
+// backoff and the response's own Retry-After. ok is false when the gateway
+// should fail over now instead: the backoff is exhausted, or the wait is
+// longer than the cap or than what remains of the caller's deadline.
+func (r *run) wait(ctx context.Context, bo interface{ NextBackOff() time.Duration }, h http.Header) (time.Duration, bool) {
+	g := r.g
+	now := g.s.clock.Now()
+	d := bo.NextBackOff()
+	if d < 0 {
+		return 0, false
+	}
+	if ra, ok := RetryAfter(h, now); ok && ra > d {
+		d = ra
+	}
+	if g.s.maxRetryWait > 0 && d > g.s.maxRetryWait {
+		return 0, false
+	}
+	if dl, ok := ctx.Deadline(); ok && d >= dl.Sub(now) {
+		return 0, false
+	}
+	return d, true
+}
+
+func (r *run) record(a Attempt) {
+	r.attempts = append(r.attempts, a)
+	if r.trail != nil {
+		r.trail.add(a)
+	}
+	if f := r.g.s.onAttempt; f != nil {
+		f(a)
+	}
+}
+
+// attempt makes one try at t and classifies it.
+func (r *run) attempt(ctx context.Context, rt *route, t *target, try int, body []byte) (*http.Response, Attempt, *failure) {
+	g := r.g
+	a := Attempt{Route: rt.name, Target: t.name, Try: try}
+	start := time.Now()
+	actx, cancel := context.WithCancel(ctx)
+	limit := t.timeout
+	if r.info.stream && g.s.firstEvent > 0 && (limit == 0 || g.s.firstEvent < limit) {
+		limit = g.s.firstEvent
+	}
+	var timer *time.Timer
+	var timedOut atomic.Bool
+	if limit > 0 {
+		timer = time.AfterFunc(limit, func() {
+			timedOut.Store(true)
+			cancel()
+		})
+	}
+	// disarm stops the attempt timeout once the response is the caller's;
+	// it reports false when the timeout fired first.
+	disarm := func() bool { return timer == nil || timer.Stop() }
+	fail := func(o Outcome) Attempt {
+		disarm()
+		cancel()
+		o.Target = t.name
+		if o.Err == nil && o.Status == 0 {
+			o.Err = errors.New("no response")
+		}
+		if timedOut.Load() && ctx.Err() == nil {
+			o.Timeout, o.Err = true, fmt.Errorf("%w after %s", errTimeout, limit)
+		}
+		a.Status, a.Code, a.Err = o.Status, o.Code, o.Err
+		if a.Code == "" {
+			a.Code = o.Type
+		}
+		a.Action = g.s.policy(o)
+		if a.Action == Succeed {
+			a.Action = NextTarget
+		}
+		a.Duration = time.Since(start)
+		return a
+	}
+
+	out, err := g.newAttemptRequest(actx, r.req, r.origin, t, body)
+	if err != nil {
+		a.Err = err
+		a.Action = NextTarget
+		cancel()
+		disarm()
+		return nil, a, nil
+	}
+	res, err := r.snd.send(out)
+	if err != nil {
+		return nil, fail(Outcome{Err: err}), nil
+	}
+	a.Status = res.StatusCode
+	if res.StatusCode < 200 || res.StatusCode >= 300 {
+		errBody, rerr := io.ReadAll(io.LimitReader(res.Body, maxErrorBody))
+		res.Body.Close()
+		o := Outcome{Status: res.StatusCode, Header: res.Header}
+		if rerr == nil || len(errBody) > 0 {
+			parseErrorBody(&o, errBody)
+		}
+		return nil, fail(o), &failure{res: res, body: errBody, target: t.name}
+	}
+	if r.info.stream && isEventStream(res.Header) {
+		br := bufio.NewReaderSize(res.Body, 16<<10)
+		prefix, ev, perr := peekFirstEvent(br)
+		if perr == nil {
+			if o, bad := eventFailure(ev); bad {
+				res.Body.Close()
+				o.Status = res.StatusCode
+				return nil, fail(o), nil
+			}
+		}
+		if perr != nil || !disarm() {
+			res.Body.Close()
+			if perr == nil {
+				perr = errTimeout
+			}
+			return nil, fail(Outcome{Err: perr}), nil
+		}
+		res.Body = newStreamBody(prefix, br, res.Body, cancel, g.s.streamIdle, g.s.finishGrace)
+	} else {
+		if !disarm() {
+			res.Body.Close()
+			return nil, fail(Outcome{Err: errTimeout}), nil
+		}
+		res.Body = &cancelOnClose{ReadCloser: res.Body, cancel: cancel}
+	}
+	a.Action = Succeed
+	a.Duration = time.Since(start)
+	return res, a, nil
+}
+
+// success decorates the response that is handed to the caller.
+func (r *run) success(res *http.Response, t *target) *http.Response {
+	r.decorate(res.Header, t.name)
+	res.Request = r.req
+	return res
+}
+
+// finish hands the kept failure to the caller, marked so that SDKs do not
+// retry what the gateway already retried.
+func (r *run) finish() *http.Response {
+	f := r.final
+	res := f.res
+	res.Body = io.NopCloser(bytes.NewReader(f.body))
+	res.ContentLength = int64(len(f.body))
+	res.Header.Set("Content-Length", strconv.Itoa(len(f.body)))
+	res.Header.Del("Location")
+	res.Header.Set("X-Should-Retry", "false")
+	res.Request = r.req
+	r.decorate(res.Header, f.target)
+	return res
+}
+
+func (r *run) decorate(h http.Header, target string) {
+	h.Set(HeaderTarget, target)
+	h.Set(HeaderAttempts, strconv.Itoa(len(r.attempts)))
+	var reasons []string
+	for _, a := range r.attempts {
+		if a.Action != Succeed {
+			reasons = append(reasons, a.String())
+		}
+	}
+	if len(reasons) > 0 {
+		s := strings.Join(reasons, "; ")
+		if len(s) > 1024 {
+			s = s[:1024]
+		}
+		h.Set(HeaderReason, strings.Map(headerSafe, s))
+	}
+}
+
+// headerSafe drops bytes a header value must not contain.
+func headerSafe(r rune) rune {
+	if r < 0x20 || r == 0x7f {
+		return ' '
+	}
+	return r
+}
+
+// newAttemptRequest builds the request of one attempt: a new request with
+// the target's URL, the rewritten body, and only the target provider's
+// credentials.
+func (g *gateway) newAttemptRequest(ctx context.Context, req *http.Request, o *origin, t *target, body []byte) (*http.Request, error) {
+	raw, err := targetURL(o, t.prov, t.model)
+	if err != nil {
+		return nil, err
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("gwtransport: target %q: %w", t.name, err)
+	}
+	out := req.Clone(ctx)
+	out.URL = u
+	out.Host = ""
+	out.Body = io.NopCloser(bytes.NewReader(body))
+	out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	out.ContentLength = int64(len(body))
+	out.Header.Del("Content-Length")
+	p := t.prov
+	own := p == o.provider
+	if !own {
+		for _, h := range g.secretHeaders {
+			out.Header.Del(h)
+		}
+	}
+	if !own || !g.hasCredentials(out.Header) {
+		switch {
+		case p.auth == AuthNone:
+		case p.key == "":
+			if !own {
+				hint := ""
+				if p.keyEnv != "" {
+					hint = " (set " + p.keyEnv + ")"
+				}
+				return nil, fmt.Errorf("%w: no API key for provider %q%s", ErrMissingCredentials, p.name, hint)
+			}
+		case p.auth == AuthAPIKey:
+			out.Header.Set("Api-Key", p.key)
+		default:
+			out.Header.Set("Authorization", "Bearer "+p.key)
+		}
+	}
+	for k, v := range p.headers {
+		out.Header[k] = v
+	}
+	return out, nil
+}
+
+// cancelOnClose ends an attempt's context when the caller is done with the
+// body: on Close, or on reaching its end.
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (c *cancelOnClose) Read(p []byte) (int, error) {
+	n, err := c.ReadCloser.Read(p)
+	if err == io.EOF {
+		c.cancel()
+	}
+	return n, err
+}
+
+func (c *cancelOnClose) Close() error {
+	err := c.ReadCloser.Close()
+	c.cancel()
+	return err
+}
