@@ -69,6 +69,10 @@ func (a Attempt) String() string {
 		b.WriteByte(' ')
 		b.WriteString(a.Code)
 	}
+	if a.Status != 0 && a.Err != nil {
+		b.WriteByte(' ')
+		b.WriteString(a.Err.Error())
+	}
 	return b.String()
 }
 

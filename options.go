@@ -321,6 +321,20 @@ func WithStreamTimeouts(firstEvent, idle time.Duration) Option {
 	}
 }
 
+// WithStreamFinishGrace sets how long a stream that already sent [DONE] or
+// its finish reason may stay open and silent before the gateway ends it
+// cleanly for the caller (default 1 s). Zero waits for the provider to
+// close (bounded by the idle limit).
+func WithStreamFinishGrace(d time.Duration) Option {
+	return func(s *settings) error {
+		if d < 0 {
+			return fmt.Errorf("gwtransport: stream finish grace must not be negative, got %s", d)
+		}
+		s.finishGrace = d
+		return nil
+	}
+}
+
 // WithMaxBodyBytes sets the largest request body buffered to read its model
 // (default 64 MiB). A larger body passes through untouched.
 func WithMaxBodyBytes(n int64) Option {

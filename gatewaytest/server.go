@@ -255,7 +255,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	switch {
 	case f.Reset:
-		s.reset(w)
+		s.reset(w, true)
 		return
 	case f.Hang:
 		s.sleep(r, time.Hour)
@@ -325,14 +325,15 @@ func (s *Server) sleep(r *http.Request, d time.Duration) bool {
 	return false
 }
 
-func (s *Server) reset(w http.ResponseWriter) {
+// reset drops the connection, with a TCP RST when rst is set.
+func (s *Server) reset(w http.ResponseWriter, rst bool) {
 	hj, ok := w.(http.Hijacker)
 	if !ok {
 		panic(http.ErrAbortHandler)
 	}
 	conn, _, err := hj.Hijack()
 	if err == nil {
-		if tc, ok := conn.(interface{ SetLinger(int) error }); ok {
+		if tc, ok := conn.(interface{ SetLinger(int) error }); ok && rst {
 			_ = tc.SetLinger(0) // RST rather than FIN
 		}
 		conn.Close()
@@ -435,7 +436,8 @@ func (s *Server) tokens() []string {
 func (s *Server) interrupt(sw streamWriter, r *http.Request, f Fault, i int) bool {
 	switch {
 	case f.CutAfter > 0 && i > f.CutAfter:
-		s.reset(sw.w)
+		// A plain close: an RST could discard the events already sent.
+		s.reset(sw.w, false)
 		return true
 	case f.StallAfter > 0 && i > f.StallAfter:
 		s.sleep(r, time.Hour)
