@@ -271,14 +271,16 @@ targets:
 			if f != nil {
 				r.keep(f)
 			}
-			r.record(a)
 			switch {
 			case a.Action == FailFast:
+				r.record(a)
 				return r.finish(), nil
 			case ctx.Err() != nil:
+				r.record(a)
 				stop = ctx.Err()
 				break targets
 			case a.Action != RetrySame || try > t.maxRetries:
+				r.record(a)
 				continue targets
 			}
 			if bo == nil {
@@ -289,10 +291,13 @@ targets:
 				h = f.res.Header
 			}
 			wait, ok := r.wait(ctx, bo, h)
+			if ok {
+				a.Wait = wait
+			}
+			r.record(a)
 			if !ok {
 				continue targets
 			}
-			r.attempts[len(r.attempts)-1].Wait = wait
 			if err := g.s.clock.Sleep(ctx, wait); err != nil {
 				stop = err
 				break targets
