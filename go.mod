@@ -7,6 +7,7 @@ require (
 	github.com/openai/openai-go/v3 v3.8.1
 	github.com/sashabaranov/go-openai v1.41.2
 	github.com/stretchr/testify v1.11.1
+	go.uber.org/goleak v1.3.0
 )
 
 require (

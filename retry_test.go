@@ -294,3 +294,16 @@ func TestCustomPolicy(t *testing.T) {
 	assert.Equal(t, "fallback-model", model)
 	assert.False(t, errors.Is(err, context.Canceled))
 }
+
+func TestModelMessagesOnlyForConversations(t *testing.T) {
+	a := server(t, "a", "key-a")
+	c := openaiClient(a, "key-a")
+	mustInit(t, c, []string{"openai/text-embedding-3-small"}, noEnv(), gwtransport.WithModelMessages(map[string][]gwtransport.Message{
+		"openai/text-embedding-3-small": {{Role: "system", Content: "S"}},
+	}))
+	_, err := c.Embeddings.New(context.Background(), openai.EmbeddingNewParams{Model: "gateway", Input: openai.EmbeddingNewParamsInputUnion{OfArrayOfStrings: []string{"a", "b"}}})
+	require.NoError(t, err)
+	j := a.Journal()
+	require.Len(t, j, 1)
+	assert.JSONEq(t, `{"model":"text-embedding-3-small","input":["a","b"]}`, string(j[0].Body))
+}

@@ -155,6 +155,14 @@ func (g *gateway) roundTrip(req *http.Request, snd sender) (*http.Response, erro
 	if snd.next != nil {
 		snd.originHost = req.URL.Host
 	}
+	// Model messages go to chat "messages" and to Responses "input" only:
+	// an embeddings "input" is not a conversation.
+	if o.op != "chat/completions" {
+		info.messages = span{-1, -1}
+	}
+	if o.op != "responses" {
+		info.input = span{-1, -1}
+	}
 	r := run{g: g, req: req, body: body, info: &info, origin: &o, snd: snd, trail: trailFrom(req.Context())}
 	return r.do(rt, first)
 }
