@@ -174,11 +174,11 @@ func knownProviders(ps map[string]*provider) string {
 // lookup decides whether a request is the gateway's: its model is the route
 // name, or one of the route's targets (tried first, with the others as
 // fallbacks). first is -1 when the gateway chooses.
-func (g *gateway) lookup(model string) (rt *route, first int, ok bool) {
-	if model == g.route.name {
+func (g *gateway) lookup(model []byte) (rt *route, first int, ok bool) {
+	if string(model) == g.route.name {
 		return g.route, -1, true
 	}
-	if i, ok := g.byName[model]; ok {
+	if i, ok := g.byName[string(model)]; ok {
 		return g.route, i, true
 	}
 	return nil, -1, false

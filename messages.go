@@ -24,13 +24,17 @@ type span struct{ start, end int }
 
 // bodyInfo is what the scanner learnt about a JSON request body.
 type bodyInfo struct {
-	// models holds the value range of every top-level "model" member, in
-	// body order. Decoders disagree on duplicate keys, so a rewrite replaces
-	// all of them.
-	models []span
+	// nModels counts the top-level "model" members; modelAt returns their
+	// value ranges in body order (the first two are kept in place, to spare
+	// an allocation). Decoders disagree on duplicate keys, so a rewrite
+	// replaces all of them.
+	nModels  int
+	inPlace  [2]span
+	moreSpan []span
 	// model is the decoded value of the last top-level "model" member when it
-	// is a JSON string.
-	model string
+	// is a JSON string. It aliases the body's bytes (no copy) unless the
+	// string has escapes.
+	model []byte
 	// modelIsString reports whether that last member's value is a string.
 	modelIsString bool
 	// stream reports whether the top-level "stream" member is literally true.
@@ -40,8 +44,21 @@ type bodyInfo struct {
 	messages, input span
 }
 
-// hasModel reports whether the body has a top-level "model" member.
-func (b *bodyInfo) hasModel() bool { return len(b.models) > 0 }
+func (b *bodyInfo) addModel(s span) {
+	if b.nModels < len(b.inPlace) {
+		b.inPlace[b.nModels] = s
+	} else {
+		b.moreSpan = append(b.moreSpan, s)
+	}
+	b.nModels++
+}
+
+func (b *bodyInfo) modelAt(i int) span {
+	if i < len(b.inPlace) {
+		return b.inPlace[i]
+	}
+	return b.moreSpan[i-len(b.inPlace)]
+}
 
 // looksLikeJSONObject reports whether the first non-space byte of p opens a
 // JSON object. It is the cheap test that decides whether a body is scanned.
@@ -64,67 +81,67 @@ func looksLikeJSONObject(p []byte) bool {
 // strings are skipped with bytes.IndexByte. It returns an error when the body
 // is not a well-formed JSON object at its top level; what was found before
 // the error is still returned.
-func scanBody(p []byte) (bodyInfo, error) {
-	info := bodyInfo{messages: span{-1, -1}, input: span{-1, -1}}
+func scanBody(p []byte, info *bodyInfo) error {
+	*info = bodyInfo{messages: span{-1, -1}, input: span{-1, -1}}
 	i := skipSpace(p, 0)
 	if i >= len(p) || p[i] != '{' {
-		return info, errors.New("body is not a JSON object")
+		return errors.New("body is not a JSON object")
 	}
 	i = skipSpace(p, i+1)
 	if i < len(p) && p[i] == '}' {
-		return info, trailing(p, i+1)
+		return trailing(p, i+1)
 	}
 	for {
 		if i >= len(p) || p[i] != '"' {
-			return info, fmt.Errorf("expected a member name at offset %d", i)
+			return fmt.Errorf("expected a member name at offset %d", i)
 		}
 		keyEnd, err := skipString(p, i)
 		if err != nil {
-			return info, err
+			return err
 		}
-		key, err := memberName(p[i:keyEnd])
+		key, err := memberKey(p[i:keyEnd])
 		if err != nil {
-			return info, err
+			return err
 		}
 		i = skipSpace(p, keyEnd)
 		if i >= len(p) || p[i] != ':' {
-			return info, fmt.Errorf("expected ':' at offset %d", i)
+			return fmt.Errorf("expected ':' at offset %d", i)
 		}
 		i = skipSpace(p, i+1)
 		valStart := i
 		valEnd, err := skipValue(p, i)
 		if err != nil {
-			return info, err
+			return err
 		}
 		switch key {
-		case "model":
-			info.models = append(info.models, span{valStart, valEnd})
-			info.model, info.modelIsString = "", false
+		case keyModel:
+			info.addModel(span{valStart, valEnd})
+			info.model, info.modelIsString = nil, false
 			if p[valStart] == '"' {
 				s, err := decodeString(p[valStart:valEnd])
 				if err != nil {
-					return info, err
+					return err
 				}
 				info.model, info.modelIsString = s, true
 			}
-		case "stream":
+		case keyStream:
 			info.stream = string(p[valStart:valEnd]) == "true"
-		case "messages":
+		case keyMessages:
 			info.messages = span{valStart, valEnd}
-		case "input":
+		case keyInput:
 			info.input = span{valStart, valEnd}
 		}
 		i = skipSpace(p, valEnd)
 		if i >= len(p) {
-			return info, errors.New("unexpected end of body")
+			return errors.New("unexpected end of body")
 		}
 		switch p[i] {
 		case ',':
 			i = skipSpace(p, i+1)
 		case '}':
-			return info, trailing(p, i+1)
+			return trailing(p, i+1)
 		default:
-			return info, fmt.Errorf("unexpected %q at offset %d", p[i], i)
+			return fmt.Errorf("unexpected %q at offset %d", p[i], i)
 		}
 	}
 }
@@ -149,23 +166,42 @@ func skipSpace(p []byte, i int) int {
 	return i
 }
 
-// memberName returns the decoded name of a member from its quoted token.
-// Names are almost always plain ASCII, so escapes take the slow path.
-func memberName(tok []byte) (string, error) {
+// The member names the scanner looks for.
+const (
+	keyOther = iota
+	keyModel
+	keyStream
+	keyMessages
+	keyInput
+)
+
+// memberKey identifies a member from its quoted name token. Names are
+// almost always plain ASCII, so escapes take the slow path.
+func memberKey(tok []byte) (int, error) {
 	inner := tok[1 : len(tok)-1]
-	if bytes.IndexByte(inner, '\\') < 0 {
-		// Only the names the scanner compares need an exact string.
-		switch string(inner) {
-		case "model", "stream", "messages", "input":
-			return string(inner), nil
+	if bytes.IndexByte(inner, '\\') >= 0 {
+		s, err := decodeString(tok)
+		if err != nil {
+			return keyOther, err
 		}
-		return "", nil
+		inner = s
 	}
-	return decodeString(tok)
+	switch string(inner) {
+	case "model":
+		return keyModel, nil
+	case "stream":
+		return keyStream, nil
+	case "messages":
+		return keyMessages, nil
+	case "input":
+		return keyInput, nil
+	}
+	return keyOther, nil
 }
 
-// decodeString decodes a quoted JSON string token, validating it.
-func decodeString(tok []byte) (string, error) {
+// decodeString decodes a quoted JSON string token, validating it. A plain
+// ASCII string is returned as a sub-slice of tok, without a copy.
+func decodeString(tok []byte) ([]byte, error) {
 	inner := tok[1 : len(tok)-1]
 	plain := true
 	for _, c := range inner {
@@ -175,13 +211,13 @@ func decodeString(tok []byte) (string, error) {
 		}
 	}
 	if plain {
-		return string(inner), nil
+		return inner, nil
 	}
 	var s string
 	if err := json.Unmarshal(tok, &s); err != nil {
-		return "", fmt.Errorf("invalid string: %w", err)
+		return nil, fmt.Errorf("invalid string: %w", err)
 	}
-	return s, nil
+	return []byte(s), nil
 }
 
 // skipString returns the offset just past the string token starting at p[i].
@@ -310,8 +346,8 @@ type edit struct {
 func rewriteBody(dst, body []byte, info *bodyInfo, quotedModel, prepend []byte) []byte {
 	var edits [4]edit
 	es := edits[:0]
-	for _, s := range info.models {
-		es = append(es, edit{at: s, parts: [][]byte{quotedModel}})
+	for i := 0; i < info.nModels; i++ {
+		es = append(es, edit{at: info.modelAt(i), parts: [][]byte{quotedModel}})
 	}
 	if len(prepend) > 0 {
 		if e, ok := prependEdit(body, info, prepend); ok {

@@ -50,15 +50,16 @@ func TestScanBody(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			info, err := scanBody([]byte(tc.body))
+			var info bodyInfo
+			err := scanBody([]byte(tc.body), &info)
 			if tc.wantErr {
 				require.Error(t, err)
 			} else {
 				require.NoError(t, err)
 			}
-			assert.Equal(t, tc.wantModel, info.model)
+			assert.Equal(t, tc.wantModel, string(info.model))
 			assert.Equal(t, tc.isString, info.modelIsString)
-			assert.Len(t, info.models, tc.nModels)
+			assert.Equal(t, tc.nModels, info.nModels)
 			assert.Equal(t, tc.stream, info.stream)
 			assert.Equal(t, tc.hasMsgs, info.messages.start >= 0)
 			assert.Equal(t, tc.hasInput, info.input.start >= 0)
@@ -87,7 +88,8 @@ func TestRewritePrependsMessages(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			info, err := scanBody([]byte(tc.body))
+			var info bodyInfo
+			err := scanBody([]byte(tc.body), &info)
 			require.NoError(t, err)
 			out := rewriteBody(nil, []byte(tc.body), &info, []byte(`"m2"`), prepend)
 			assert.Equal(t, tc.want, string(out))

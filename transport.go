@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"mime"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -133,7 +132,8 @@ func (g *gateway) roundTrip(req *http.Request, snd sender) (*http.Response, erro
 	if !looksLikeJSONObject(body) {
 		return snd.pass(withBody(req, body))
 	}
-	info, scanErr := scanBody(body)
+	var info bodyInfo
+	scanErr := scanBody(body, &info)
 	var (
 		rt    *route
 		first int
@@ -148,37 +148,48 @@ func (g *gateway) roundTrip(req *http.Request, snd sender) (*http.Response, erro
 	if scanErr != nil {
 		return nil, fmt.Errorf("%w: %v", ErrMalformedBody, scanErr)
 	}
-	o, err := parseOrigin(req.URL, g.providers, g.clientProv)
+	r := &run{g: g, req: req, body: body, info: info, snd: snd}
+	return r.start(rt, first)
+}
+
+// start prepares an intercepted request and runs its attempts.
+func (r *run) start(rt *route, first int) (*http.Response, error) {
+	o, err := parseOrigin(r.req.URL, r.g.providers, r.g.clientProv)
 	if err != nil {
 		return nil, err
 	}
-	if snd.next != nil {
-		snd.originHost = req.URL.Host
+	r.origin = o
+	if r.snd.next != nil {
+		r.snd.originHost = r.req.URL.Host
 	}
 	// Model messages go to chat "messages" and to Responses "input" only:
 	// an embeddings "input" is not a conversation.
 	if o.op != "chat/completions" {
-		info.messages = span{-1, -1}
+		r.info.messages = span{-1, -1}
 	}
 	if o.op != "responses" {
-		info.input = span{-1, -1}
+		r.info.input = span{-1, -1}
 	}
-	r := run{g: g, req: req, body: body, info: &info, origin: &o, snd: snd, trail: trailFrom(req.Context())}
+	r.trail = trailFrom(r.req.Context())
 	return r.do(rt, first)
 }
 
 // mayCarryModel rejects bodies the gateway cannot read: non-JSON content
-// types and encoded (compressed) bodies.
+// types and encoded (compressed) bodies. It parses nothing it need not.
 func mayCarryModel(h http.Header) bool {
-	if ce := h.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
+	if ce := h["Content-Encoding"]; len(ce) > 0 && ce[0] != "" && !strings.EqualFold(ce[0], "identity") {
 		return false
 	}
-	ct := h.Get("Content-Type")
-	if ct == "" {
+	ct := h["Content-Type"]
+	if len(ct) == 0 || ct[0] == "" {
 		return true
 	}
-	mt, _, err := mime.ParseMediaType(ct)
-	return err == nil && (mt == "application/json" || strings.HasSuffix(mt, "+json"))
+	mt := ct[0]
+	if i := strings.IndexByte(mt, ';'); i >= 0 {
+		mt = mt[:i]
+	}
+	mt = strings.TrimSpace(mt)
+	return strings.EqualFold(mt, "application/json") || (len(mt) > 5 && strings.EqualFold(mt[len(mt)-5:], "+json"))
 }
 
 // readBody reads a body of at most max bytes. When the body is larger, it
@@ -187,11 +198,15 @@ func readBody(r io.Reader, length, max int64) (body []byte, rest io.Reader, err 
 	if length > max {
 		return nil, r, nil
 	}
-	size := length
-	if size < 0 {
-		size = 4096
+	if length > 0 {
+		// The usual case: the length is known, one exact allocation.
+		body = make([]byte, length)
+		if _, err := io.ReadFull(r, body); err != nil {
+			return nil, nil, err
+		}
+		return body, nil, nil
 	}
-	buf := bytes.NewBuffer(make([]byte, 0, size+1))
+	buf := bytes.NewBuffer(make([]byte, 0, 4096))
 	n, err := buf.ReadFrom(io.LimitReader(r, max+1))
 	if err != nil {
 		return nil, nil, err
@@ -202,13 +217,22 @@ func readBody(r io.Reader, length, max int64) (body []byte, rest io.Reader, err 
 	return buf.Bytes(), nil, nil
 }
 
-// withBody returns a shallow copy of req carrying body, replayable.
+// withBody returns a shallow copy of req carrying body, replayable. The
+// copy and its reader share one allocation; the reader stays an
+// io.NopCloser over a *bytes.Reader so that net/http still sees an
+// in-memory body and writes headers and body in one go.
 func withBody(req *http.Request, body []byte) *http.Request {
-	r2 := *req
-	r2.Body = io.NopCloser(bytes.NewReader(body))
-	r2.ContentLength = int64(len(body))
-	r2.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
-	return &r2
+	c := &replayRequest{req: *req}
+	c.body.Reset(body)
+	c.req.Body = io.NopCloser(&c.body)
+	c.req.ContentLength = int64(len(body))
+	c.req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	return &c.req
+}
+
+type replayRequest struct {
+	req  http.Request
+	body bytes.Reader
 }
 
 // withPrefix returns a shallow copy of req whose body is the part already
@@ -228,8 +252,8 @@ type run struct {
 	g        *gateway
 	req      *http.Request
 	body     []byte
-	info     *bodyInfo
-	origin   *origin
+	info     bodyInfo
+	origin   origin
 	snd      sender
 	trail    *Trail
 	attempts []Attempt
@@ -255,7 +279,7 @@ func (r *run) do(rt *route, first int) (*http.Response, error) {
 	var stop error
 targets:
 	for t := pick.next(); t != nil; t = pick.next() {
-		out := rewriteBody(nil, r.body, r.info, t.quotedModel, t.messages)
+		out := rewriteBody(nil, r.body, &r.info, t.quotedModel, t.messages)
 		var bo interface{ NextBackOff() time.Duration }
 		for try := 1; ; try++ {
 			if len(r.attempts) >= g.s.maxAttempts {
@@ -406,7 +430,7 @@ func (r *run) attempt(ctx context.Context, rt *route, t *target, try int, body [
 		return a
 	}
 
-	out, err := g.newAttemptRequest(actx, r.req, r.origin, t, body)
+	out, err := g.newAttemptRequest(actx, r.req, &r.origin, t, body)
 	if err != nil {
 		a.Err = err
 		a.Action = NextTarget
