@@ -83,6 +83,39 @@ func looksLikeJSONObject(p []byte) bool {
 // the error is still returned.
 func scanBody(p []byte, info *bodyInfo) error {
 	*info = bodyInfo{messages: span{-1, -1}, input: span{-1, -1}}
+	return eachMember(p, func(name []byte, v span) error {
+		key, err := memberKey(name)
+		if err != nil {
+			return err
+		}
+		switch key {
+		case keyModel:
+			info.addModel(v)
+			info.model, info.modelIsString = nil, false
+			if p[v.start] == '"' {
+				s, err := decodeString(p[v.start:v.end])
+				if err != nil {
+					return err
+				}
+				info.model, info.modelIsString = s, true
+			}
+		case keyStream:
+			info.stream = string(p[v.start:v.end]) == "true"
+		case keyMessages:
+			info.messages = v
+		case keyInput:
+			info.input = v
+		}
+		return nil
+	})
+}
+
+// eachMember walks the members of the JSON object that p holds (white
+// space around it allowed), calling f with each member's quoted name token
+// and value range. Nested values are skipped without being decoded. It
+// returns an error when p is not a well-formed object at its top level, or
+// f's error.
+func eachMember(p []byte, f func(name []byte, v span) error) error {
 	i := skipSpace(p, 0)
 	if i >= len(p) || p[i] != '{' {
 		return errors.New("body is not a JSON object")
@@ -95,15 +128,12 @@ func scanBody(p []byte, info *bodyInfo) error {
 		if i >= len(p) || p[i] != '"' {
 			return fmt.Errorf("expected a member name at offset %d", i)
 		}
-		keyEnd, err := skipString(p, i)
+		nameEnd, err := skipString(p, i)
 		if err != nil {
 			return err
 		}
-		key, err := memberKey(p[i:keyEnd])
-		if err != nil {
-			return err
-		}
-		i = skipSpace(p, keyEnd)
+		name := p[i:nameEnd]
+		i = skipSpace(p, nameEnd)
 		if i >= len(p) || p[i] != ':' {
 			return fmt.Errorf("expected ':' at offset %d", i)
 		}
@@ -113,23 +143,8 @@ func scanBody(p []byte, info *bodyInfo) error {
 		if err != nil {
 			return err
 		}
-		switch key {
-		case keyModel:
-			info.addModel(span{valStart, valEnd})
-			info.model, info.modelIsString = nil, false
-			if p[valStart] == '"' {
-				s, err := decodeString(p[valStart:valEnd])
-				if err != nil {
-					return err
-				}
-				info.model, info.modelIsString = s, true
-			}
-		case keyStream:
-			info.stream = string(p[valStart:valEnd]) == "true"
-		case keyMessages:
-			info.messages = span{valStart, valEnd}
-		case keyInput:
-			info.input = span{valStart, valEnd}
+		if err := f(name, span{valStart, valEnd}); err != nil {
+			return err
 		}
 		i = skipSpace(p, valEnd)
 		if i >= len(p) {

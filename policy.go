@@ -1,7 +1,6 @@
 package gwtransport
 
 import (
-	"encoding/json"
 	"errors"
 	"net/http"
 	"strconv"
@@ -124,64 +123,91 @@ func DefaultPolicy(o Outcome) Action {
 	}
 }
 
-// providerError is the union of the error shapes OpenAI-compatible providers
-// send: {"error":{"code","type","message","innererror":{"code"}}},
-// {"error":"text"}, {"code","type","message"} at the top level.
-type providerError struct {
-	Error   json.RawMessage `json:"error"`
-	Code    json.RawMessage `json:"code"`
-	Type    string          `json:"type"`
-	Message string          `json:"message"`
-}
-
-type errorObject struct {
-	Code       json.RawMessage `json:"code"`
-	Type       string          `json:"type"`
-	Message    string          `json:"message"`
-	InnerError struct {
-		Code string `json:"code"`
-	} `json:"innererror"`
-}
-
-// parseErrorBody fills o.Code, o.Type and o.Message from an error body. It
-// reads only what it is given (callers bound it) and ignores bodies that are
-// not JSON.
+// parseErrorBody fills o.Code, o.Type and o.Message from an error body in
+// any of the shapes OpenAI-compatible providers send:
+// {"error":{"code","type","message","innererror":{"code"}}},
+// {"error":"text"}, or {"code","type","message"} at the top level. It reads
+// only what it is given (callers bound it), decodes nothing else, and
+// ignores bodies that are not JSON objects.
 func parseErrorBody(o *Outcome, body []byte) {
-	var pe providerError
-	if json.Unmarshal(body, &pe) != nil {
-		return
-	}
-	o.Code, o.Type, o.Message = codeString(pe.Code), pe.Type, pe.Message
-	if len(pe.Error) == 0 {
-		return
-	}
-	if pe.Error[0] == '"' {
-		_ = json.Unmarshal(pe.Error, &o.Message)
-		return
-	}
-	var eo errorObject
-	if json.Unmarshal(pe.Error, &eo) != nil {
-		return
-	}
-	o.Code, o.Type, o.Message = codeString(eo.Code), eo.Type, eo.Message
-	if eo.InnerError.Code != "" && !o.ContentPolicy() {
-		// Azure puts the content filter verdict one level down.
-		if inner := (Outcome{Code: eo.InnerError.Code}); inner.ContentPolicy() {
-			o.Code = eo.InnerError.Code
+	var top, inner Outcome
+	var errObj []byte
+	err := eachMember(body, func(name []byte, v span) error {
+		val := body[v.start:v.end]
+		switch errorField(name) {
+		case "error":
+			if val[0] == '"' {
+				top.Message = jsonText(val)
+			} else if val[0] == '{' {
+				errObj = val
+			}
+		default:
+			setErrorField(&top, name, val)
 		}
+		return nil
+	})
+	if err != nil {
+		return
+	}
+	if errObj != nil {
+		_ = eachMember(errObj, func(name []byte, v span) error {
+			val := errObj[v.start:v.end]
+			if errorField(name) == "innererror" && val[0] == '{' {
+				_ = eachMember(val, func(n []byte, iv span) error {
+					if errorField(n) == "code" {
+						inner.Code = jsonText(val[iv.start:iv.end])
+					}
+					return nil
+				})
+				return nil
+			}
+			setErrorField(&top, name, val)
+			return nil
+		})
+	}
+	o.Code, o.Type, o.Message = top.Code, top.Type, top.Message
+	if inner.Code != "" && !o.ContentPolicy() && inner.ContentPolicy() {
+		// Azure puts the content filter verdict one level down.
+		o.Code = inner.Code
 	}
 }
 
-// codeString renders an error code that may be a JSON string or number.
-func codeString(raw json.RawMessage) string {
-	if len(raw) == 0 || string(raw) == "null" {
+// errorField returns the decoded name of an error body member.
+func errorField(name []byte) string {
+	s, err := decodeString(name)
+	if err != nil {
 		return ""
 	}
-	var s string
-	if json.Unmarshal(raw, &s) == nil {
-		return s
+	return string(s)
+}
+
+func setErrorField(o *Outcome, name, val []byte) {
+	switch errorField(name) {
+	case "code":
+		o.Code = jsonText(val)
+	case "type":
+		o.Type = jsonText(val)
+	case "message":
+		o.Message = jsonText(val)
 	}
-	return string(raw)
+}
+
+// jsonText renders a JSON string or number value as text; other values
+// (null, objects) render as "".
+func jsonText(val []byte) string {
+	switch {
+	case len(val) == 0:
+		return ""
+	case val[0] == '"':
+		s, err := decodeString(val)
+		if err != nil {
+			return ""
+		}
+		return string(s)
+	case val[0] == '-' || (val[0] >= '0' && val[0] <= '9'):
+		return string(val)
+	}
+	return ""
 }
 
 // RetryAfter returns the wait a response asks for: "retry-after-ms"

@@ -243,10 +243,10 @@ var operations = []string{
 // parts a target's URL is built from.
 type origin struct {
 	provider   *provider // the provider the caller's client serves
-	base       string    // scheme://host/path-before-operation, no trailing slash
+	url        *url.URL  // the caller's URL
+	basePath   string    // the path before the operation, no trailing slash
 	op         string    // "chat/completions", ...
 	deployment bool      // the path was Azure's /openai/deployments/{name}/op
-	rawQuery   string
 }
 
 // azureDeployments is the path segment of Azure's classic URLs.
@@ -257,7 +257,7 @@ const azureDeployments = "/openai/deployments/"
 // base URL prefixes the URL, Azure for a deployment path, else fallback
 // (OpenAI unless configured otherwise).
 func parseOrigin(u *url.URL, ps map[string]*provider, fallback *provider) (origin, error) {
-	o := origin{rawQuery: u.RawQuery}
+	o := origin{url: u}
 	path := strings.TrimRight(u.Path, "/")
 	if i := strings.Index(path, azureDeployments); i >= 0 {
 		rest := path[i+len(azureDeployments):]
@@ -265,14 +265,14 @@ func parseOrigin(u *url.URL, ps map[string]*provider, fallback *provider) (origi
 		if j < 0 {
 			return o, fmt.Errorf("gwtransport: cannot route %s: no operation after the deployment", u.Path)
 		}
-		o.base = u.Scheme + "://" + u.Host + path[:i]
+		o.basePath = path[:i]
 		o.op = rest[j+1:]
 		o.deployment = true
 	} else {
 		for _, op := range operations {
 			if strings.HasSuffix(path, "/"+op) {
 				o.op = op
-				o.base = u.Scheme + "://" + u.Host + strings.TrimSuffix(path, "/"+op)
+				o.basePath = path[:len(path)-len(op)-1]
 				break
 			}
 		}
@@ -280,12 +280,12 @@ func parseOrigin(u *url.URL, ps map[string]*provider, fallback *provider) (origi
 			return o, fmt.Errorf("gwtransport: cannot route %s: not an operation that takes a model", u.Path)
 		}
 	}
-	full := o.base
 	for _, p := range ps {
-		if p.base == "" {
+		if p.baseURL == nil || p.baseURL.Host != u.Host || p.baseURL.Scheme != u.Scheme {
 			continue
 		}
-		if full == p.base || strings.HasPrefix(full, p.base+"/") {
+		bp := strings.TrimRight(p.baseURL.Path, "/")
+		if o.basePath == bp || strings.HasPrefix(o.basePath, bp+"/") {
 			o.provider = p
 			return o, nil
 		}
@@ -301,30 +301,33 @@ func parseOrigin(u *url.URL, ps map[string]*provider, fallback *provider) (origi
 }
 
 // targetURL builds the URL of an attempt at model on provider p.
-func targetURL(o *origin, p *provider, model string) (string, error) {
-	if p == o.provider && o.base != "" {
+func targetURL(o *origin, p *provider, model string) (*url.URL, error) {
+	if p == o.provider {
 		// The caller's own client serves this provider: keep its base URL
 		// and query (Azure's api-version, say).
-		var s string
+		u := *o.url
+		u.RawPath = ""
 		if o.deployment {
-			s = o.base + azureDeployments + url.PathEscape(model) + "/" + o.op
+			u.Path = o.basePath + azureDeployments + model + "/" + o.op
 		} else {
-			s = o.base + "/" + o.op
+			u.Path = o.basePath + "/" + o.op
 		}
-		if o.rawQuery != "" {
-			s += "?" + o.rawQuery
-		}
-		return s, nil
+		return &u, nil
 	}
-	if p.base == "" {
-		return "", fmt.Errorf("gwtransport: provider %q has no base URL", p.name)
+	if p.baseURL == nil {
+		return nil, fmt.Errorf("gwtransport: provider %q has no base URL", p.name)
 	}
+	u := *p.baseURL
+	u.RawPath = ""
+	base := strings.TrimRight(u.Path, "/")
 	switch p.style {
 	case StyleAzure:
-		return p.base + azureDeployments + url.PathEscape(model) + "/" + o.op + "?api-version=" + url.QueryEscape(p.apiVersion), nil
+		u.Path = base + azureDeployments + model + "/" + o.op
+		u.RawQuery = "api-version=" + url.QueryEscape(p.apiVersion)
 	case StyleAzureV1:
-		return p.base + "/openai/v1/" + o.op, nil
+		u.Path = base + "/openai/v1/" + o.op
 	default:
-		return p.base + "/" + o.op, nil
+		u.Path = base + "/" + o.op
 	}
+	return &u, nil
 }

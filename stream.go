@@ -126,15 +126,12 @@ func eventFailure(ev sseEvent) (Outcome, bool) {
 		}
 		return o, true
 	}
-	if bytes.Contains(ev.data, []byte(`"error"`)) {
-		var pe providerError
-		if json.Unmarshal(ev.data, &pe) == nil && len(pe.Error) > 0 && string(pe.Error) != "null" {
-			parseErrorBody(&o, ev.data)
-			if o.Message == "" {
-				o.Message = "error event"
-			}
-			return o, true
+	if bytes.Contains(ev.data, []byte(`"error"`)) && hasErrorMember(ev.data) {
+		parseErrorBody(&o, ev.data)
+		if o.Code == "" && o.Type == "" && o.Message == "" {
+			o.Message = "error event"
 		}
+		return o, true
 	}
 	return o, false
 }
@@ -260,6 +257,19 @@ func (s *streamBody) scan(p []byte) error {
 		}
 	}
 	return nil
+}
+
+// hasErrorMember reports whether an event's data object has a top-level
+// "error" member that is not null.
+func hasErrorMember(data []byte) bool {
+	found := false
+	_ = eachMember(data, func(name []byte, v span) error {
+		if errorField(name) == "error" && string(data[v.start:v.end]) != "null" {
+			found = true
+		}
+		return nil
+	})
+	return found
 }
 
 var finishKey = []byte(`"finish_reason"`)

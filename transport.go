@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -507,14 +506,21 @@ func (r *run) finish() *http.Response {
 func (r *run) decorate(h http.Header, target string) {
 	h.Set(HeaderTarget, target)
 	h.Set(HeaderAttempts, strconv.Itoa(len(r.attempts)))
-	var reasons []string
+	var b strings.Builder
 	for _, a := range r.attempts {
-		if a.Action != Succeed {
-			reasons = append(reasons, a.String())
+		if a.Action == Succeed {
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString(a.String())
+		if b.Len() > 1024 {
+			break
 		}
 	}
-	if len(reasons) > 0 {
-		s := strings.Join(reasons, "; ")
+	if b.Len() > 0 {
+		s := b.String()
 		if len(s) > 1024 {
 			s = s[:1024]
 		}
@@ -534,13 +540,9 @@ func headerSafe(r rune) rune {
 // the target's URL, the rewritten body, and only the target provider's
 // credentials.
 func (g *gateway) newAttemptRequest(ctx context.Context, req *http.Request, o *origin, t *target, body []byte) (*http.Request, error) {
-	raw, err := targetURL(o, t.prov, t.model)
+	u, err := targetURL(o, t.prov, t.model)
 	if err != nil {
 		return nil, err
-	}
-	u, err := url.Parse(raw)
-	if err != nil {
-		return nil, fmt.Errorf("gwtransport: target %q: %w", t.name, err)
 	}
 	out := req.Clone(ctx)
 	out.URL = u

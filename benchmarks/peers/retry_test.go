@@ -1,0 +1,102 @@
+// Package peers benchmarks gwtransport's retry path against the Go retry
+// libraries doing the same retry against the same server. It is a module of
+// its own so that the library's go.mod does not carry the peers.
+package peers
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/failsafe-go/failsafe-go/failsafehttp"
+	"github.com/failsafe-go/failsafe-go/retrypolicy"
+	"github.com/hashicorp/go-retryablehttp"
+
+	"github.com/gwtransport/gwtransport"
+)
+
+var completion = []byte(`{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"gpt-4o","choices":[{"index":0,"message":{"role":"assistant","content":"Hello"},"finish_reason":"stop"}]}`)
+
+// flaky answers 503 to every odd request and 200 to every even one, so a
+// sequential client sees exactly one failure and one retry per call.
+func flaky(b *testing.B) *httptest.Server {
+	var n atomic.Int64
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		if n.Add(1)%2 == 1 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte(`{"error":{"message":"overloaded","type":"server_error"}}`))
+			return
+		}
+		_, _ = w.Write(completion)
+	}))
+	b.Cleanup(s.Close)
+	return s
+}
+
+func body(model string) []byte {
+	return []byte(`{"model":"` + model + `","messages":[{"role":"user","content":"Hello there, please answer briefly."}]}`)
+}
+
+// BenchmarkRetry503: one 503 then success, no wait between the attempts.
+func BenchmarkRetry503(b *testing.B) {
+	clients := map[string]func(base http.RoundTripper) *http.Client{
+		"gwtransport": func(base http.RoundTripper) *http.Client {
+			tr, err := gwtransport.NewTransport(base, []string{"openai/gpt-4o"},
+				gwtransport.WithMaxRetries(1), gwtransport.WithBackoff(gwtransport.Backoff{}),
+				gwtransport.WithEnv(func(string) (string, bool) { return "", false }))
+			if err != nil {
+				b.Fatal(err)
+			}
+			return &http.Client{Transport: tr}
+		},
+		"go-retryablehttp": func(base http.RoundTripper) *http.Client {
+			c := retryablehttp.NewClient()
+			c.HTTPClient = &http.Client{Transport: base}
+			c.RetryMax = 1
+			c.RetryWaitMin, c.RetryWaitMax = 0, 0
+			c.Backoff = func(time.Duration, time.Duration, int, *http.Response) time.Duration { return 0 }
+			c.Logger = nil
+			return c.StandardClient()
+		},
+		"failsafe-go": func(base http.RoundTripper) *http.Client {
+			rp := retrypolicy.NewBuilder[*http.Response]().
+				HandleIf(func(r *http.Response, err error) bool { return err != nil || r.StatusCode == 503 }).
+				WithMaxRetries(1).WithDelay(0).ReturnLastFailure().Build()
+			return &http.Client{Transport: failsafehttp.NewRoundTripper(base, rp)}
+		},
+	}
+	for _, name := range []string{"gwtransport", "go-retryablehttp", "failsafe-go"} {
+		b.Run(name, func(b *testing.B) {
+			s := flaky(b)
+			base := &http.Transport{MaxIdleConnsPerHost: 16}
+			defer base.CloseIdleConnections()
+			c := clients[name](base)
+			model := "gpt-4o"
+			if name == "gwtransport" {
+				model = "gateway"
+			}
+			payload := body(model)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				req, _ := http.NewRequest(http.MethodPost, s.URL+"/v1/chat/completions", bytes.NewReader(payload))
+				req.Header.Set("Content-Type", "application/json")
+				res, err := c.Do(req)
+				if err != nil {
+					b.Fatal(err)
+				}
+				_, _ = io.Copy(io.Discard, res.Body)
+				res.Body.Close()
+				if res.StatusCode != 200 {
+					b.Fatalf("status %d", res.StatusCode)
+				}
+			}
+		})
+	}
+}
