@@ -134,7 +134,7 @@ func BenchmarkRoundTrip(b *testing.B) {
 	for _, stream := range []bool{false, true} {
 		for _, size := range []int{1 << 10, 100 << 10, 1 << 20} {
 			for _, mode := range []string{"direct", "passthrough", "gateway"} {
-				name := fmt.Sprintf("stream=%t/body=%s/%s", stream, sizeName(size), mode)
+				name := fmt.Sprintf("stream=%t/body=%s/via=%s", stream, sizeName(size), mode)
 				b.Run(name, func(b *testing.B) {
 					up := newBenchUpstream(b, 20)
 					base := newBaseTransport()
@@ -178,7 +178,7 @@ func sizeName(n int) string {
 // event and total time, direct vs through the gateway.
 func BenchmarkStream(b *testing.B) {
 	for _, mode := range []string{"direct", "gateway"} {
-		b.Run(mode, func(b *testing.B) {
+		b.Run("via="+mode, func(b *testing.B) {
 			up := newBenchUpstream(b, 500)
 			base := newBaseTransport()
 			defer base.CloseIdleConnections()
@@ -222,7 +222,7 @@ func BenchmarkRewrite(b *testing.B) {
 	for _, size := range []int{1 << 10, 100 << 10, 1 << 20, 10 << 20} {
 		body := benchBody(size, "gateway", false)
 		for _, mode := range []string{"swap", "swap+messages", "encoding-json"} {
-			b.Run(fmt.Sprintf("body=%s/%s", sizeName(size), mode), func(b *testing.B) {
+			b.Run(fmt.Sprintf("body=%s/impl=%s", sizeName(size), mode), func(b *testing.B) {
 				b.SetBytes(int64(len(body)))
 				b.ReportAllocs()
 				switch mode {
@@ -266,11 +266,16 @@ func BenchmarkRewrite(b *testing.B) {
 // reports the heap held per in-flight request, direct vs gateway, and the
 // throughput of n concurrent clients.
 func BenchmarkInflight(b *testing.B) {
-	for _, n := range []int{1, 100, 1000, 10000} {
+	for _, n := range []int{1, 100, 1000, 5000, 10000} {
 		for _, mode := range []string{"direct", "gateway"} {
-			b.Run(fmt.Sprintf("n=%d/%s", n, mode), func(b *testing.B) {
+			b.Run(fmt.Sprintf("n=%d/via=%s", n, mode), func(b *testing.B) {
 				if n > 1000 && testing.Short() {
 					b.Skip("large fan-out skipped in -short mode")
+				}
+				// Client and server live in this process: two descriptors
+				// per request in flight.
+				if lim := fdLimit(); lim < uint64(2*n+256) {
+					b.Skipf("needs %d file descriptors, the limit is %d", 2*n+256, lim)
 				}
 				up := newBenchUpstream(b, 0)
 				base := newBaseTransport()

@@ -72,7 +72,7 @@ func BenchmarkRetry503(b *testing.B) {
 		},
 	}
 	for _, name := range []string{"gwtransport", "go-retryablehttp", "failsafe-go"} {
-		b.Run(name, func(b *testing.B) {
+		b.Run("lib="+name, func(b *testing.B) {
 			s := flaky(b)
 			base := &http.Transport{MaxIdleConnsPerHost: 16}
 			defer base.CloseIdleConnections()
