@@ -98,6 +98,10 @@ func scanBody(p []byte, info *bodyInfo) error {
 					return err
 				}
 				info.model, info.modelIsString = s, true
+			} else if !json.Valid(p[v.start:v.end]) {
+				// A rewrite replaces this value too: it must not turn a
+				// malformed body into a valid one.
+				return fmt.Errorf("invalid model value at offset %d", v.start)
 			}
 		case keyStream:
 			info.stream = string(p[v.start:v.end]) == "true"
@@ -405,11 +409,14 @@ var (
 	openArr     = []byte{'['}
 )
 
-// prependEdit builds the edit that puts model messages first.
+// prependEdit builds the edit that puts model messages first: into the
+// "messages" array when there is one (chat), else into "input" (Responses:
+// an array, or a string that becomes a one-message list). Anything else is
+// left alone.
 func prependEdit(body []byte, info *bodyInfo, prepend []byte) (edit, bool) {
-	target := info.messages
+	target, isInput := info.messages, false
 	if target.start < 0 {
-		target = info.input
+		target, isInput = info.input, true
 	}
 	if target.start < 0 {
 		return edit{}, false
@@ -418,13 +425,14 @@ func prependEdit(body []byte, info *bodyInfo, prepend []byte) (edit, bool) {
 	case '[':
 		// Insert right after '['; add a comma unless the array is empty.
 		at := span{target.start + 1, target.start + 1}
-		if skipSpace(body, at.start) < len(body) && body[skipSpace(body, at.start)] == ']' {
+		if j := skipSpace(body, at.start); j < len(body) && body[j] == ']' {
 			return edit{at: at, parts: [][]byte{prepend}}, true
 		}
 		return edit{at: at, parts: [][]byte{prepend, comma}}, true
 	case '"':
-		// Responses API string input: [model messages..., {"role":"user","content":<input>}].
-		return edit{at: target, parts: [][]byte{openArr, prepend, userOpen, body[target.start:target.end], closeObjArr}}, true
+		if isInput {
+			return edit{at: target, parts: [][]byte{openArr, prepend, userOpen, body[target.start:target.end], closeObjArr}}, true
+		}
 	}
 	return edit{}, false
 }

@@ -218,6 +218,7 @@ func RetryAfter(h http.Header, now time.Time) (d time.Duration, ok bool) {
 		return 0, false
 	}
 	if v := strings.TrimSpace(h.Get("Retry-After-Ms")); v != "" {
+		// The comparisons are written to reject NaN too.
 		if ms, err := strconv.ParseFloat(v, 64); err == nil && ms >= 0 && ms < 1e12 {
 			return time.Duration(ms * float64(time.Millisecond)), true
 		}
@@ -227,7 +228,7 @@ func RetryAfter(h http.Header, now time.Time) (d time.Duration, ok bool) {
 		return 0, false
 	}
 	if secs, err := strconv.ParseFloat(v, 64); err == nil {
-		if secs < 0 || secs > 1e9 {
+		if !(secs >= 0 && secs <= 1e9) { // NaN fails both
 			return 0, false
 		}
 		return time.Duration(secs * float64(time.Second)), true

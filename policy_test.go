@@ -63,6 +63,9 @@ func TestRetryAfter(t *testing.T) {
 		{"HTTP date in the past", map[string]string{"Retry-After": now.Add(-time.Minute).Format(http.TimeFormat)}, 0, true},
 		{"negative", map[string]string{"Retry-After": "-1"}, 0, false},
 		{"garbage", map[string]string{"Retry-After": "tomorrow"}, 0, false},
+		{"NaN", map[string]string{"Retry-After": "NaN"}, 0, false},
+		{"NaN milliseconds", map[string]string{"Retry-After-Ms": "NaN"}, 0, false},
+		{"infinite", map[string]string{"Retry-After": "+Inf"}, 0, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

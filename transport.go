@@ -118,6 +118,9 @@ func (g *gateway) roundTrip(req *http.Request, snd sender) (*http.Response, erro
 	if req.Body == nil || req.Body == http.NoBody || !mayCarryModel(req.Header) {
 		return snd.pass(req)
 	}
+	if req.ContentLength > g.s.maxBodyBytes {
+		return snd.pass(req) // too large to buffer, and nothing read yet
+	}
 	body, rest, err := readBody(req.Body, req.ContentLength, g.s.maxBodyBytes)
 	if err != nil {
 		req.Body.Close()
@@ -194,10 +197,7 @@ func mayCarryModel(h http.Header) bool {
 // readBody reads a body of at most max bytes. When the body is larger, it
 // returns what it read and rest, the unread remainder.
 func readBody(r io.Reader, length, max int64) (body []byte, rest io.Reader, err error) {
-	if length > max {
-		return nil, r, nil
-	}
-	if length > 0 {
+	if length > 0 && length <= max {
 		// The usual case: the length is known, one exact allocation.
 		body = make([]byte, length)
 		if _, err := io.ReadFull(r, body); err != nil {
