@@ -246,7 +246,7 @@ func BenchmarkRewrite(b *testing.B) {
 					if err != nil {
 						b.Fatal(err)
 					}
-					t := g.route.targets[0]
+					t := g.order[0].targets[0]
 					var out []byte
 					b.ResetTimer()
 					for i := 0; i < b.N; i++ {

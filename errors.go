@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,6 +25,9 @@ var (
 	// ErrMissingCredentials: a target's provider has no API key configured
 	// and the caller's client does not serve it.
 	ErrMissingCredentials = errors.New("gwtransport: missing credentials")
+	// ErrNoTarget: no target could be tried: each is in an excluded time
+	// window, behind an open circuit breaker, or out of usable keys.
+	ErrNoTarget = errors.New("gwtransport: no target available")
 )
 
 // Attempt records one try at one target.
@@ -157,4 +161,24 @@ func WithTrail(ctx context.Context) (context.Context, *Trail) {
 func trailFrom(ctx context.Context) *Trail {
 	t, _ := ctx.Value(trailKey{}).(*Trail)
 	return t
+}
+
+type preferenceKey struct{}
+
+// WithPreference returns a context asking the gateway to try a target (by
+// "<provider>/<model>" or alias) first for the requests made with it; the
+// others remain fallbacks. The X-Gwtransport-Prefer request header does the
+// same, for clients that set headers (openai-go: option.WithHeader). A name
+// that is not in the route is ignored.
+func WithPreference(ctx context.Context, target string) context.Context {
+	return context.WithValue(ctx, preferenceKey{}, target)
+}
+
+// preference returns the target the request asks for first, if any: the
+// context's, else the header's.
+func preference(req *http.Request) string {
+	if p, ok := req.Context().Value(preferenceKey{}).(string); ok && p != "" {
+		return p
+	}
+	return strings.TrimSpace(req.Header.Get(HeaderPrefer))
 }

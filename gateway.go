@@ -2,37 +2,46 @@ package gwtransport
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
 )
 
-// gateway is a compiled, immutable configuration. A Transport swaps it
-// atomically when Init runs again, so requests in flight finish on the
-// configuration they started with.
+// gateway is a compiled, immutable configuration with its live state
+// (breakers, key pools, statistics). A Transport swaps it atomically when
+// Init runs again, so requests in flight finish on the configuration they
+// started with.
 type gateway struct {
 	s             *settings
-	route         *route
-	byName        map[string]int // target name -> index in route.targets
+	routes        map[string]*route
+	order         []*route // routes in configuration order, the default first
 	providers     map[string]*provider
 	clientProv    *provider
 	secretHeaders []string
 }
 
-// route is an intercepted model name and the targets it spreads over.
+// route is an intercepted model name and the targets it spreads over, with
+// its own settings.
 type route struct {
 	name     string
+	s        *settings
 	targets  []*target
-	weighted bool
+	byName   map[string]int // target name and alias -> index
+	strategy Strategy
+	rr       atomicCounter // round-robin position
 }
 
-// target is one "<provider>/<model>" with its settings resolved.
+// target is one "<provider>/<model>" of a route with its settings resolved
+// and its live state.
 type target struct {
 	name        string
 	model       string
+	alias       string
 	prov        *provider
 	weight      float64
 	maxRetries  int
@@ -40,25 +49,87 @@ type target struct {
 	backoff     Backoff
 	quotedModel []byte // the model as a JSON string, ready to splice
 	messages    []byte // model messages as comma-separated JSON elements
+	windows     []window
+	loc         *time.Location
+	breaker     *breaker
+	stats       targetStats
 }
 
 // compile validates models and options into a gateway.
 func compile(models any, opts []Option) (*gateway, error) {
 	s := defaultSettings()
-	for _, o := range opts {
-		if o == nil {
-			continue
-		}
-		if err := o(s); err != nil {
+	if err := s.apply(opts); err != nil {
+		return nil, err
+	}
+	g := &gateway{s: s, providers: map[string]*provider{}, routes: map[string]*route{}}
+	if err := g.compileProviders(); err != nil {
+		return nil, err
+	}
+	if models == nil {
+		models = s.defaultModels
+	}
+	if models != nil || len(s.routes) == 0 {
+		if err := g.addRoute(s.routeName, models, s); err != nil {
 			return nil, err
 		}
 	}
-	specs, weighted, err := parseModels(models)
-	if err != nil {
+	for _, rs := range s.routes {
+		rset := s.clone()
+		if err := rset.apply(rs.opts); err != nil {
+			return nil, fmt.Errorf("gwtransport: route %q: %w", rs.name, unprefix(err))
+		}
+		if err := g.addRoute(rs.name, rs.models, rset); err != nil {
+			return nil, err
+		}
+	}
+	if err := g.checkPerModelKeys(); err != nil {
 		return nil, err
 	}
-	g := &gateway{s: s, providers: map[string]*provider{}, byName: map[string]int{}}
+	return g, nil
+}
 
+// checkPerModelKeys rejects per-model settings for models that are no
+// route's target: a typo there would otherwise be silently ignored.
+func (g *gateway) checkPerModelKeys() error {
+	names := map[string]bool{}
+	for _, rt := range g.order {
+		for _, t := range rt.targets {
+			names[t.name] = true
+		}
+	}
+	for _, rt := range g.order {
+		s := rt.s
+		for _, c := range []struct {
+			what string
+			keys []string
+		}{
+			{"max retries", keysOf(s.modelMaxRetries)},
+			{"timeout", keysOf(s.modelTimeout)},
+			{"backoff", keysOf(s.modelBackoff)},
+			{"model messages", keysOf(s.modelMessages)},
+			{"alias", keysOf(s.aliases)},
+			{"time windows", keysOf(s.windows)},
+		} {
+			sort.Strings(c.keys)
+			for _, k := range c.keys {
+				if !names[k] {
+					return fmt.Errorf("gwtransport: %s given for %q, which is not one of the models", c.what, k)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// unprefix drops the package prefix of an error message about to be
+// wrapped with more context.
+func unprefix(err error) error {
+	msg := strings.TrimPrefix(err.Error(), "gwtransport: ")
+	return errors.New(msg)
+}
+
+func (g *gateway) compileProviders() error {
+	s := g.s
 	defs := BuiltinProviders()
 	for _, p := range s.providers {
 		if b, ok := defs[p.Name]; ok {
@@ -70,84 +141,109 @@ func compile(models any, opts []Option) (*gateway, error) {
 	for name, p := range defs {
 		rp, err := resolveProvider(p, s.env)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		g.providers[name] = rp
 	}
-	if cp, ok := g.providers[s.clientProvider]; ok {
-		g.clientProv = cp
-	} else {
-		return nil, fmt.Errorf("gwtransport: client provider %q is not a known provider", s.clientProvider)
+	cp, ok := g.providers[s.clientProvider]
+	if !ok {
+		return fmt.Errorf("gwtransport: client provider %q is not a known provider", s.clientProvider)
 	}
+	g.clientProv = cp
 	g.secretHeaders = collectSecretHeaders(g.providers)
-
-	g.route = &route{name: s.routeName, weighted: weighted}
-	for i, sp := range specs {
-		provName, model, err := splitTarget(sp.name)
-		if err != nil {
-			return nil, err
-		}
-		p, ok := g.providers[provName]
-		if !ok {
-			return nil, fmt.Errorf("gwtransport: model %q: unknown provider %q (known: %s); add it with WithProvider", sp.name, provName, knownProviders(g.providers))
-		}
-		if sp.name == s.routeName {
-			return nil, fmt.Errorf("gwtransport: model %q has the same name as the route", sp.name)
-		}
-		t := &target{
-			name:       sp.name,
-			model:      model,
-			prov:       p,
-			weight:     sp.weight,
-			maxRetries: s.maxRetries,
-			timeout:    s.timeout,
-			backoff:    s.backoff,
-		}
-		if n, ok := s.modelMaxRetries[sp.name]; ok {
-			t.maxRetries = n
-		}
-		if d, ok := s.modelTimeout[sp.name]; ok {
-			t.timeout = d
-		}
-		if b, ok := s.modelBackoff[sp.name]; ok {
-			t.backoff = b
-		}
-		t.quotedModel, _ = json.Marshal(model)
-		if msgs, ok := s.modelMessages[sp.name]; ok {
-			if t.messages, err = encodeMessages(sp.name, msgs); err != nil {
-				return nil, err
-			}
-		}
-		g.route.targets = append(g.route.targets, t)
-		g.byName[sp.name] = i
-	}
-	for _, m := range []map[string]int{s.modelMaxRetries} {
-		if err := g.checkKeys("max retries", keysOf(m)); err != nil {
-			return nil, err
-		}
-	}
-	for what, keys := range map[string][]string{
-		"timeout":        keysOf(s.modelTimeout),
-		"backoff":        keysOf(s.modelBackoff),
-		"model messages": keysOf(s.modelMessages),
-	} {
-		if err := g.checkKeys(what, keys); err != nil {
-			return nil, err
-		}
-	}
-	return g, nil
+	return nil
 }
 
-// checkKeys rejects per-model settings for models that are not targets: a
-// typo there would otherwise be silently ignored.
-func (g *gateway) checkKeys(what string, keys []string) error {
-	sort.Strings(keys)
-	for _, k := range keys {
-		if _, ok := g.byName[k]; !ok {
-			return fmt.Errorf("gwtransport: %s given for %q, which is not one of the models", what, k)
+// addRoute compiles one route.
+func (g *gateway) addRoute(name string, models any, s *settings) error {
+	if _, dup := g.routes[name]; dup {
+		return fmt.Errorf("gwtransport: route %q is defined twice", name)
+	}
+	specs, weighted, err := parseModels(models)
+	if err != nil {
+		return routeErr(name, g, err)
+	}
+	rt := &route{name: name, s: s, byName: map[string]int{}, strategy: s.strategy}
+	if !rt.strategy.set() {
+		rt.strategy = StrategyOrdered
+		if weighted {
+			rt.strategy = StrategyWeighted
 		}
 	}
+	for i, sp := range specs {
+		t, err := g.newTarget(name, sp, s)
+		if err != nil {
+			return err
+		}
+		for _, key := range []string{t.name, t.alias} {
+			if key == "" {
+				continue
+			}
+			if key == name {
+				return fmt.Errorf("gwtransport: route %q: model or alias %q has the same name as the route", name, key)
+			}
+			if _, dup := rt.byName[key]; dup {
+				return fmt.Errorf("gwtransport: route %q: %q names two targets", name, key)
+			}
+			rt.byName[key] = i
+		}
+		rt.targets = append(rt.targets, t)
+	}
+	g.routes[name] = rt
+	g.order = append(g.order, rt)
 	return nil
+}
+
+func routeErr(name string, g *gateway, err error) error {
+	if len(g.order) == 0 && len(g.s.routes) == 0 {
+		return err
+	}
+	return fmt.Errorf("gwtransport: route %q: %w", name, unprefix(err))
+}
+
+// newTarget resolves one target of a route.
+func (g *gateway) newTarget(routeName string, sp modelSpec, s *settings) (*target, error) {
+	provName, model, err := splitTarget(sp.name)
+	if err != nil {
+		return nil, err
+	}
+	p, ok := g.providers[provName]
+	if !ok {
+		return nil, fmt.Errorf("gwtransport: model %q: unknown provider %q (known: %s); add it with WithProvider", sp.name, provName, knownProviders(g.providers))
+	}
+	t := &target{
+		name:       sp.name,
+		model:      model,
+		alias:      s.aliases[sp.name],
+		prov:       p,
+		weight:     sp.weight,
+		maxRetries: s.maxRetries,
+		timeout:    s.timeout,
+		backoff:    s.backoff,
+		breaker:    newBreaker(s.breaker),
+		loc:        s.loc,
+	}
+	if n, ok := s.modelMaxRetries[sp.name]; ok {
+		t.maxRetries = n
+	}
+	if d, ok := s.modelTimeout[sp.name]; ok {
+		t.timeout = d
+	}
+	if b, ok := s.modelBackoff[sp.name]; ok {
+		t.backoff = b
+	}
+	t.quotedModel, _ = json.Marshal(model)
+	if msgs, ok := s.modelMessages[sp.name]; ok {
+		if t.messages, err = encodeMessages(sp.name, msgs); err != nil {
+			return nil, err
+		}
+	}
+	if ws, ok := s.windows[sp.name]; ok {
+		if t.windows, err = parseWindows(sp.name, ws); err != nil {
+			return nil, err
+		}
+	}
+	return t, nil
 }
 
 func keysOf[V any](m map[string]V) []string {
@@ -161,35 +257,30 @@ func keysOf[V any](m map[string]V) []string {
 func knownProviders(ps map[string]*provider) string {
 	names := keysOf(ps)
 	sort.Strings(names)
-	out := ""
-	for i, n := range names {
-		if i > 0 {
-			out += ", "
-		}
-		out += n
-	}
-	return out
+	return strings.Join(names, ", ")
 }
 
-// lookup decides whether a request is the gateway's: its model is the route
-// name, or one of the route's targets (tried first, with the others as
+// lookup decides whether a request is the gateway's: its model is a route
+// name, or a target or alias of a route (tried first, with the others as
 // fallbacks). first is -1 when the gateway chooses.
 func (g *gateway) lookup(model []byte) (rt *route, first int, ok bool) {
-	if string(model) == g.route.name {
-		return g.route, -1, true
+	if rt, ok := g.routes[string(model)]; ok {
+		return rt, -1, true
 	}
-	if i, ok := g.byName[string(model)]; ok {
-		return g.route, i, true
+	for _, rt := range g.order {
+		if i, ok := rt.byName[string(model)]; ok {
+			return rt, i, true
+		}
 	}
 	return nil, -1, false
 }
 
 // newBackOff returns the backoff of one request at one target.
-func (g *gateway) newBackOff(t *target) backoff.BackOff {
-	if g.s.newBackOff != nil {
-		return g.s.newBackOff(t.name)
+func (rt *route) newBackOff(t *target) backoff.BackOff {
+	if rt.s.newBackOff != nil {
+		return rt.s.newBackOff(t.name)
 	}
-	return newJitteredBackOff(t.backoff, g.s.rand)
+	return newJitteredBackOff(t.backoff, rt.s.rand)
 }
 
 // jitteredBackOff is an exponential backoff from cenkalti/backoff/v4 whose

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -148,6 +149,43 @@ type settings struct {
 	rand            RandSource
 	env             func(string) (string, bool)
 	onAttempt       func(Attempt)
+	onEvent         func(Event)
+	logger          *slog.Logger
+	strategy        Strategy
+	aliases         map[string]string
+	windows         map[string][]Window
+	loc             *time.Location
+	breaker         Breaker
+	routes          []routeSpec
+	defaultModels   any // the default route's models from a Config
+}
+
+// routeSpec is a named route added with WithRoute.
+type routeSpec struct {
+	name   string
+	models any
+	opts   []Option
+}
+
+// apply runs options in order.
+func (s *settings) apply(opts []Option) error {
+	for _, o := range opts {
+		if o == nil {
+			continue
+		}
+		if err := o(s); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// clone copies the settings for a named route; the routes themselves are
+// not inherited.
+func (s *settings) clone() *settings {
+	c := *s
+	c.routes = nil
+	return &c
 }
 
 func defaultSettings() *settings {
@@ -166,6 +204,8 @@ func defaultSettings() *settings {
 		clock:          SystemClock,
 		rand:           globalRand{},
 		env:            os.LookupEnv,
+		loc:            time.UTC,
+		breaker:        DefaultBreaker,
 	}
 }
 
@@ -432,6 +472,109 @@ func WithEnv(lookup func(string) (string, bool)) Option {
 func WithOnAttempt(f func(Attempt)) Option {
 	return func(s *settings) error {
 		s.onAttempt = f
+		return nil
+	}
+}
+
+// WithStrategy sets how the first target and each fallback are chosen
+// (default: StrategyOrdered for a list of models, StrategyWeighted for a map
+// of weights).
+func WithStrategy(st Strategy) Option {
+	return func(s *settings) error {
+		if !st.set() || (st.name == "custom" && st.custom == nil) {
+			return errors.New("gwtransport: strategy must be one of the Strategy variables or a CustomStrategy with a function")
+		}
+		s.strategy = st
+		return nil
+	}
+}
+
+// WithRoute adds a named route: requests whose model is name are routed
+// over models with the options given, applied on top of the gateway's
+// (providers, the clock and hooks are shared). Several names can be
+// intercepted this way, "gateway" and "gateway-cheap" say, each with its
+// own models, strategy, retries and timeouts.
+func WithRoute(name string, models any, opts ...Option) Option {
+	return func(s *settings) error {
+		if name == "" {
+			return errors.New("gwtransport: route name must not be empty")
+		}
+		s.routes = append(s.routes, routeSpec{name: name, models: models, opts: opts})
+		return nil
+	}
+}
+
+// WithAliases gives targets aliases (msgflux's model_name), keyed by
+// "<provider>/<model>": a preference or a request's model may name a target
+// by its alias.
+func WithAliases(m map[string]string) Option {
+	return func(s *settings) error {
+		for k, a := range m {
+			if a == "" {
+				return fmt.Errorf("gwtransport: alias of %q must not be empty", k)
+			}
+		}
+		s.aliases = m
+		return nil
+	}
+}
+
+// WithTimeWindows excludes targets during daily windows, keyed by
+// "<provider>/<model>". Windows are checked with the injected clock in the
+// time zone of WithTimeZone.
+func WithTimeWindows(m map[string][]Window) Option {
+	return func(s *settings) error {
+		for k, ws := range m {
+			if _, err := parseWindows(k, ws); err != nil {
+				return err
+			}
+		}
+		s.windows = m
+		return nil
+	}
+}
+
+// WithTimeZone sets the IANA time zone of the time windows ("Europe/Paris";
+// default "UTC").
+func WithTimeZone(name string) Option {
+	return func(s *settings) error {
+		loc, err := time.LoadLocation(name)
+		if err != nil {
+			return fmt.Errorf("gwtransport: time zone %q: %w", name, err)
+		}
+		s.loc = loc
+		return nil
+	}
+}
+
+// WithCircuitBreaker configures the per-target circuit breaker (default
+// [DefaultBreaker]; Breaker{Disabled: true} turns it off).
+func WithCircuitBreaker(b Breaker) Option {
+	return func(s *settings) error {
+		if err := b.validate(); err != nil {
+			return err
+		}
+		s.breaker = b
+		return nil
+	}
+}
+
+// WithOnEvent registers a hook that receives every attempt, fallback,
+// breaker change and key state change. It is called from the request's
+// goroutine and must not block.
+func WithOnEvent(f func(Event)) Option {
+	return func(s *settings) error {
+		s.onEvent = f
+		return nil
+	}
+}
+
+// WithLogger logs the events with log/slog: attempts at Debug, fallbacks
+// at Info, breaker and key changes at Warn. Nothing logged contains a
+// credential.
+func WithLogger(l *slog.Logger) Option {
+	return func(s *settings) error {
+		s.logger = l
 		return nil
 	}
 }

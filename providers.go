@@ -2,6 +2,7 @@ package gwtransport
 
 import (
 	"fmt"
+	"time"
 	"net/http"
 	"net/url"
 	"sort"
@@ -64,10 +65,25 @@ type Provider struct {
 	// APIVersionEnv names the environment variable read when APIVersion is
 	// empty.
 	APIVersionEnv string `json:"api_version_env,omitempty"`
+	// APIKeys are several keys used in rotation (a key pool); with APIKey,
+	// APIKey comes first. A key answered 429 rests for the Retry-After, a
+	// key answered 401 or 403 is disabled for 10 minutes; when every key
+	// rests, the gateway moves on to the next target. Secrets: never
+	// logged, serialized or reported.
+	APIKeys []string `json:"-"`
+	// APIKeysEnv names environment variables holding more keys for the
+	// pool.
+	APIKeysEnv []string `json:"api_keys_env,omitempty"`
+	// KeyInterval is the least time between two uses of the same key
+	// (aiflows' wait time per key); 0 means none.
+	KeyInterval Duration `json:"key_interval,omitempty"`
 	// Headers are extra headers sent to this provider only. Their names are
 	// treated as this provider's credentials: they are removed from requests
 	// sent to any other provider.
 	Headers map[string]string `json:"-"`
+	// HeadersEnv are extra headers whose values are read from environment
+	// variables: header name -> variable name.
+	HeadersEnv map[string]string `json:"headers_env,omitempty"`
 }
 
 // defaultAzureAPIVersion is used when neither APIVersion nor its
@@ -116,8 +132,20 @@ func mergeProvider(p, o Provider) Provider {
 	set((*string)(&p.Style), string(o.Style))
 	set(&p.APIVersion, o.APIVersion)
 	set(&p.APIVersionEnv, o.APIVersionEnv)
+	if o.APIKeys != nil {
+		p.APIKeys = o.APIKeys
+	}
+	if o.APIKeysEnv != nil {
+		p.APIKeysEnv = o.APIKeysEnv
+	}
+	if o.KeyInterval != 0 {
+		p.KeyInterval = o.KeyInterval
+	}
 	if o.Headers != nil {
 		p.Headers = o.Headers
+	}
+	if o.HeadersEnv != nil {
+		p.HeadersEnv = o.HeadersEnv
 	}
 	return p
 }
@@ -134,6 +162,7 @@ type provider struct {
 	style      URLStyle
 	apiVersion string
 	headers    http.Header
+	pool       *keyPool // nil when the provider has no key
 }
 
 func resolveProvider(p Provider, env func(string) (string, bool)) (*provider, error) {
@@ -179,12 +208,31 @@ func resolveProvider(p Provider, env func(string) (string, bool)) (*provider, er
 		}
 		r.baseURL = u
 	}
-	if len(p.Headers) > 0 {
-		r.headers = make(http.Header, len(p.Headers))
+	if len(p.Headers)+len(p.HeadersEnv) > 0 {
+		r.headers = make(http.Header, len(p.Headers)+len(p.HeadersEnv))
 		for k, v := range p.Headers {
 			r.headers.Set(k, v)
 		}
+		for k, name := range p.HeadersEnv {
+			if v, ok := env(name); ok {
+				r.headers.Set(k, v)
+			}
+		}
 	}
+	var keys []string
+	if r.key != "" {
+		keys = append(keys, r.key)
+	}
+	keys = append(keys, p.APIKeys...)
+	for _, name := range p.APIKeysEnv {
+		if v, ok := env(name); ok && v != "" {
+			keys = append(keys, v)
+		}
+	}
+	if p.KeyInterval < 0 {
+		return nil, fmt.Errorf("gwtransport: provider %q: key interval must not be negative", p.Name)
+	}
+	r.pool = newKeyPool(keys, time.Duration(p.KeyInterval))
 	return r, nil
 }
 

@@ -27,18 +27,34 @@ type openaiInstall struct {
 	hook   *openaiHook
 }
 
-// Route returns the intercepted model name.
-func (m *RetryManager) Route() string { return m.g.route.name }
+// Routes returns the intercepted model names, the default route first.
+func (m *RetryManager) Routes() []string {
+	out := make([]string, len(m.g.order))
+	for i, rt := range m.g.order {
+		out[i] = rt.name
+	}
+	return out
+}
 
-// Models returns the configured targets in their configured order (sorted by
-// name for weights).
-func (m *RetryManager) Models() []string {
-	out := make([]string, len(m.g.route.targets))
-	for i, t := range m.g.route.targets {
+// Models returns a route's targets in their configured order (sorted by
+// name for weights), or nil for an unknown route.
+func (m *RetryManager) Models(route string) []string {
+	rt, ok := m.g.routes[route]
+	if !ok {
+		return nil
+	}
+	out := make([]string, len(rt.targets))
+	for i, t := range rt.targets {
 		out[i] = t.name
 	}
 	return out
 }
+
+// Stats reports every target of every route, live: provider, model, alias,
+// weight, circuit breaker state, attempts, failures, latency and the state
+// of the provider's keys. It never contains a credential. Clients that Init
+// installed share this state.
+func (m *RetryManager) Stats() []TargetStats { return m.g.stats() }
 
 // Uninstall removes the gateway from every client Init installed it into,
 // restoring each as it was: an *http.Client gets its original Transport back

@@ -24,6 +24,9 @@ const (
 	// HeaderReason lists the failed attempts, when there were any, as
 	// "target#try status-or-error [code]" joined by "; ".
 	HeaderReason = "X-Gwtransport-Fallback-Reason"
+	// HeaderPrefer is a request header naming a target or alias to try
+	// first (see also WithPreference). It never reaches a provider.
+	HeaderPrefer = "X-Gwtransport-Prefer"
 )
 
 // maxErrorBody bounds how much of an error response is read to classify it
@@ -70,6 +73,10 @@ func NewTransport(base http.RoundTripper, models any, opts ...Option) (*Transpor
 
 // Base returns the transport the Transport sends through.
 func (t *Transport) Base() http.RoundTripper { return t.base }
+
+// Stats reports every target's live state: breaker, counters, latency and
+// key states (never a key).
+func (t *Transport) Stats() []TargetStats { return t.gw.Load().stats() }
 
 // Reconfigure replaces the models and options for the requests that start
 // from now on; requests in flight finish with the configuration they began
@@ -172,7 +179,20 @@ func (r *run) start(rt *route, first int) (*http.Response, error) {
 	if o.op != "responses" {
 		r.info.input = span{-1, -1}
 	}
-	r.trail = trailFrom(r.req.Context())
+	ctx := r.req.Context()
+	r.trail = trailFrom(ctx)
+	if r.g.hasCredentials(r.req.Header) {
+		r.ownCreds = o.provider
+	}
+	if first < 0 {
+		if pref := preference(r.req); pref != "" {
+			if i, ok := rt.byName[pref]; ok {
+				first = i
+			} else if l := rt.s.logger; l != nil {
+				l.Warn("gwtransport: preferred target is not in the route; ignored", "route", rt.name, "preference", pref)
+			}
+		}
+	}
 	return r.do(rt, first)
 }
 
@@ -255,6 +275,7 @@ type run struct {
 	origin   origin
 	snd      sender
 	trail    *Trail
+	ownCreds *provider // the provider whose credentials the caller's request carries
 	attempts []Attempt
 	final    *failure // the response to give the caller if every target fails
 }
@@ -272,21 +293,32 @@ type failure struct {
 
 // do tries the targets in the route's order until one succeeds.
 func (r *run) do(rt *route, first int) (*http.Response, error) {
-	g := r.g
+	s := rt.s
 	ctx := r.req.Context()
-	pick := newPicker(rt, first, g.s.rand)
+	pick := newPicker(rt, first, s.clock.Now())
+	pick.ownCreds = r.ownCreds
 	var stop error
+	var prev *target
 targets:
-	for t := pick.next(); t != nil; t = pick.next() {
+	for {
+		pick.now = s.clock.Now()
+		t := pick.next()
+		if t == nil {
+			break
+		}
+		if prev != nil {
+			rt.emit(Event{Kind: EventFallback, Time: pick.now, Route: rt.name, Target: prev.name, Next: t.name})
+		}
+		prev = t
 		out := rewriteBody(nil, r.body, &r.info, t.quotedModel, t.messages)
 		var bo interface{ NextBackOff() time.Duration }
 		for try := 1; ; try++ {
-			if len(r.attempts) >= g.s.maxAttempts {
+			if len(r.attempts) >= s.maxAttempts {
 				break targets
 			}
 			res, a, f := r.attempt(ctx, rt, t, try, out)
 			if a.Action == Succeed {
-				r.record(a)
+				r.record(rt, a)
 				return r.success(res, t), nil
 			}
 			if a.Action == FailFast && len(r.attempts) > 0 {
@@ -304,34 +336,39 @@ targets:
 			}
 			switch {
 			case a.Action == FailFast:
-				r.record(a)
+				r.record(rt, a)
 				return r.finish(), nil
 			case ctx.Err() != nil:
-				r.record(a)
+				r.record(rt, a)
 				stop = ctx.Err()
 				break targets
 			case a.Action != RetrySame || try > t.maxRetries:
-				r.record(a)
+				r.record(rt, a)
 				continue targets
 			}
 			if bo == nil {
-				bo = g.newBackOff(t)
+				bo = rt.newBackOff(t)
 			}
 			var h http.Header
 			if f != nil {
 				h = f.res.Header
 			}
-			wait, ok := r.wait(ctx, bo, h)
+			wait, ok := r.wait(ctx, s, bo, h)
 			if ok {
 				a.Wait = wait
 			}
-			r.record(a)
+			r.record(rt, a)
 			if !ok {
 				continue targets
 			}
-			if err := g.s.clock.Sleep(ctx, wait); err != nil {
+			if err := s.clock.Sleep(ctx, wait); err != nil {
 				stop = err
 				break targets
+			}
+			if blocked, _ := t.breaker.blocked(s.clock.Now()); blocked {
+				// The breaker opened meanwhile: do not hammer the target,
+				// move on.
+				continue targets
 			}
 		}
 	}
@@ -340,6 +377,9 @@ targets:
 	}
 	if r.final != nil && stop == nil {
 		return r.finish(), nil
+	}
+	if len(r.attempts) == 0 && stop == nil {
+		stop = fmt.Errorf("%w: %s", ErrNoTarget, pick.reason)
 	}
 	return nil, &Error{Route: rt.name, Attempts: r.attempts, Stop: stop}
 }
@@ -357,9 +397,8 @@ func (r *run) keep(f *failure) {
 // backoff and the response's own Retry-After. ok is false when the gateway
 // should fail over now instead: the backoff is exhausted, or the wait is
 // longer than the cap or than what remains of the caller's deadline.
-func (r *run) wait(ctx context.Context, bo interface{ NextBackOff() time.Duration }, h http.Header) (time.Duration, bool) {
-	g := r.g
-	now := g.s.clock.Now()
+func (r *run) wait(ctx context.Context, s *settings, bo interface{ NextBackOff() time.Duration }, h http.Header) (time.Duration, bool) {
+	now := s.clock.Now()
 	d := bo.NextBackOff()
 	if d < 0 {
 		return 0, false
@@ -367,7 +406,7 @@ func (r *run) wait(ctx context.Context, bo interface{ NextBackOff() time.Duratio
 	if ra, ok := RetryAfter(h, now); ok && ra > d {
 		d = ra
 	}
-	if g.s.maxRetryWait > 0 && d > g.s.maxRetryWait {
+	if s.maxRetryWait > 0 && d > s.maxRetryWait {
 		return 0, false
 	}
 	if dl, ok := ctx.Deadline(); ok && d >= dl.Sub(now) {
@@ -376,26 +415,30 @@ func (r *run) wait(ctx context.Context, bo interface{ NextBackOff() time.Duratio
 	return d, true
 }
 
-func (r *run) record(a Attempt) {
+func (r *run) record(rt *route, a Attempt) {
 	r.attempts = append(r.attempts, a)
 	if r.trail != nil {
 		r.trail.add(a)
 	}
-	if f := r.g.s.onAttempt; f != nil {
+	if f := rt.s.onAttempt; f != nil {
 		f(a)
+	}
+	if rt.s.onEvent != nil || rt.s.logger != nil {
+		rt.emit(Event{Kind: EventAttempt, Time: rt.s.clock.Now(), Route: rt.name, Target: a.Target, Attempt: &a})
 	}
 }
 
 // attempt makes one try at t and classifies it.
 func (r *run) attempt(ctx context.Context, rt *route, t *target, try int, body []byte) (*http.Response, Attempt, *failure) {
-	g := r.g
+	g, s := r.g, rt.s
 	a := Attempt{Route: rt.name, Target: t.name, Try: try}
 	start := time.Now()
 	actx, cancel := context.WithCancel(ctx)
 	limit := t.timeout
-	if r.info.stream && g.s.firstEvent > 0 && (limit == 0 || g.s.firstEvent < limit) {
-		limit = g.s.firstEvent
+	if r.info.stream && s.firstEvent > 0 && (limit == 0 || s.firstEvent < limit) {
+		limit = s.firstEvent
 	}
+	keyIdx := -1
 	var timer *time.Timer
 	var timedOut atomic.Bool
 	if limit > 0 {
@@ -421,15 +464,16 @@ func (r *run) attempt(ctx context.Context, rt *route, t *target, try int, body [
 		if a.Code == "" {
 			a.Code = o.Type
 		}
-		a.Action = g.s.policy(o)
+		a.Action = s.policy(o)
 		if a.Action == Succeed {
 			a.Action = NextTarget
 		}
 		a.Duration = time.Since(start)
+		r.observe(rt, t, keyIdx, o, a.Duration)
 		return a
 	}
 
-	out, err := g.newAttemptRequest(actx, r.req, &r.origin, t, body)
+	out, keyIdx, err := g.newAttemptRequest(actx, r.req, &r.origin, t, body, s.clock.Now())
 	if err != nil {
 		a.Err = err
 		a.Action = NextTarget
@@ -468,7 +512,7 @@ func (r *run) attempt(ctx context.Context, rt *route, t *target, try int, body [
 			}
 			return nil, fail(Outcome{Err: perr}), nil
 		}
-		res.Body = newStreamBody(prefix, br, res.Body, cancel, g.s.streamIdle, g.s.finishGrace)
+		res.Body = newStreamBody(prefix, br, res.Body, cancel, s.streamIdle, s.finishGrace)
 	} else {
 		if !disarm() {
 			res.Body.Close()
@@ -478,7 +522,46 @@ func (r *run) attempt(ctx context.Context, rt *route, t *target, try int, body [
 	}
 	a.Action = Succeed
 	a.Duration = time.Since(start)
+	r.observe(rt, t, keyIdx, Outcome{Status: res.StatusCode}, a.Duration)
 	return res, a, nil
+}
+
+// observe feeds an attempt's outcome to the target's live state: its
+// statistics, its circuit breaker and the key it used.
+func (r *run) observe(rt *route, t *target, keyIdx int, o Outcome, d time.Duration) {
+	now := rt.s.clock.Now()
+	success := o.Status >= 200 && o.Status < 300 && o.Err == nil && o.Code == "" && o.Type == ""
+	failure := availabilityFailure(o)
+	t.stats.record(success, failure, d)
+	var ra time.Duration
+	if o.Header != nil {
+		ra, _ = RetryAfter(o.Header, now)
+	}
+	if success || failure {
+		if st, changed := t.breaker.record(now, failure, ra); changed {
+			rt.emit(Event{Kind: EventBreaker, Time: now, Route: rt.name, Target: t.name, State: string(st)})
+		}
+	}
+	if keyIdx >= 0 && t.prov.pool != nil {
+		if st := t.prov.pool.report(keyIdx, o.Status, ra, now); st != "" {
+			rt.emit(Event{Kind: EventKey, Time: now, Route: rt.name, Target: t.name, KeyIndex: keyIdx, State: st})
+		}
+	}
+}
+
+// availabilityFailure reports whether an outcome says the target is not
+// available (as opposed to the request being refused): the failures a
+// circuit breaker counts.
+func availabilityFailure(o Outcome) bool {
+	switch {
+	case o.Status == 0:
+		return true
+	case o.Status == http.StatusRequestTimeout, o.Status == http.StatusTooManyRequests, o.Status >= 500:
+		return true
+	case o.Status >= 200 && o.Status < 300:
+		return o.Err != nil || o.Code != "" || o.Type != "" // a broken stream start
+	}
+	return false
 }
 
 // success decorates the response that is handed to the caller.
@@ -538,11 +621,11 @@ func headerSafe(r rune) rune {
 
 // newAttemptRequest builds the request of one attempt: a new request with
 // the target's URL, the rewritten body, and only the target provider's
-// credentials.
-func (g *gateway) newAttemptRequest(ctx context.Context, req *http.Request, o *origin, t *target, body []byte) (*http.Request, error) {
+// credentials. It returns the index of the pooled key it used, or -1.
+func (g *gateway) newAttemptRequest(ctx context.Context, req *http.Request, o *origin, t *target, body []byte, now time.Time) (*http.Request, int, error) {
 	u, err := targetURL(o, t.prov, t.model)
 	if err != nil {
-		return nil, err
+		return nil, -1, err
 	}
 	out := req.Clone(ctx)
 	out.URL = u
@@ -551,6 +634,7 @@ func (g *gateway) newAttemptRequest(ctx context.Context, req *http.Request, o *o
 	out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 	out.ContentLength = int64(len(body))
 	out.Header.Del("Content-Length")
+	out.Header.Del(HeaderPrefer)
 	p := t.prov
 	own := p == o.provider
 	if !own {
@@ -558,27 +642,35 @@ func (g *gateway) newAttemptRequest(ctx context.Context, req *http.Request, o *o
 			out.Header.Del(h)
 		}
 	}
+	keyIdx := -1
 	if !own || !g.hasCredentials(out.Header) {
 		switch {
 		case p.auth == AuthNone:
-		case p.key == "":
+		case p.pool == nil:
 			if !own {
 				hint := ""
 				if p.keyEnv != "" {
 					hint = " (set " + p.keyEnv + ")"
 				}
-				return nil, fmt.Errorf("%w: no API key for provider %q%s", ErrMissingCredentials, p.name, hint)
+				return nil, -1, fmt.Errorf("%w: no API key for provider %q%s", ErrMissingCredentials, p.name, hint)
 			}
-		case p.auth == AuthAPIKey:
-			out.Header.Set("Api-Key", p.key)
 		default:
-			out.Header.Set("Authorization", "Bearer "+p.key)
+			i, key := p.pool.acquire(now)
+			if i < 0 {
+				return nil, -1, fmt.Errorf("%w: every API key of provider %q is resting or disabled", ErrNoTarget, p.name)
+			}
+			keyIdx = i
+			if p.auth == AuthAPIKey {
+				out.Header.Set("Api-Key", key)
+			} else {
+				out.Header.Set("Authorization", "Bearer "+key)
+			}
 		}
 	}
 	for k, v := range p.headers {
 		out.Header[k] = v
 	}
-	return out, nil
+	return out, keyIdx, nil
 }
 
 // cancelOnClose ends an attempt's context when the caller is done with the

@@ -1,0 +1,165 @@
+package gwtransport
+
+import (
+	"context"
+	"log/slog"
+	"sync/atomic"
+	"time"
+)
+
+// targetStats are a target's live counters. Safe for concurrent use.
+type targetStats struct {
+	attempts, successes, failures atomic.Int64
+	latencyNs                     atomic.Int64 // moving average of successful attempts
+}
+
+// latencyWeight is the weight of a new sample in the moving average.
+const latencyWeight = 0.2
+
+func (s *targetStats) record(success, failure bool, d time.Duration) {
+	s.attempts.Add(1)
+	switch {
+	case success:
+		s.successes.Add(1)
+		for {
+			old := s.latencyNs.Load()
+			next := int64(d)
+			if old != 0 {
+				next = int64(float64(old)*(1-latencyWeight) + float64(d)*latencyWeight)
+			}
+			if s.latencyNs.CompareAndSwap(old, next) {
+				break
+			}
+		}
+	case failure:
+		s.failures.Add(1)
+	}
+}
+
+func (s *targetStats) latency() time.Duration { return time.Duration(s.latencyNs.Load()) }
+
+func (s *targetStats) snapshot() (attempts, failures int64, latency time.Duration) {
+	return s.attempts.Load(), s.failures.Load(), s.latency()
+}
+
+// TargetStats describes one target of one route, live. It never contains a
+// credential.
+type TargetStats struct {
+	Route, Target, Provider, Model, Alias string
+	Weight                                float64
+	// Breaker is the circuit breaker's state; BreakerUntil the end of its
+	// cooldown when open.
+	Breaker      BreakerState
+	BreakerUntil time.Time
+	// Attempts made at this target, of which Successes and Failures
+	// (availability failures: network, timeouts, 408, 429, 5xx).
+	Attempts, Successes, Failures int64
+	// Latency is the moving average time to response of its successes.
+	Latency time.Duration
+	// Excluded says why the target would not be offered now, if so.
+	Excluded string
+	// Keys describes the provider's configured API keys.
+	Keys []KeyStats
+}
+
+func (g *gateway) stats() []TargetStats {
+	now := g.s.clock.Now()
+	var out []TargetStats
+	for _, rt := range g.order {
+		for _, t := range rt.targets {
+			st, until := t.breaker.snapshot()
+			if t.breaker.cfg.Disabled {
+				st = ""
+			}
+			out = append(out, TargetStats{
+				Route: rt.name, Target: t.name, Provider: t.prov.name, Model: t.model, Alias: t.alias, Weight: t.weight,
+				Breaker: st, BreakerUntil: until,
+				Attempts: t.stats.attempts.Load(), Successes: t.stats.successes.Load(), Failures: t.stats.failures.Load(),
+				Latency:  t.stats.latency(),
+				Excluded: t.excluded(now, nil),
+				Keys:     t.prov.pool.stats(now),
+			})
+		}
+	}
+	return out
+}
+
+// excluded says why the target cannot be tried now, or "". ownCreds is
+// the provider whose credentials the caller's request carries: its key
+// pool does not matter.
+func (t *target) excluded(now time.Time, ownCreds *provider) string {
+	if w, ok := inWindow(t.windows, now, t.loc); ok {
+		return "in its excluded hours " + w.String()
+	}
+	if blocked, until := t.breaker.blocked(now); blocked {
+		return "circuit open until " + until.UTC().Format(time.RFC3339)
+	}
+	if t.prov.pool != nil && t.prov != ownCreds && !t.prov.pool.anyUsable(now) {
+		return "every API key is resting or disabled"
+	}
+	return ""
+}
+
+// EventKind says what an [Event] reports.
+type EventKind string
+
+// The kinds of events.
+const (
+	// EventAttempt: an attempt ended (Attempt is set).
+	EventAttempt EventKind = "attempt"
+	// EventFallback: the request moves from Target to Next.
+	EventFallback EventKind = "fallback"
+	// EventBreaker: Target's circuit breaker changed to State.
+	EventBreaker EventKind = "breaker"
+	// EventKey: API key number KeyIndex of Target's provider changed to
+	// State ("resting" or "disabled").
+	EventKey EventKind = "key"
+)
+
+// Event is what the event hook (see [WithOnEvent]) and the logger receive.
+// It never contains a credential.
+type Event struct {
+	Kind     EventKind
+	Time     time.Time
+	Route    string
+	Target   string
+	Next     string
+	State    string
+	KeyIndex int
+	Attempt  *Attempt
+}
+
+// emit sends an event to the hook and the logger.
+func (rt *route) emit(e Event) {
+	s := rt.s
+	if s.onEvent != nil {
+		s.onEvent(e)
+	}
+	if s.logger == nil {
+		return
+	}
+	attrs := []slog.Attr{slog.String("route", e.Route), slog.String("target", e.Target)}
+	level := slog.LevelDebug
+	msg := "gwtransport " + string(e.Kind)
+	switch e.Kind {
+	case EventAttempt:
+		a := e.Attempt
+		attrs = append(attrs, slog.Int("try", a.Try), slog.Int("status", a.Status), slog.String("action", a.Action.String()), slog.Duration("duration", a.Duration))
+		if a.Code != "" {
+			attrs = append(attrs, slog.String("code", a.Code))
+		}
+		if a.Err != nil {
+			attrs = append(attrs, slog.String("error", a.Err.Error()))
+		}
+	case EventFallback:
+		level = slog.LevelInfo
+		attrs = append(attrs, slog.String("next", e.Next))
+	case EventBreaker:
+		level = slog.LevelWarn
+		attrs = append(attrs, slog.String("state", e.State))
+	case EventKey:
+		level = slog.LevelWarn
+		attrs = append(attrs, slog.Int("key_index", e.KeyIndex), slog.String("state", e.State))
+	}
+	s.logger.LogAttrs(context.Background(), level, msg, attrs...)
+}
