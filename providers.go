@@ -2,11 +2,11 @@ package gwtransport
 
 import (
 	"fmt"
-	"time"
 	"net/http"
 	"net/url"
 	"sort"
 	"strings"
+	"time"
 )
 
 // AuthScheme says how a provider expects its API key.

@@ -88,13 +88,13 @@ func (c *atomicCounter) next() uint64 { return c.n.Add(1) - 1 }
 // picker yields the targets of one request: the first pick, then each
 // fallback, never a target twice.
 type picker struct {
-	rt     *route
-	now    time.Time
-	tried  uint64
-	first  int    // index of a target the caller asked for first, or -1
+	rt       *route
+	now      time.Time
+	tried    uint64
+	first    int       // index of a target the caller asked for first, or -1
 	ownCreds *provider // the provider whose credentials the request carries
-	start  int    // round-robin start of this request
-	reason string // why the last next() found nothing, if targets were excluded
+	start    int       // round-robin start of this request
+	reason   string    // why the last next() found nothing, if targets were excluded
 }
 
 func newPicker(rt *route, first int, now time.Time) picker {
