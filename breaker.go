@@ -111,16 +111,19 @@ func (b *breaker) blocked(now time.Time) (bool, time.Time) {
 }
 
 // picked records that the target was chosen; an open breaker whose
-// cooldown has passed lets this request through as the probe.
-func (b *breaker) picked(now time.Time) {
+// cooldown has passed lets this request through as the probe, and picked
+// reports that change.
+func (b *breaker) picked(now time.Time) bool {
 	if b.cfg.Disabled {
-		return
+		return false
 	}
 	b.mu.Lock()
+	defer b.mu.Unlock()
 	if b.state == BreakerOpen && !now.Before(b.openUntil) {
 		b.state = BreakerHalfOpen
+		return true
 	}
-	b.mu.Unlock()
+	return false
 }
 
 // record notes an attempt's outcome and returns the new state when it

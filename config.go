@@ -172,10 +172,11 @@ func (c *Config) YAML() ([]byte, error) {
 	return yaml.Marshal(&doc)
 }
 
-// setBlockStyle turns the flow style that JSON parses into into YAML's
-// block style, for a readable file.
+// setBlockStyle turns the flow style and the quotes that JSON parses into
+// into YAML's plain block style, for a readable file; the encoder still
+// quotes a string that would otherwise read as another type.
 func setBlockStyle(n *yaml.Node) {
-	n.Style &^= yaml.FlowStyle
+	n.Style = 0
 	for _, c := range n.Content {
 		setBlockStyle(c)
 	}

@@ -245,6 +245,8 @@ func (p *picker) custom() *target {
 func (p *picker) take(i int) *target {
 	p.tried |= 1 << i
 	t := p.rt.targets[i]
-	t.breaker.picked(p.now)
+	if t.breaker.picked(p.now) {
+		p.rt.emit(Event{Kind: EventBreaker, Time: p.now, Route: p.rt.name, Target: t.name, State: string(BreakerHalfOpen)})
+	}
 	return t
 }
