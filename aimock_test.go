@@ -12,7 +12,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -292,20 +291,6 @@ func TestAimockGoOpenAI(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "Hello from B", res.Choices[0].Message.Content)
 
-	stream, err := c.CreateChatCompletionStream(context.Background(), req)
-	require.NoError(t, err)
-	defer stream.Close()
-	text := ""
-	for {
-		ch, err := stream.Recv()
-		if err == io.EOF {
-			break
-		}
-		require.NoError(t, err)
-		if len(ch.Choices) > 0 {
-			text += ch.Choices[0].Delta.Content
-		}
-	}
-	assert.Equal(t, "Hello from B", text)
+	assert.Equal(t, "Hello from B", goOpenAIStream(t, c, req))
 	assert.Equal(t, []int{200, 200}, statuses(b.journal(t), "/chat/completions"))
 }

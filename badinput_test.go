@@ -149,3 +149,35 @@ func TestRedirectNeverFollowedWithCredentials(t *testing.T) {
 	assert.Empty(t, res.Header.Get("Location"))
 	assert.Zero(t, evil.Count(), "nothing reaches the redirect target")
 }
+
+// TestBodyOver64MiB: a body over the default 64 MiB limit is not buffered:
+// it streams through to the addressed provider untouched, whatever its
+// model says.
+func TestBodyOver64MiB(t *testing.T) {
+	if testing.Short() {
+		t.Skip("64 MiB body skipped in -short mode")
+	}
+	s := server(t, "primary", "")
+	tr, err := gwtransport.NewTransport(nil, []string{"openai/gpt-4o"}, noEnv())
+	require.NoError(t, err)
+	filler := bytes.Repeat([]byte("a"), 64<<20)
+	body := append(append([]byte(`{"model":"gateway","messages":[{"role":"user","content":"`), filler...), []byte(`"}]}`)...)
+	for _, known := range []bool{true, false} {
+		s.Reset()
+		var r io.Reader = bytes.NewReader(body)
+		if !known {
+			r = io.MultiReader(r)
+		}
+		req, err := http.NewRequest(http.MethodPost, s.URL+"/chat/completions", r)
+		require.NoError(t, err)
+		res, err := tr.RoundTrip(req)
+		require.NoError(t, err)
+		res.Body.Close()
+		assert.Empty(t, res.Header.Get(gwtransport.HeaderTarget), "not intercepted")
+		j := s.Journal()
+		require.Len(t, j, 1)
+		assert.Equal(t, len(body), len(j[0].Body))
+		assert.True(t, bytes.Equal(body, j[0].Body), "the body arrives byte for byte (length known: %v)", known)
+		assert.Equal(t, "gateway", j[0].Model)
+	}
+}

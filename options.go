@@ -83,8 +83,10 @@ var SystemClock Clock = systemClock{}
 
 type systemClock struct{}
 
+// Now returns the wall-clock time.
 func (systemClock) Now() time.Time { return time.Now() }
 
+// Sleep waits on a timer that is stopped when ctx ends first.
 func (systemClock) Sleep(ctx context.Context, d time.Duration) error {
 	if d <= 0 {
 		return ctx.Err()
@@ -108,6 +110,7 @@ type RandSource interface {
 
 type globalRand struct{}
 
+// Float64 draws from math/rand/v2's global source.
 func (globalRand) Float64() float64 { return rand.Float64() }
 
 type lockedRand struct {
@@ -115,6 +118,7 @@ type lockedRand struct {
 	r  RandSource
 }
 
+// Float64 draws from the wrapped source under the mutex.
 func (l *lockedRand) Float64() float64 {
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -353,6 +353,11 @@ func targetURL(o *origin, p *provider, model string) (*url.URL, error) {
 	if p == o.provider {
 		// The caller's own client serves this provider: keep its base URL
 		// and query (Azure's api-version, say).
+		if !o.deployment && len(o.url.Path) == len(o.basePath)+1+len(o.op) {
+			// The path stays as the caller wrote it: share the URL,
+			// read-only.
+			return o.url, nil
+		}
 		u := *o.url
 		u.RawPath = ""
 		if o.deployment {

@@ -425,32 +425,12 @@ func TestCircuitBreaker(t *testing.T) {
 	})
 }
 
-// Scenario 15 with the circuit breaker: while the primary is down the
-// fallback serves without the primary being hammered; after it recovers
-// the breaker's probe brings it back within 30 s.
+// Scenario 15 with the circuit breaker (the default): while the primary is
+// down the fallback serves without the primary being hammered; after it
+// recovers the breaker's probe brings it back within 30 s.
 func TestScenario15WithBreaker(t *testing.T) {
 	p := newPair(t, gwtransport.WithMaxRetries(1))
-	start := p.clock.Now()
-	recovered := time.Duration(-1)
-	attemptsWhileDown := 0
-	for tick := time.Duration(0); tick <= 120*time.Second; tick += 4 * time.Second {
-		p.clock.Sleep(context.Background(), start.Add(tick).Sub(p.clock.Now()))
-		down := tick < 60*time.Second
-		if down {
-			p.primary.SetFault(&gatewaytest.Fault{Status: 503})
-		} else {
-			p.primary.SetFault(nil)
-		}
-		_, model, _, err := p.ask(t, context.Background(), false)
-		require.NoError(t, err, "at %s", tick)
-		if down {
-			assert.Equal(t, "fallback-model", model)
-			attemptsWhileDown = p.primary.Count()
-		} else if model == "gpt-4o" && recovered < 0 {
-			recovered = tick - 60*time.Second
-		}
-	}
-	require.GreaterOrEqual(t, recovered, time.Duration(0))
+	recovered, attemptsWhileDown := outage(t, p)
 	assert.LessOrEqual(t, recovered, 30*time.Second)
 	assert.Less(t, attemptsWhileDown, 15, "15 requests while down; without a breaker each would try the primary twice (30)")
 }

@@ -148,21 +148,34 @@ type streamBody struct {
 
 	mu       sync.Mutex // guards timer
 	timer    *time.Timer
+	start    time.Time    // the stream's commit, the origin of last
+	last     atomic.Int64 // nanoseconds since start at the last line
 	fired    atomic.Bool // the idle (or grace) timer ended the stream
 	finished atomic.Bool // [DONE] or a finish reason was seen
-	err      error
+	// armed is set once the timer exists; graceArmed once it was re-armed
+	// with the grace. graceArmed is only written by the reading goroutine.
+	armed      atomic.Bool
+	graceArmed bool
+	err        error
 	once     sync.Once
 }
 
 func newStreamBody(prefix []byte, br *bufio.Reader, upstream io.ReadCloser, cancel context.CancelFunc, idle, grace time.Duration) *streamBody {
-	s := &streamBody{pending: prefix, br: br, upstream: upstream, cancel: cancel, idle: idle, grace: grace}
+	s := &streamBody{pending: prefix, br: br, upstream: upstream, cancel: cancel, idle: idle, grace: grace, start: time.Now()}
 	_ = s.scan(prefix) // the first event was validated by eventFailure
 	s.arm()
 	return s
 }
 
-// arm (re)starts the silence timer after a line arrived.
+// arm notes that a line arrived. The silence timer is not reset for every
+// line (that would cost a timer operation per event): it fires at the
+// limit after the last reset and re-arms itself for what remains when
+// lines came since.
 func (s *streamBody) arm() {
+	s.last.Store(int64(time.Since(s.start)))
+	if s.armed.Load() && (!s.finished.Load() || s.graceArmed) {
+		return // the usual case: nothing to change, no lock
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	d := s.limit()
@@ -172,13 +185,30 @@ func (s *streamBody) arm() {
 			s.timer.Stop()
 		}
 	case s.timer == nil:
-		s.timer = time.AfterFunc(d, func() {
-			s.fired.Store(true)
-			s.cancel()
-		})
-	default:
+		s.timer = time.AfterFunc(d, s.check)
+		s.armed.Store(true)
+	case s.finished.Load() && !s.graceArmed:
+		// The finish shortens the limit to the grace: re-arm now.
+		s.graceArmed = true
 		s.timer.Reset(d)
 	}
+}
+
+// check runs when the silence timer fires: it ends the stream if nothing
+// came for the whole limit, else waits for the rest of it.
+func (s *streamBody) check() {
+	d := s.limit()
+	quiet := time.Since(s.start) - time.Duration(s.last.Load())
+	if d > 0 && quiet < d {
+		s.mu.Lock()
+		if s.timer != nil {
+			s.timer.Reset(d - quiet)
+		}
+		s.mu.Unlock()
+		return
+	}
+	s.fired.Store(true)
+	s.cancel()
 }
 
 // limit is the silence allowed now: the grace after a finish, else idle.
@@ -205,9 +235,28 @@ func (s *streamBody) Read(p []byte) (int, error) {
 			s.stop(bad)
 			return 0, bad
 		}
-		s.arm()
 		n := copy(p, line)
 		s.pending = line[n:]
+		// Hand over the complete lines already buffered too, without
+		// blocking: one Read per line would cost a call per event.
+		for len(s.pending) == 0 && n < len(p) && s.br.Buffered() > 0 {
+			buf, _ := s.br.Peek(s.br.Buffered())
+			if bytes.IndexByte(buf, '\n') < 0 {
+				break
+			}
+			line, err := s.br.ReadSlice('\n')
+			if err != nil {
+				break
+			}
+			if bad := s.scan(line); bad != nil {
+				s.stop(bad)
+				return n, nil // the lines before it; the error comes next
+			}
+			m := copy(p[n:], line)
+			s.pending = line[m:]
+			n += m
+		}
+		s.arm()
 		return n, nil
 	}
 	// The stream ended. A partial last line is not delivered.
@@ -244,7 +293,7 @@ func (s *streamBody) scan(p []byte) error {
 			switch {
 			case bytes.Equal(v, doneData):
 				s.finished.Store(true)
-			case !json.Valid(v):
+			case !plausibleJSON(v):
 				return ErrStreamMalformed
 			case hasFinish(v):
 				s.finished.Store(true)
@@ -270,6 +319,27 @@ func hasErrorMember(data []byte) bool {
 		return nil
 	})
 	return found
+}
+
+// plausibleJSON is the per-event check of a committed stream: the data
+// must be a whole JSON value by its first and last bytes (a cut or garbled
+// line fails). It is O(1) where a full validation would cost more than the
+// rest of the stream's handling; the first event is fully validated, and
+// the SDK decoding each event rejects what is malformed inside.
+func plausibleJSON(v []byte) bool {
+	v = bytes.TrimSpace(v)
+	if len(v) == 0 {
+		return false
+	}
+	switch v[0] {
+	case '{':
+		return v[len(v)-1] == '}'
+	case '[':
+		return v[len(v)-1] == ']'
+	case '"':
+		return len(v) > 1 && v[len(v)-1] == '"'
+	}
+	return json.Valid(v)
 }
 
 var finishKey = []byte(`"finish_reason"`)

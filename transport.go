@@ -112,8 +112,15 @@ func (s sender) send(r *http.Request) (*http.Response, error) {
 	return s.base.RoundTrip(r)
 }
 
-// pass sends a request the gateway does not handle.
+// pass sends a request the gateway does not handle, untouched but for the
+// preference header, which is the gateway's and never reaches a provider.
 func (s sender) pass(r *http.Request) (*http.Response, error) {
+	if _, ok := r.Header[HeaderPrefer]; ok {
+		r2 := *r
+		r2.Header = r.Header.Clone()
+		r2.Header.Del(HeaderPrefer)
+		r = &r2
+	}
 	if s.next != nil {
 		return s.next(r)
 	}
@@ -158,6 +165,7 @@ func (g *gateway) roundTrip(req *http.Request, snd sender) (*http.Response, erro
 		return nil, fmt.Errorf("%w: %v", ErrMalformedBody, scanErr)
 	}
 	r := &run{g: g, req: req, body: body, info: info, snd: snd}
+	r.attempts = r.inPlace[:0]
 	return r.start(rt, first)
 }
 
@@ -277,6 +285,7 @@ type run struct {
 	trail    *Trail
 	ownCreds *provider // the provider whose credentials the caller's request carries
 	attempts []Attempt
+	inPlace  [3]Attempt // the first attempts, without an allocation
 	final    *failure // the response to give the caller if every target fails
 }
 
@@ -496,7 +505,7 @@ func (r *run) attempt(ctx context.Context, rt *route, t *target, try int, body [
 		return nil, fail(o), &failure{res: res, body: errBody, target: t.name}
 	}
 	if r.info.stream && isEventStream(res.Header) {
-		br := bufio.NewReaderSize(res.Body, 16<<10)
+		br := bufio.NewReaderSize(res.Body, 4<<10)
 		prefix, ev, perr := peekFirstEvent(br)
 		if perr == nil {
 			if o, bad := eventFailure(ev); bad {
@@ -627,23 +636,31 @@ func (g *gateway) newAttemptRequest(ctx context.Context, req *http.Request, o *o
 	if err != nil {
 		return nil, -1, err
 	}
-	out := req.Clone(ctx)
+	p := t.prov
+	own := p == o.provider
+	hasCreds := g.hasCredentials(req.Header)
+	out := req.WithContext(ctx) // a shallow copy: the fields below are replaced, never modified
 	out.URL = u
 	out.Host = ""
 	out.Body = io.NopCloser(bytes.NewReader(body))
 	out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 	out.ContentLength = int64(len(body))
+	if own && (hasCreds || p.auth == AuthNone || p.pool == nil) && len(p.headers) == 0 &&
+		req.Header[HeaderPrefer] == nil && req.Header["Content-Length"] == nil {
+		// The caller's own provider, with nothing to add or remove: the
+		// caller's header is shared, read-only, as RoundTrip requires.
+		return out, -1, nil
+	}
+	out.Header = req.Header.Clone()
 	out.Header.Del("Content-Length")
 	out.Header.Del(HeaderPrefer)
-	p := t.prov
-	own := p == o.provider
 	if !own {
 		for _, h := range g.secretHeaders {
 			out.Header.Del(h)
 		}
 	}
 	keyIdx := -1
-	if !own || !g.hasCredentials(out.Header) {
+	if !own || !hasCreds {
 		switch {
 		case p.auth == AuthNone:
 		case p.pool == nil:
@@ -680,6 +697,7 @@ type cancelOnClose struct {
 	cancel context.CancelFunc
 }
 
+// Read ends the attempt's context at the end of the body.
 func (c *cancelOnClose) Read(p []byte) (int, error) {
 	n, err := c.ReadCloser.Read(p)
 	if err == io.EOF {
@@ -688,6 +706,7 @@ func (c *cancelOnClose) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// Close closes the body and ends the attempt's context.
 func (c *cancelOnClose) Close() error {
 	err := c.ReadCloser.Close()
 	c.cancel()

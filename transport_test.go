@@ -481,21 +481,7 @@ func TestGoOpenAIClient(t *testing.T) {
 	assert.Equal(t, "Hello from azure", res.Choices[0].Message.Content)
 	assert.Equal(t, "/openai/deployments/dep-1/chat/completions", az.Journal()[0].Path)
 
-	stream, err := c.CreateChatCompletionStream(context.Background(), req)
-	require.NoError(t, err)
-	defer stream.Close()
-	text := ""
-	for {
-		ch, err := stream.Recv()
-		if err == io.EOF {
-			break
-		}
-		require.NoError(t, err)
-		if len(ch.Choices) > 0 {
-			text += ch.Choices[0].Delta.Content
-		}
-	}
-	assert.Equal(t, "Hello from azure tok2 tok3 tok4 tok5 ", text)
+	assert.Equal(t, "Hello from azure tok2 tok3 tok4 tok5 ", goOpenAIStream(t, c, req))
 }
 
 func TestGoOpenAIAzureClientAsOrigin(t *testing.T) {
@@ -566,4 +552,24 @@ func TestSplitOnFirstSlashOnly(t *testing.T) {
 	var out struct{ Model string }
 	require.NoError(t, json.NewDecoder(res.Body).Decode(&out))
 	assert.Equal(t, "meta-llama/Llama-3.3-70B-Instruct-Turbo", out.Model)
+}
+
+// goOpenAIStream sends a streamed request with a go-openai client and
+// returns the text.
+func goOpenAIStream(t *testing.T, c *goopenai.Client, req goopenai.ChatCompletionRequest) string {
+	t.Helper()
+	stream, err := c.CreateChatCompletionStream(context.Background(), req)
+	require.NoError(t, err)
+	defer stream.Close()
+	text := ""
+	for {
+		ch, err := stream.Recv()
+		if err == io.EOF {
+			return text
+		}
+		require.NoError(t, err)
+		if len(ch.Choices) > 0 {
+			text += ch.Choices[0].Delta.Content
+		}
+	}
 }

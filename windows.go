@@ -70,6 +70,7 @@ func inWindow(ws []window, now time.Time, loc *time.Location) (window, bool) {
 	return window{}, false
 }
 
+// String renders the window as HH:MM-HH:MM.
 func (w window) String() string {
 	return fmt.Sprintf("%02d:%02d-%02d:%02d", w.start/60, w.start%60, w.end/60, w.end%60)
 }

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/failsafe-go/failsafe-go"
 	"github.com/failsafe-go/failsafe-go/failsafehttp"
 	"github.com/failsafe-go/failsafe-go/retrypolicy"
 	"github.com/hashicorp/go-retryablehttp"
@@ -67,6 +68,14 @@ func BenchmarkRetry503(b *testing.B) {
 		"failsafe-go": func(base http.RoundTripper) *http.Client {
 			rp := retrypolicy.NewBuilder[*http.Response]().
 				HandleIf(func(r *http.Response, err error) bool { return err != nil || r.StatusCode == 503 }).
+				// failsafe-go leaves the failed response open; drain and
+				// close it so the connection is reused, as the others do.
+				OnRetry(func(e failsafe.ExecutionEvent[*http.Response]) {
+					if r := e.LastResult(); r != nil {
+						_, _ = io.Copy(io.Discard, r.Body)
+						r.Body.Close()
+					}
+				}).
 				WithMaxRetries(1).WithDelay(0).ReturnLastFailure().Build()
 			return &http.Client{Transport: failsafehttp.NewRoundTripper(base, rp)}
 		},
