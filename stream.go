@@ -150,14 +150,14 @@ type streamBody struct {
 	timer    *time.Timer
 	start    time.Time    // the stream's commit, the origin of last
 	last     atomic.Int64 // nanoseconds since start at the last line
-	fired    atomic.Bool // the idle (or grace) timer ended the stream
-	finished atomic.Bool // [DONE] or a finish reason was seen
+	fired    atomic.Bool  // the idle (or grace) timer ended the stream
+	finished atomic.Bool  // [DONE] or a finish reason was seen
 	// armed is set once the timer exists; graceArmed once it was re-armed
 	// with the grace. graceArmed is only written by the reading goroutine.
 	armed      atomic.Bool
 	graceArmed bool
 	err        error
-	once     sync.Once
+	once       sync.Once
 }
 
 func newStreamBody(prefix []byte, br *bufio.Reader, upstream io.ReadCloser, cancel context.CancelFunc, idle, grace time.Duration) *streamBody {

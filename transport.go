@@ -286,7 +286,7 @@ type run struct {
 	ownCreds *provider // the provider whose credentials the caller's request carries
 	attempts []Attempt
 	inPlace  [3]Attempt // the first attempts, without an allocation
-	final    *failure // the response to give the caller if every target fails
+	final    *failure   // the response to give the caller if every target fails
 }
 
 // failure is a failed HTTP response kept, body and all, to be handed to the
