@@ -248,7 +248,8 @@ func skipString(p []byte, i int) (int, error) {
 			return 0, errors.New("unterminated string")
 		}
 		j += k
-		// The quote is escaped when an odd number of backslashes precede it.
+		// The quote is escaped when an odd number of backslashes precede it
+		// (within this string: the opening quote bounds the count).
 		n := 0
 		for b := j - 1; b > i && p[b] == '\\'; b-- {
 			n++
