@@ -482,7 +482,7 @@ func (r *run) attempt(ctx context.Context, rt *route, t *target, try int, body [
 		return a
 	}
 
-	out, keyIdx, err := g.newAttemptRequest(actx, r.req, &r.origin, t, body, s.clock.Now())
+	out, keyIdx, err := g.newAttemptRequest(actx, r.req, &r.origin, t, body, r.ownCreds != nil, s.clock.Now())
 	if err != nil {
 		a.Err = err
 		a.Action = NextTarget
@@ -630,15 +630,16 @@ func headerSafe(r rune) rune {
 
 // newAttemptRequest builds the request of one attempt: a new request with
 // the target's URL, the rewritten body, and only the target provider's
-// credentials. It returns the index of the pooled key it used, or -1.
-func (g *gateway) newAttemptRequest(ctx context.Context, req *http.Request, o *origin, t *target, body []byte, now time.Time) (*http.Request, int, error) {
+// credentials. hasCreds says whether the caller's request carries
+// credentials (found once per request). It returns the index of the pooled
+// key it used, or -1.
+func (g *gateway) newAttemptRequest(ctx context.Context, req *http.Request, o *origin, t *target, body []byte, hasCreds bool, now time.Time) (*http.Request, int, error) {
 	u, err := targetURL(o, t.prov, t.model)
 	if err != nil {
 		return nil, -1, err
 	}
 	p := t.prov
 	own := p == o.provider
-	hasCreds := g.hasCredentials(req.Header)
 	out := req.WithContext(ctx) // a shallow copy: the fields below are replaced, never modified
 	out.URL = u
 	out.Host = ""
