@@ -24,19 +24,22 @@ func TestBreakerCooldownOnlyExtends(t *testing.T) {
 		{3 * time.Second, 90 * time.Second, 93 * time.Second}, // longer: extended
 	}
 	for _, s := range steps {
-		st, _ := b.record(t0.Add(s.at), true, s.retryAfter)
+		st, _ := b.record(t0.Add(s.at), verdictFailure, s.retryAfter)
 		assert.Equal(t, BreakerOpen, st)
 		_, until := b.snapshot()
 		assert.Equal(t, t0.Add(s.want), until, "after the failure at +%s", s.at)
 	}
-	blocked, _ := b.blocked(t0.Add(92 * time.Second))
+	blocked, _, _ := b.blocked(t0.Add(92 * time.Second))
 	assert.True(t, blocked)
-	blocked, _ = b.blocked(t0.Add(93 * time.Second))
+	blocked, _, _ = b.blocked(t0.Add(93 * time.Second))
 	assert.False(t, blocked, "a probe may go at the end of the cooldown")
-	assert.True(t, b.picked(t0.Add(93*time.Second)))
-	blocked, _ = b.blocked(t0.Add(93 * time.Second))
+	ok, probe, halfOpened := b.admit(t0.Add(93*time.Second), time.Minute)
+	assert.True(t, ok)
+	assert.True(t, halfOpened)
+	assert.NotZero(t, probe.id)
+	blocked, _, _ = b.blocked(t0.Add(93 * time.Second))
 	assert.True(t, blocked, "one probe at a time")
-	st, changed := b.record(t0.Add(94*time.Second), false, 0)
+	st, changed := b.record(t0.Add(94*time.Second), verdictSuccess, 0)
 	assert.True(t, changed)
 	assert.Equal(t, BreakerClosed, st)
 }

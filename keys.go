@@ -5,10 +5,19 @@ import (
 	"time"
 )
 
-// keyPool rotates a provider's API keys. A key answered 429 rests for the
-// response's Retry-After (1 s when it has none); a key answered 401 or 403
-// is disabled for keyDisabledFor; an optional minimum interval spaces the
-// uses of each key. Keys are never logged or reported, only their index.
+// keyPool rotates a provider's API keys. Each key is a small state
+// machine driven by the injected clock:
+//
+//	state     event                           next state
+//	active    429 (Retry-After r, or 1 s)     resting until now+min(r, max rest), never shortened
+//	active    401, 403                        disabled until now+keyDisabledFor
+//	resting   429                             resting, extended up to now+max rest
+//	any       401, 403                        disabled until now+keyDisabledFor
+//	resting   the clock passes its end        active
+//	disabled  the clock passes its end        active
+//
+// An optional minimum interval spaces the uses of each key. Keys are never
+// logged or reported, only their index.
 type keyPool struct {
 	interval time.Duration
 
@@ -86,9 +95,39 @@ func (p *keyPool) usable(i int, now time.Time) bool {
 	return true
 }
 
+// nextUsable returns the earliest time from now at which some key is usable.
+func (p *keyPool) nextUsable(now time.Time) time.Time {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var first time.Time
+	for i := range p.keys {
+		ks := &p.keys[i]
+		at := now
+		for _, t := range [...]time.Time{ks.disabled, ks.restUntil} {
+			if t.After(at) {
+				at = t
+			}
+		}
+		if p.interval > 0 && !ks.lastUsed.IsZero() {
+			if t := ks.lastUsed.Add(p.interval); t.After(at) {
+				at = t
+			}
+		}
+		if first.IsZero() || at.Before(first) {
+			first = at
+		}
+	}
+	return first
+}
+
+// size is the number of keys.
+func (p *keyPool) size() int { return len(p.keys) }
+
 // report updates key i after a response with status; it returns the state
-// it put the key in ("resting", "disabled") or "".
-func (p *keyPool) report(i, status int, retryAfter time.Duration, now time.Time) string {
+// it put the key in ("resting", "disabled") or "". retryAfter is the
+// response's Retry-After (0 if none); the rest it sets is at most maxRest
+// (no cap when maxRest is 0).
+func (p *keyPool) report(i, status int, retryAfter, maxRest time.Duration, now time.Time) string {
 	if i < 0 {
 		return ""
 	}
@@ -100,6 +139,7 @@ func (p *keyPool) report(i, status int, retryAfter time.Duration, now time.Time)
 		if retryAfter <= 0 {
 			retryAfter = defaultKeyRest
 		}
+		retryAfter = capRest(retryAfter, maxRest)
 		if until := now.Add(retryAfter); until.After(ks.restUntil) {
 			ks.restUntil = until
 		}

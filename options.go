@@ -160,6 +160,7 @@ type settings struct {
 	windows         map[string][]Window
 	loc             *time.Location
 	breaker         Breaker
+	maxRest         time.Duration
 	routes          []routeSpec
 	defaultModels   any // the default route's models from a Config
 }
@@ -210,6 +211,7 @@ func defaultSettings() *settings {
 		env:            os.LookupEnv,
 		loc:            time.UTC,
 		breaker:        DefaultBreaker,
+		maxRest:        DefaultMaxRest,
 	}
 }
 

@@ -302,23 +302,25 @@ func TestKeyPools(t *testing.T) {
 	t.Run("a rate-limited key rests for its Retry-After; a refused key is disabled", func(t *testing.T) {
 		pool, other, clock, tr := newPool(t, 0)
 		pool.Enqueue(gatewaytest.Fault{Status: 429, Header: map[string]string{"Retry-After": "30"}}, gatewaytest.Fault{Status: 401})
-		assert.Equal(t, "other/m", send(t, tr, other.URL)) // k1: 429
-		assert.Equal(t, "other/m", send(t, tr, other.URL)) // k2: 401
+		// k1: 429, k2: 401, and each time the next key goes at once, with
+		// no wait and no retry used up (WithMaxRetries(0)).
+		assert.Equal(t, "pool/m", send(t, tr, other.URL))
+		assert.Empty(t, clock.Sleeps())
 		for i := 0; i < 3; i++ {
 			assert.Equal(t, "pool/m", send(t, tr, other.URL)) // k3 only
 		}
-		assert.Equal(t, []string{"k1", "k2", "k3", "k3", "k3"}, used(pool))
+		assert.Equal(t, []string{"k1", "k2", "k3", "k3", "k3", "k3"}, used(pool))
 		st := statsOf(tr.Stats(), "pool/m")
 		require.Len(t, st.Keys, 3)
 		assert.Equal(t, "resting", st.Keys[0].State)
 		assert.Equal(t, clock.Now().Add(30*time.Second), st.Keys[0].Until)
 		assert.Equal(t, "disabled", st.Keys[1].State)
 		assert.Equal(t, "active", st.Keys[2].State)
-		assert.Equal(t, int64(3), st.Keys[2].Uses)
+		assert.Equal(t, int64(4), st.Keys[2].Uses)
 
 		clock.Sleep(context.Background(), 31*time.Second)
 		send(t, tr, other.URL)
-		assert.Equal(t, "k1", used(pool)[5], "k1 is back after its rest")
+		assert.Equal(t, "k1", used(pool)[6], "k1 is back after its rest")
 	})
 	t.Run("minimum interval per key; when every key rests, the next target", func(t *testing.T) {
 		pool, other, clock, tr := newPool(t, 10*time.Second)

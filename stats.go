@@ -48,7 +48,8 @@ type TargetStats struct {
 	Route, Target, Provider, Model, Alias string
 	Weight                                float64
 	// Breaker is the circuit breaker's state; BreakerUntil the end of its
-	// cooldown when open.
+	// cooldown when open, the end of its probe's lease when half-open with
+	// a probe in flight, zero otherwise.
 	Breaker      BreakerState
 	BreakerUntil time.Time
 	// Attempts made at this target, of which Successes and Failures
@@ -91,7 +92,10 @@ func (t *target) excluded(now time.Time, ownCreds *provider) string {
 	if w, ok := inWindow(t.windows, now, t.loc); ok {
 		return "in its excluded hours " + w.String()
 	}
-	if blocked, until := t.breaker.blocked(now); blocked {
+	if blocked, st, until := t.breaker.blocked(now); blocked {
+		if st == BreakerHalfOpen {
+			return "circuit half-open, its probe is in flight until " + until.UTC().Format(time.RFC3339)
+		}
 		return "circuit open until " + until.UTC().Format(time.RFC3339)
 	}
 	if t.prov.pool != nil && t.prov != ownCreds && !t.prov.pool.anyUsable(now) {

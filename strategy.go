@@ -91,10 +91,11 @@ type picker struct {
 	rt       *route
 	now      time.Time
 	tried    uint64
-	first    int       // index of a target the caller asked for first, or -1
-	ownCreds *provider // the provider whose credentials the request carries
-	start    int       // round-robin start of this request
-	reason   string    // why the last next() found nothing, if targets were excluded
+	first    int        // index of a target the caller asked for first, or -1
+	ownCreds *provider  // the provider whose credentials the request carries
+	start    int        // round-robin start of this request
+	reason   string     // why the last next() found nothing, if targets were excluded
+	probe    probeLease // the breaker probe lease of the last target taken, if it is a probe
 }
 
 func newPicker(rt *route, first int, now time.Time) picker {
@@ -242,11 +243,35 @@ func (p *picker) custom() *target {
 	return p.take(cands[k].Index)
 }
 
+// take hands target i to the request once its breaker admits it. A
+// breaker past its cooldown admits the request as its probe, under a lease
+// kept in p.probe. A breaker whose probe went to another request meanwhile
+// refuses, and the request looks for another target.
 func (p *picker) take(i int) *target {
 	p.tried |= 1 << i
+	p.probe = probeLease{}
 	t := p.rt.targets[i]
-	if t.breaker.picked(p.now) {
+	ok, probe, halfOpened := t.breaker.admit(p.now, t.probeLease())
+	if halfOpened {
 		p.rt.emit(Event{Kind: EventBreaker, Time: p.now, Route: p.rt.name, Target: t.name, State: string(BreakerHalfOpen)})
 	}
+	if !ok {
+		why := t.name + ": circuit half-open, its probe is in flight"
+		n := p.next()
+		if n == nil {
+			p.note(why)
+		}
+		return n
+	}
+	p.probe = probe
 	return t
+}
+
+// probeLease is how long a probe at t may go without a verdict before
+// another request may probe: its attempt timeout, or defaultProbeLease.
+func (t *target) probeLease() time.Duration {
+	if t.timeout > 0 {
+		return t.timeout
+	}
+	return defaultProbeLease
 }

@@ -285,6 +285,7 @@ type run struct {
 	trail    *Trail
 	ownCreds *provider // the provider whose credentials the caller's request carries
 	attempts []Attempt
+	key      int        // the pooled key of the last attempt, -1 for none
 	inPlace  [3]Attempt // the first attempts, without an allocation
 	final    *failure   // the response to give the caller if every target fails
 }
@@ -308,19 +309,25 @@ func (r *run) do(rt *route, first int) (*http.Response, error) {
 	pick.ownCreds = r.ownCreds
 	var stop error
 	var prev *target
+	var probe probeLease // the breaker probe this request holds, if any
 targets:
 	for {
+		// A probe that got no verdict (never sent, cancelled) frees its
+		// lease at once: the next request probes.
+		probe.release()
 		pick.now = s.clock.Now()
 		t := pick.next()
 		if t == nil {
 			break
 		}
+		probe = pick.probe
 		if prev != nil {
 			rt.emit(Event{Kind: EventFallback, Time: pick.now, Route: rt.name, Target: prev.name, Next: t.name})
 		}
 		prev = t
 		out := rewriteBody(nil, r.body, &r.info, t.quotedModel, t.messages)
 		var bo interface{ NextBackOff() time.Duration }
+		retries, switches := 0, 0
 		for try := 1; ; try++ {
 			if len(r.attempts) >= s.maxAttempts {
 				break targets
@@ -346,15 +353,25 @@ targets:
 			switch {
 			case a.Action == FailFast:
 				r.record(rt, a)
+				probe.release()
 				return r.finish(), nil
 			case ctx.Err() != nil:
 				r.record(rt, a)
 				stop = ctx.Err()
 				break targets
-			case a.Action != RetrySame || try > t.maxRetries:
+			case r.freshKey(t, a, switches, s.clock.Now()):
+				// The key was rate limited or refused and another key of
+				// the provider is free now: use it at once, without a wait
+				// and without using up a retry (max attempts still counts).
+				switches++
+				a.Action = RetrySame
+				r.record(rt, a)
+				continue
+			case a.Action != RetrySame || retries >= t.maxRetries:
 				r.record(rt, a)
 				continue targets
 			}
+			retries++
 			if bo == nil {
 				bo = rt.newBackOff(t)
 			}
@@ -366,6 +383,7 @@ targets:
 			if ok {
 				a.Wait = wait
 			}
+			ok = ok && r.worthWaiting(t, s.clock.Now(), wait)
 			r.record(rt, a)
 			if !ok {
 				continue targets
@@ -374,13 +392,14 @@ targets:
 				stop = err
 				break targets
 			}
-			if blocked, _ := t.breaker.blocked(s.clock.Now()); blocked {
-				// The breaker opened meanwhile: do not hammer the target,
-				// move on.
+			if !r.worthWaiting(t, s.clock.Now(), 0) {
+				// The breaker opened or the keys went to rest meanwhile:
+				// do not hammer the target, move on.
 				continue targets
 			}
 		}
 	}
+	probe.release()
 	if stop == nil {
 		stop = ctx.Err()
 	}
@@ -391,6 +410,34 @@ targets:
 		stop = fmt.Errorf("%w: %s", ErrNoTarget, pick.reason)
 	}
 	return nil, &Error{Route: rt.name, Attempts: r.attempts, Stop: stop}
+}
+
+// freshKey reports whether the attempt's key was rate limited (429) or
+// refused (401, 403) while another key of the target's provider is usable
+// now: the next try at the target then goes at once with that key. Key
+// switches are bounded by the number of keys, and happen only while the
+// target's breaker is closed.
+func (r *run) freshKey(t *target, a Attempt, switches int, now time.Time) bool {
+	if r.key < 0 || (a.Status != http.StatusTooManyRequests && a.Status != http.StatusUnauthorized && a.Status != http.StatusForbidden) {
+		return false
+	}
+	p := t.prov.pool
+	return p != nil && switches < p.size()-1 && t.breaker.closed() && p.anyUsable(now)
+}
+
+// worthWaiting consults the target's live state before and after a wait:
+// a retry goes only to a target whose breaker is closed and, when the
+// request uses its provider's key pool, some key of which is usable by the
+// end of the wait. Otherwise the gateway fails over now instead of
+// sleeping.
+func (r *run) worthWaiting(t *target, now time.Time, wait time.Duration) bool {
+	if !t.breaker.closed() {
+		return false
+	}
+	if r.key >= 0 && t.prov.pool != nil && t.prov.pool.nextUsable(now).After(now.Add(wait)) {
+		return false
+	}
+	return true
 }
 
 // keep remembers a failed response for the caller. A fallback's rejection
@@ -478,11 +525,14 @@ func (r *run) attempt(ctx context.Context, rt *route, t *target, try int, body [
 			a.Action = NextTarget
 		}
 		a.Duration = time.Since(start)
-		r.observe(rt, t, keyIdx, o, a.Duration)
+		// Without a response, the caller's own cancellation or deadline
+		// says nothing about the target.
+		r.observe(rt, t, keyIdx, o, a.Duration, o.Status == 0 && ctx.Err() != nil)
 		return a
 	}
 
 	out, keyIdx, err := g.newAttemptRequest(actx, r.req, &r.origin, t, body, r.ownCreds != nil, s.clock.Now())
+	r.key = keyIdx
 	if err != nil {
 		a.Err = err
 		a.Action = NextTarget
@@ -531,28 +581,38 @@ func (r *run) attempt(ctx context.Context, rt *route, t *target, try int, body [
 	}
 	a.Action = Succeed
 	a.Duration = time.Since(start)
-	r.observe(rt, t, keyIdx, Outcome{Status: res.StatusCode}, a.Duration)
+	r.observe(rt, t, keyIdx, Outcome{Status: res.StatusCode}, a.Duration, false)
 	return res, a, nil
 }
 
 // observe feeds an attempt's outcome to the target's live state: its
-// statistics, its circuit breaker and the key it used.
-func (r *run) observe(rt *route, t *target, keyIdx int, o Outcome, d time.Duration) {
+// statistics, its circuit breaker and the key it used. callerGone marks an
+// attempt ended by the caller's cancellation or deadline, which says
+// nothing about the target. Rests derived from Retry-After are capped by
+// WithMaxRest.
+func (r *run) observe(rt *route, t *target, keyIdx int, o Outcome, d time.Duration, callerGone bool) {
 	now := rt.s.clock.Now()
 	success := o.Status >= 200 && o.Status < 300 && o.Err == nil && o.Code == "" && o.Type == ""
-	failure := availabilityFailure(o)
+	failure := !callerGone && availabilityFailure(o)
 	t.stats.record(success, failure, d)
 	var ra time.Duration
 	if o.Header != nil {
 		ra, _ = RetryAfter(o.Header, now)
 	}
-	if success || failure {
-		if st, changed := t.breaker.record(now, failure, ra); changed {
-			rt.emit(Event{Kind: EventBreaker, Time: now, Route: rt.name, Target: t.name, State: string(st)})
-		}
+	v := verdictNone
+	switch {
+	case success:
+		v = verdictSuccess
+	case failure:
+		v = verdictFailure
+	case o.Status != 0:
+		v = verdictReachable
+	}
+	if st, changed := t.breaker.record(now, v, capRest(ra, rt.s.maxRest)); changed {
+		rt.emit(Event{Kind: EventBreaker, Time: now, Route: rt.name, Target: t.name, State: string(st)})
 	}
 	if keyIdx >= 0 && t.prov.pool != nil {
-		if st := t.prov.pool.report(keyIdx, o.Status, ra, now); st != "" {
+		if st := t.prov.pool.report(keyIdx, o.Status, ra, rt.s.maxRest, now); st != "" {
 			rt.emit(Event{Kind: EventKey, Time: now, Route: rt.name, Target: t.name, KeyIndex: keyIdx, State: st})
 		}
 	}
