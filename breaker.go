@@ -168,6 +168,23 @@ type breaker struct {
 	lease       uint64    // half-open: the probe out, 0 when none
 	leaseUntil  time.Time // half-open: when that probe's lease lapses
 	leases      uint64    // leases handed out, for their ids
+	seen        time.Time // the latest time the breaker was given
+}
+
+// rewind keeps a clock set back from stretching the cooldown or the lease:
+// when now is before the latest time seen, both keep the time they had
+// left then. Called with b.mu held, first thing.
+func (b *breaker) rewind(now time.Time) {
+	if now.Before(b.seen) {
+		back := now.Sub(b.seen)
+		if !b.openUntil.IsZero() {
+			b.openUntil = b.openUntil.Add(back)
+		}
+		if !b.leaseUntil.IsZero() {
+			b.leaseUntil = b.leaseUntil.Add(back)
+		}
+	}
+	b.seen = now
 }
 
 func newBreaker(cfg Breaker) *breaker {
@@ -205,6 +222,7 @@ func (b *breaker) blocked(now time.Time) (bool, BreakerState, time.Time) {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.rewind(now)
 	switch b.state {
 	case BreakerOpen:
 		return now.Before(b.openUntil), b.state, b.openUntil
@@ -237,6 +255,7 @@ func (b *breaker) admit(now time.Time, lease time.Duration) (ok bool, probe prob
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.rewind(now)
 	switch b.state {
 	case BreakerOpen:
 		if now.Before(b.openUntil) {
@@ -269,6 +288,7 @@ func (b *breaker) record(now time.Time, v verdict, rest time.Duration) (BreakerS
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.rewind(now)
 	until := now.Add(max(time.Duration(b.cfg.Cooldown), rest))
 	switch b.state {
 	case BreakerClosed:
@@ -333,13 +353,14 @@ func (b *breaker) close() {
 
 // snapshot returns the state and, when open, the end of the cooldown (when
 // half-open with a probe out, the end of its lease).
-func (b *breaker) snapshot() (BreakerState, time.Time) {
+func (b *breaker) snapshot(now time.Time) (BreakerState, time.Time) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	switch b.state {
-	case BreakerOpen:
+	b.rewind(now)
+	switch {
+	case b.state == BreakerOpen:
 		return b.state, b.openUntil
-	case BreakerHalfOpen:
+	case b.state == BreakerHalfOpen && b.lease != 0:
 		return b.state, b.leaseUntil
 	}
 	return b.state, time.Time{}

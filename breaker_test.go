@@ -26,7 +26,7 @@ func TestBreakerCooldownOnlyExtends(t *testing.T) {
 	for _, s := range steps {
 		st, _ := b.record(t0.Add(s.at), verdictFailure, s.retryAfter)
 		assert.Equal(t, BreakerOpen, st)
-		_, until := b.snapshot()
+		_, until := b.snapshot(t0.Add(s.at))
 		assert.Equal(t, t0.Add(s.want), until, "after the failure at +%s", s.at)
 	}
 	blocked, _, _ := b.blocked(t0.Add(92 * time.Second))

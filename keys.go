@@ -24,6 +24,25 @@ type keyPool struct {
 	mu   sync.Mutex
 	keys []keyState
 	next int
+	seen time.Time // the latest time the pool was given
+}
+
+// rewind keeps a clock set back from stretching rests: when now is before
+// the latest time seen, every key keeps the time it had left then (and the
+// time since its last use). Called with p.mu held, first thing.
+func (p *keyPool) rewind(now time.Time) {
+	if now.Before(p.seen) {
+		back := now.Sub(p.seen)
+		for i := range p.keys {
+			ks := &p.keys[i]
+			for _, t := range []*time.Time{&ks.restUntil, &ks.disabled, &ks.lastUsed} {
+				if !t.IsZero() {
+					*t = t.Add(back)
+				}
+			}
+		}
+	}
+	p.seen = now
 }
 
 // keyState is one key and its live state.
@@ -58,6 +77,7 @@ func newKeyPool(secrets []string, interval time.Duration) *keyPool {
 func (p *keyPool) acquire(now time.Time) (int, string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.rewind(now)
 	for k := 0; k < len(p.keys); k++ {
 		i := (p.next + k) % len(p.keys)
 		if !p.usable(i, now) {
@@ -76,6 +96,7 @@ func (p *keyPool) acquire(now time.Time) (int, string) {
 func (p *keyPool) anyUsable(now time.Time) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.rewind(now)
 	for i := range p.keys {
 		if p.usable(i, now) {
 			return true
@@ -99,6 +120,7 @@ func (p *keyPool) usable(i int, now time.Time) bool {
 func (p *keyPool) nextUsable(now time.Time) time.Time {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.rewind(now)
 	var first time.Time
 	for i := range p.keys {
 		ks := &p.keys[i]
@@ -133,6 +155,7 @@ func (p *keyPool) report(i, status int, retryAfter, maxRest time.Duration, now t
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.rewind(now)
 	ks := &p.keys[i]
 	switch status {
 	case 429:
@@ -169,6 +192,7 @@ func (p *keyPool) stats(now time.Time) []KeyStats {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.rewind(now)
 	out := make([]KeyStats, len(p.keys))
 	for i, ks := range p.keys {
 		st := KeyStats{Index: i, State: "active", Uses: ks.uses}

@@ -68,7 +68,7 @@ func (g *gateway) stats() []TargetStats {
 	var out []TargetStats
 	for _, rt := range g.order {
 		for _, t := range rt.targets {
-			st, until := t.breaker.snapshot()
+			st, until := t.breaker.snapshot(now)
 			if t.breaker.cfg.Disabled {
 				st = ""
 			}
