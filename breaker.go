@@ -100,7 +100,7 @@ func (b Breaker) validate() error {
 	if b.Cooldown < 0 || time.Duration(b.Cooldown) > maxBreakerCooldown {
 		bad("Cooldown must be in [0, %s], got %s", maxBreakerCooldown, time.Duration(b.Cooldown))
 	}
-	if len(errs) == 0 && b.FailureRate > 0 {
+	if len(errs) == 0 && b.FailureRate > 0 && !b.Disabled {
 		if d := b.withDefaults(); d.MinAttempts > d.Window {
 			bad("MinAttempts %d is larger than Window %d: FailureRate could never open the breaker", d.MinAttempts, d.Window)
 		}

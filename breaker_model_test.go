@@ -408,6 +408,8 @@ func TestBreakerSettingsRefused(t *testing.T) {
 		{Breaker{Cooldown: Duration(100 * 365 * 24 * time.Hour)}, "Cooldown must be in [0, 24h0m0s], got 876000h0m0s"},
 		{Breaker{Cooldown: Duration(24 * time.Hour), FailureRate: 1, Window: 10000, MinAttempts: 10000}, ""},
 		{DefaultBreaker, ""},
+		{Breaker{Disabled: true, FailureRate: 0.5, MinAttempts: 30}, ""}, // off: its counts are unused
+		{Breaker{Disabled: true, FailureRate: 2}, "FailureRate must be in [0, 1], got 2"},
 		{Breaker{}, ""},
 	} {
 		err := c.b.validate()

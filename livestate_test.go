@@ -128,6 +128,31 @@ func TestProbeNeverSentIsReleased(t *testing.T) {
 	assert.Equal(t, gwtransport.BreakerClosed, statsOf(f.tr.Stats(), "p1/m").Breaker)
 }
 
+// A probe whose caller gave up before it went out says nothing of the
+// target: its lease is freed, and the next request probes and closes.
+func TestProbeOfACancelledRequestIsReleased(t *testing.T) {
+	f := newFleet(t, 2, list, oneFailureOpens)
+	f.servers[0].Enqueue(gatewaytest.Fault{Status: 503})
+	assert.Equal(t, "p1/m", served(t, f))
+	f.clock.Sleep(context.Background(), 10*time.Second)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, _, err := post(t, ctx, f.tr, f.servers[0].URL, nil)
+	var gerr *gwtransport.Error
+	require.ErrorAs(t, err, &gerr)
+	require.ErrorIs(t, err, context.Canceled)
+	require.Len(t, gerr.Attempts, 1)
+	assert.Equal(t, "p0/m", gerr.Attempts[0].Target, "p0 was picked as the probe")
+	st := statsOf(f.tr.Stats(), "p0/m")
+	assert.Equal(t, gwtransport.BreakerHalfOpen, st.Breaker, "not reopened: the caller gave up")
+	assert.Empty(t, st.Excluded, "the lease is free")
+	assert.Equal(t, int64(1), st.Failures)
+
+	assert.Equal(t, "p0/m", served(t, f))
+	assert.Equal(t, gwtransport.BreakerClosed, statsOf(f.tr.Stats(), "p0/m").Breaker)
+}
+
 // A probe that never gets a verdict (its target holds the request) keeps
 // the others out only for its lease, the target's attempt timeout on the
 // injected clock; then another request probes. The late verdict still
@@ -318,11 +343,16 @@ func TestFreshKeyUsedAtOnce(t *testing.T) {
 // without sleeping.
 func TestNoWaitForAnUnavailableTarget(t *testing.T) {
 	t.Run("breaker open", func(t *testing.T) {
-		f := newFleet(t, 2, list, oneFailureOpens, gwtransport.WithMaxRetries(2), gwtransport.WithBackoff(gwtransport.Backoff{Initial: time.Second}))
+		var attempts []gwtransport.Attempt
+		f := newFleet(t, 2, list, oneFailureOpens, gwtransport.WithMaxRetries(2), gwtransport.WithBackoff(gwtransport.Backoff{Initial: time.Second}),
+			gwtransport.WithOnAttempt(func(a gwtransport.Attempt) { attempts = append(attempts, a) }))
 		f.servers[0].Enqueue(gatewaytest.Fault{Status: 503})
 		assert.Equal(t, "p1/m", served(t, f))
 		assert.Empty(t, f.clock.Sleeps())
 		assert.Equal(t, 1, f.servers[0].Count())
+		require.Len(t, attempts, 2)
+		assert.Equal(t, 503, attempts[0].Status)
+		assert.Zero(t, attempts[0].Wait, "no wait recorded: none was made")
 	})
 	t.Run("breaker closed: the backoff is waited", func(t *testing.T) {
 		f := newFleet(t, 2, list, gwtransport.WithMaxRetries(2), gwtransport.WithBackoff(gwtransport.Backoff{Initial: time.Second}))

@@ -380,10 +380,10 @@ targets:
 				h = f.res.Header
 			}
 			wait, ok := r.wait(ctx, s, bo, h)
+			ok = ok && r.worthWaiting(t, s.clock.Now(), wait)
 			if ok {
 				a.Wait = wait
 			}
-			ok = ok && r.worthWaiting(t, s.clock.Now(), wait)
 			r.record(rt, a)
 			if !ok {
 				continue targets
