@@ -162,6 +162,7 @@ type settings struct {
 	breaker         Breaker
 	routes          []routeSpec
 	defaultModels   any // the default route's models from a Config
+	forwardHeaders  []string
 }
 
 // routeSpec is a named route added with WithRoute.
