@@ -60,6 +60,7 @@ func TestOriginResolution(t *testing.T) {
 		{name: "azure package: moderations", url: "http://az.test/openai/moderations?x=1&api-version=2025-03-01-preview", want: "azure"},
 		{name: "azure v1 with api-version", url: "http://az.test/openai/v1/chat/completions?api-version=preview", want: "azure"},
 		{name: "azure v1 with an api-key header", url: "http://az.test/openai/v1/responses", header: http.Header{"Api-Key": {"k"}}, want: "azure"},
+		{name: "azure v1 with a non-canonical api-key header", url: "http://az.test/openai/v1/embeddings", header: http.Header{"api-key": {"k"}}, want: "azure"},
 		{name: "azure v1 on an Azure host", url: "https://res.openai.azure.com/openai/v1/chat/completions", want: "azure"},
 		{name: "azure host, AI services", url: "https://res.services.ai.azure.com/openai/v1/embeddings", want: "azure"},
 		{name: "azure host, cognitive services, any path", url: "https://res.cognitiveservices.azure.com/openai/chat/completions", want: "azure"},

@@ -521,7 +521,21 @@ func azureShaped(u *url.URL, basePath string, h http.Header) bool {
 	if (v1 || strings.HasSuffix(basePath, "/openai")) && hasAPIVersion(u) {
 		return true
 	}
-	return v1 && (len(h["Api-Key"]) > 0 || len(h["api-key"]) > 0)
+	return v1 && hasHeader(h, "Api-Key")
+}
+
+// hasHeader reports whether h has a value for name (canonical), under any
+// spelling of the name.
+func hasHeader(h http.Header, name string) bool {
+	if len(h[name]) > 0 {
+		return true
+	}
+	for k, vs := range h {
+		if len(vs) > 0 && strings.EqualFold(k, name) {
+			return true
+		}
+	}
+	return false
 }
 
 // hasAPIVersion reports whether the query has Azure's api-version
