@@ -186,13 +186,25 @@ func (a *headerAllowlist) allows(name string) bool {
 // their canonical names. The values are copied: the caller's header is
 // never shared with a request to another provider.
 func (a *headerAllowlist) filter(src http.Header) http.Header {
-	out := make(http.Header, 8)
+	nv := 0
+	for _, vs := range src {
+		nv += len(vs)
+	}
+	vals := make([]string, nv) // one backing array, as http.Header.Clone
+	out := make(http.Header, len(src))
 	for k, vs := range src {
 		ck := http.CanonicalHeaderKey(k)
 		if len(vs) == 0 || !a.allows(ck) {
 			continue
 		}
-		out[ck] = append(out[ck], vs...)
+		if prev, ok := out[ck]; ok {
+			// The same name under two spellings: keep both values.
+			out[ck] = append(prev[:len(prev):len(prev)], vs...)
+			continue
+		}
+		n := copy(vals, vs)
+		out[ck] = vals[:n:n]
+		vals = vals[n:]
 	}
 	return out
 }

@@ -1,10 +1,12 @@
 package gwtransport
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -154,4 +156,57 @@ func TestRedactQueries(t *testing.T) {
 		assert.Equal(t, tc.want, redactQueries(tc.in), tc.in)
 		assert.False(t, strings.Contains(redactQueries(tc.in), "abc"))
 	}
+}
+
+// BenchmarkAttemptRequest: building one attempt's request from an
+// openai-go-like caller request, at the caller's own provider and at
+// another provider (the allowlist filter).
+func BenchmarkAttemptRequest(b *testing.B) {
+	g, err := compile([]string{"pa/m", "pb/m"}, []Option{
+		WithEnv(func(string) (string, bool) { return "", false }),
+		WithProvider(Provider{Name: "pa", BaseURL: "http://a.test/v1", APIKey: "ka"}),
+		WithProvider(Provider{Name: "pb", BaseURL: "http://b.test/v1", APIKey: "kb", Headers: map[string]string{"X-B": "b"}}),
+		WithClientProvider("pa"),
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodPost, "http://a.test/v1/chat/completions", nil)
+	for k, v := range map[string]string{
+		"Authorization": "Bearer ka", "Content-Type": "application/json", "Accept": "application/json",
+		"User-Agent": "OpenAI/Go 3.8.1", "X-Stainless-Lang": "go", "X-Stainless-Package-Version": "3.8.1",
+		"X-Stainless-Os": "Linux", "X-Stainless-Arch": "x64", "X-Stainless-Runtime": "go",
+		"X-Stainless-Runtime-Version": "go1.22", "X-Stainless-Retry-Count": "0", "X-Stainless-Timeout": "600",
+		"Traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", "Ocp-Apim-Subscription-Key": "s",
+	} {
+		req.Header.Set(k, v)
+	}
+	o, err := g.origins.parse(req.URL, req.Header)
+	if err != nil {
+		b.Fatal(err)
+	}
+	body := []byte(`{"model":"m","messages":[]}`)
+	ctx := context.Background()
+	now := time.Now()
+	for _, tc := range []struct {
+		name string
+		t    *target
+	}{{"own", g.routes["gateway"].targets[0]}, {"other", g.routes["gateway"].targets[1]}} {
+		b.Run(tc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				if _, _, err := g.newAttemptRequest(ctx, req, &o, tc.t, body, true, now); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+	b.Run("origin", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			if _, err := g.origins.parse(req.URL, req.Header); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

@@ -167,6 +167,8 @@ type provider struct {
 	headers    http.Header
 	pool       *keyPool // nil when the provider has no key
 	matchHost  string   // "scheme://host" of baseURL, normalised (see normalizeHost)
+	scheme     string   // baseURL's scheme, lower case
+	host       string   // baseURL's host, lower case, without the scheme's default port
 	matchPath  string   // baseURL's path without a trailing slash
 }
 
@@ -212,7 +214,8 @@ func resolveProvider(p Provider, env func(string) (string, bool)) (*provider, er
 			return nil, fmt.Errorf("gwtransport: provider %q: base URL must be absolute, like https://host/v1", p.Name)
 		}
 		r.baseURL = u
-		r.matchHost = normalizeHost(u.Scheme, u.Host)
+		r.scheme, r.host = normalizeSchemeHost(u.Scheme, u.Host)
+		r.matchHost = r.scheme + "://" + r.host
 		r.matchPath = strings.TrimRight(u.Path, "/")
 	}
 	if len(p.Headers)+len(p.HeadersEnv) > 0 {
@@ -399,9 +402,9 @@ func sameBaseHasClient(a, client *provider) bool {
 	return client.baseURL != nil && client.matchHost == a.matchHost && client.matchPath == a.matchPath && client.style == a.style
 }
 
-// normalizeHost returns "scheme://host" in lower case without the scheme's
-// default port: the form base URLs are compared in.
-func normalizeHost(scheme, host string) string {
+// normalizeSchemeHost returns scheme and host in lower case, the host
+// without the scheme's default port: the form base URLs are compared in.
+func normalizeSchemeHost(scheme, host string) (string, string) {
 	scheme, host = strings.ToLower(scheme), strings.ToLower(host)
 	switch {
 	case scheme == "http" && strings.HasSuffix(host, ":80"):
@@ -409,7 +412,7 @@ func normalizeHost(scheme, host string) string {
 	case scheme == "https" && strings.HasSuffix(host, ":443"):
 		host = host[:len(host)-4]
 	}
-	return scheme + "://" + host
+	return scheme, host
 }
 
 // parse splits the request URL into base and operation and resolves its
@@ -447,14 +450,14 @@ func (t *originTable) parse(u *url.URL, h http.Header) (origin, error) {
 // match resolves the origin of a parsed request.
 func (t *originTable) match(o *origin, h http.Header) (*provider, error) {
 	u := o.url
-	host := normalizeHost(u.Scheme, u.Host)
+	scheme, host := normalizeSchemeHost(u.Scheme, u.Host)
 	var tied [4]*provider
 	ties := tied[:0]
 	for _, p := range t.bases {
 		if len(ties) > 0 && (p.matchHost != ties[0].matchHost || p.matchPath != ties[0].matchPath) {
 			break // sorted: the longest match and its ties are behind us
 		}
-		if p.matchHost != host {
+		if p.host != host || p.scheme != scheme {
 			continue
 		}
 		bp := p.matchPath
