@@ -18,6 +18,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -410,5 +411,41 @@ func TestQueryStringsNeverLeak(t *testing.T) {
 				assert.NotContains(t, s, secret)
 			}
 		})
+	}
+}
+
+// TestCrossProviderCookiesSameHost: an openai-go client with a cookie jar
+// addresses one of two providers on the same host ("/v1"; the other is at
+// "/"). The attempt at the other provider goes neither through the client's
+// HTTP client nor its jar: it carries none of the caller's cookies, and its
+// Set-Cookie lands nowhere.
+func TestCrossProviderCookiesSameHost(t *testing.T) {
+	s := newRecServer(t, func(model string) reply {
+		if model == "m-v1" {
+			return reply{status: 503, header: map[string]string{"Set-Cookie": "own=1; Path=/"}}
+		}
+		return reply{header: map[string]string{"Set-Cookie": "other=1; Path=/"}}
+	})
+	jar, err := cookiejar.New(nil)
+	require.NoError(t, err)
+	c := openai.NewClient(option.WithBaseURL(s.URL+"/v1"), option.WithAPIKey("key-client"), option.WithHTTPClient(&http.Client{Jar: jar}), option.WithMaxRetries(0))
+	mustInit(t, &c, []string{"v1/m-v1", "root/m-root"}, noEnv(), gwtransport.WithMaxRetries(0),
+		gwtransport.WithProvider(gwtransport.Provider{Name: "v1", BaseURL: s.URL + "/v1", APIKey: "key-v1"}),
+		gwtransport.WithProvider(gwtransport.Provider{Name: "root", BaseURL: s.URL, APIKey: "key-root"}))
+	var raw *http.Response
+	_, err = c.Chat.Completions.New(context.Background(), chatParams("gateway"), option.WithResponseInto(&raw))
+	require.NoError(t, err)
+	assert.Equal(t, "root/m-root", raw.Header.Get(gwtransport.HeaderTarget))
+	assert.Empty(t, raw.Header.Values("Set-Cookie"))
+	reqs := s.requests()
+	require.Len(t, reqs, 2)
+	assert.Equal(t, "/v1/chat/completions", reqs[0].Path)
+	assert.Equal(t, []string{"Bearer key-client"}, reqs[0].Header.Values("Authorization"))
+	assert.Equal(t, "/chat/completions", reqs[1].Path)
+	assert.Equal(t, []string{"Bearer key-root"}, reqs[1].Header.Values("Authorization"))
+	assert.Empty(t, reqs[1].Header.Values("Cookie"), "the client's jar never feeds another provider")
+	u, _ := url.Parse(s.URL)
+	for _, ck := range jar.Cookies(u) {
+		assert.NotEqual(t, "other", ck.Name, "another provider's cookie in the client's jar")
 	}
 }

@@ -18,8 +18,8 @@ import (
 )
 
 // TestAzureClientShapes: real openai-go clients for Azure (the azure
-// package's classic deployments, and the v1 API with the azure package's
-// Api-Key) call chat completions, responses and embeddings through the
+// package's classic deployments, a client whose base URL is a deployment,
+// and the v1 API with the azure package's Api-Key) call chat completions, responses and embeddings through the
 // gateway, with a fallback in each direction between the Azure deployment
 // and OpenAI. The Azure environment is empty: the client itself serves
 // Azure. Each server receives exactly the URL, query and credentials of its
@@ -66,6 +66,15 @@ func TestAzureClientShapes(t *testing.T) {
 				if op == "responses" {
 					return "/openai/responses", "api-version=" + version, ""
 				}
+				return "/openai/deployments/dep/" + op, "api-version=" + version, "dep"
+			},
+		},
+		{
+			name: "classic deployments (base URL at a deployment)",
+			client: func(az *gatewaytest.Server) []option.RequestOption {
+				return []option.RequestOption{option.WithBaseURL(az.Endpoint + "/openai/deployments/client-dep/"), option.WithQuery("api-version", version), azure.WithAPIKey("key-azure")}
+			},
+			azure: func(op string) (string, string, string) {
 				return "/openai/deployments/dep/" + op, "api-version=" + version, "dep"
 			},
 		},
@@ -180,4 +189,28 @@ func TestIdenticalBaseURLsRefused(t *testing.T) {
 	require.Len(t, j, 2)
 	assert.Equal(t, []string{gatewaytest.Mask("Bearer key-caller")}, j[0].Header.Values("Authorization"), "acct1 is the caller's")
 	assert.Equal(t, []string{gatewaytest.Mask("Bearer key-2")}, j[1].Header.Values("Authorization"), "acct2 gets its own key")
+}
+
+// TestAzureResponsesFallback: an OpenAI client's Responses request falls
+// back to a configured Azure deployment (classic style): Azure receives it
+// where its Responses API is, /openai/responses?api-version=..., with the
+// deployment in the body and the configured key, and nothing of OpenAI's.
+func TestAzureResponsesFallback(t *testing.T) {
+	oa := server(t, "openai", "key-openai")
+	az := server(t, "azure", "key-azure")
+	oa.SetFault(&gatewaytest.Fault{Status: 503})
+	client := openaiClient(oa, "key-openai", option.WithOrganization("org-1"), option.WithMaxRetries(0))
+	mustInit(t, client, []string{"openai/gpt-4o", "azure/dep"}, gwtransport.WithMaxRetries(0),
+		envOf(map[string]string{"AZURE_OPENAI_ENDPOINT": az.Endpoint, "AZURE_OPENAI_API_KEY": "key-azure", "OPENAI_API_VERSION": "2025-03-01-preview"}))
+	r, err := client.Responses.New(context.Background(), responses.ResponseNewParams{Model: "gateway", Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("hi")}})
+	require.NoError(t, err)
+	assert.Equal(t, "dep", r.Model)
+	j := az.Journal()
+	require.Len(t, j, 1)
+	assert.Equal(t, "/openai/responses", j[0].Path)
+	assert.Equal(t, "api-version=2025-03-01-preview", j[0].Query)
+	assert.Equal(t, "dep", j[0].Model)
+	assert.Equal(t, []string{gatewaytest.Mask("key-azure")}, j[0].Header.Values("Api-Key"))
+	assert.Empty(t, j[0].Header.Values("Authorization"))
+	assert.Empty(t, j[0].Header.Values("Openai-Organization"))
 }
