@@ -407,7 +407,8 @@ func WithProvider(p Provider) Option {
 // WithClientProvider names the provider served by clients whose base URL
 // matches no configured provider (default "openai"). A request from such a
 // client to a target of that provider keeps the client's base URL and
-// credentials.
+// credentials. The client provider also wins between providers that share
+// one base URL; Init refuses two such providers when it is neither.
 func WithClientProvider(name string) Option {
 	return func(s *settings) error {
 		s.clientProvider = name

@@ -247,9 +247,11 @@ func resolveProvider(p Provider, env func(string) (string, bool)) (*provider, er
 }
 
 // credentialHeaders are the request headers that carry a provider's
-// credentials or identity. Requests to a provider other than the one the
-// caller addressed never carry them; a provider's own Headers are added to
-// the set at configuration time.
+// credentials or identity; a provider's own Headers are added to the set at
+// configuration time. They tell whether the caller's request carries
+// credentials of its own, and no forwarding allowlist may name them:
+// requests to a provider other than the one the caller addressed carry only
+// allowlisted headers (see DefaultForwardHeaders), never these.
 var credentialHeaders = []string{
 	"Authorization",
 	"Api-Key",
