@@ -54,7 +54,7 @@ type Attempt struct {
 }
 
 // String renders the attempt for logs and the reason header; it never
-// contains a credential.
+// contains a credential, nor a URL's query string.
 func (a Attempt) String() string {
 	var b strings.Builder
 	b.WriteString(a.Target)
@@ -65,7 +65,7 @@ func (a Attempt) String() string {
 	case a.Status != 0:
 		b.WriteString(strconv.Itoa(a.Status))
 	case a.Err != nil:
-		b.WriteString(a.Err.Error())
+		b.WriteString(redactQueries(a.Err.Error()))
 	default:
 		b.WriteString("no response")
 	}
@@ -75,7 +75,7 @@ func (a Attempt) String() string {
 	}
 	if a.Status != 0 && a.Err != nil {
 		b.WriteByte(' ')
-		b.WriteString(a.Err.Error())
+		b.WriteString(redactQueries(a.Err.Error()))
 	}
 	return b.String()
 }
@@ -94,12 +94,12 @@ type Error struct {
 	Stop error
 }
 
-// Error summarises every attempt.
+// Error summarises every attempt. It never shows a URL's query string.
 func (e *Error) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "gwtransport: %q failed after %d attempt(s)", e.Route, len(e.Attempts))
 	if e.Stop != nil {
-		fmt.Fprintf(&b, " (%v)", e.Stop)
+		fmt.Fprintf(&b, " (%s)", redactQueries(e.Stop.Error()))
 	}
 	for i, a := range e.Attempts {
 		if i == 0 {

@@ -23,6 +23,9 @@ type gateway struct {
 	providers     map[string]*provider
 	clientProv    *provider
 	secretHeaders []string
+	secretSet     map[string]bool  // secretHeaders as a set
+	origins       *originTable     // resolves which provider a request's client serves
+	forward       *headerAllowlist // caller headers that may reach another provider
 }
 
 // route is an intercepted model name and the targets it spreads over, with
@@ -77,6 +80,9 @@ func compile(models any, opts []Option) (*gateway, error) {
 		rset := s.clone()
 		if err := rset.apply(rs.opts); err != nil {
 			return nil, fmt.Errorf("gwtransport: route %q: %w", rs.name, unprefix(err))
+		}
+		if len(rset.forwardHeaders) != len(s.forwardHeaders) {
+			return nil, fmt.Errorf("gwtransport: route %q: %w", rs.name, errForwardInRoute)
 		}
 		if err := g.addRoute(rs.name, rs.models, rset); err != nil {
 			return nil, err
@@ -151,7 +157,16 @@ func (g *gateway) compileProviders() error {
 	}
 	g.clientProv = cp
 	g.secretHeaders = collectSecretHeaders(g.providers)
-	return nil
+	g.secretSet = make(map[string]bool, len(g.secretHeaders))
+	for _, h := range g.secretHeaders {
+		g.secretSet[h] = true
+	}
+	var err error
+	if g.origins, err = newOriginTable(g.providers, cp); err != nil {
+		return err
+	}
+	g.forward, err = newHeaderAllowlist(s.forwardHeaders, g.secretHeaders, g.providers)
+	return err
 }
 
 // addRoute compiles one route.
@@ -326,10 +341,11 @@ func (j *jitteredBackOff) NextBackOff() time.Duration {
 // Reset restarts the sequence.
 func (j *jitteredBackOff) Reset() { j.exp.Reset() }
 
-// hasCredentials reports whether h carries any credential header.
+// hasCredentials reports whether h carries any credential header, under
+// any spelling of its name.
 func (g *gateway) hasCredentials(h http.Header) bool {
-	for _, k := range g.secretHeaders {
-		if _, ok := h[k]; ok {
+	for k, vs := range h {
+		if len(vs) > 0 && g.secretSet[http.CanonicalHeaderKey(k)] {
 			return true
 		}
 	}

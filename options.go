@@ -163,6 +163,7 @@ type settings struct {
 	maxRest         time.Duration
 	routes          []routeSpec
 	defaultModels   any // the default route's models from a Config
+	forwardHeaders  []string
 }
 
 // routeSpec is a named route added with WithRoute.
@@ -408,7 +409,8 @@ func WithProvider(p Provider) Option {
 // WithClientProvider names the provider served by clients whose base URL
 // matches no configured provider (default "openai"). A request from such a
 // client to a target of that provider keeps the client's base URL and
-// credentials.
+// credentials. The client provider also wins between providers that share
+// one base URL; Init refuses two such providers when it is neither.
 func WithClientProvider(name string) Option {
 	return func(s *settings) error {
 		s.clientProvider = name

@@ -31,6 +31,9 @@ const (
 	StyleOpenAI URLStyle = "openai"
 	// StyleAzure is Azure OpenAI's classic scheme:
 	// {endpoint}/openai/deployments/{model}/chat/completions?api-version=...
+	// for chat, completions, embeddings, speech and images, and
+	// {endpoint}/openai/responses?api-version=... (deployment in the body)
+	// for the others, as openai-go's azure package sends them.
 	StyleAzure URLStyle = "azure"
 	// StyleAzureV1 is Azure OpenAI's v1 API: {endpoint}/openai/v1/chat/completions,
 	// with the deployment in the body's "model".
@@ -163,6 +166,10 @@ type provider struct {
 	apiVersion string
 	headers    http.Header
 	pool       *keyPool // nil when the provider has no key
+	matchHost  string   // "scheme://host" of baseURL, normalised (see normalizeHost)
+	scheme     string   // baseURL's scheme, lower case
+	host       string   // baseURL's host, lower case, without the scheme's default port
+	matchPath  string   // baseURL's path without a trailing slash
 }
 
 func resolveProvider(p Provider, env func(string) (string, bool)) (*provider, error) {
@@ -207,6 +214,9 @@ func resolveProvider(p Provider, env func(string) (string, bool)) (*provider, er
 			return nil, fmt.Errorf("gwtransport: provider %q: base URL must be absolute, like https://host/v1", p.Name)
 		}
 		r.baseURL = u
+		r.scheme, r.host = normalizeSchemeHost(u.Scheme, u.Host)
+		r.matchHost = r.scheme + "://" + r.host
+		r.matchPath = strings.TrimRight(u.Path, "/")
 	}
 	if len(p.Headers)+len(p.HeadersEnv) > 0 {
 		r.headers = make(http.Header, len(p.Headers)+len(p.HeadersEnv))
@@ -237,9 +247,11 @@ func resolveProvider(p Provider, env func(string) (string, bool)) (*provider, er
 }
 
 // credentialHeaders are the request headers that carry a provider's
-// credentials or identity. Requests to a provider other than the one the
-// caller addressed never carry them; a provider's own Headers are added to
-// the set at configuration time.
+// credentials or identity; a provider's own Headers are added to the set at
+// configuration time. They tell whether the caller's request carries
+// credentials of its own, and no forwarding allowlist may name them:
+// requests to a provider other than the one the caller addressed carry only
+// allowlisted headers (see DefaultForwardHeaders), never these.
 var credentialHeaders = []string{
 	"Authorization",
 	"Api-Key",
@@ -300,11 +312,115 @@ type origin struct {
 // azureDeployments is the path segment of Azure's classic URLs.
 const azureDeployments = "/openai/deployments/"
 
-// parseOrigin splits the request URL into base and operation and decides
-// which provider the caller's client serves: the configured provider whose
-// base URL prefixes the URL, Azure for a deployment path, else fallback
-// (OpenAI unless configured otherwise).
-func parseOrigin(u *url.URL, ps map[string]*provider, fallback *provider) (origin, error) {
+// azureDeploymentOps are the operations Azure's classic API serves under
+// /openai/deployments/{deployment}/ (the JSON routes of openai-go's azure
+// package); the others are at /openai/{op}, deployment in the body.
+var azureDeploymentOps = map[string]bool{
+	"chat/completions":   true,
+	"completions":        true,
+	"embeddings":         true,
+	"audio/speech":       true,
+	"images/generations": true,
+}
+
+// originTable decides which provider the client behind a request serves
+// (its "origin"). Attempts at that provider keep the caller's URL and
+// headers; attempts at any other provider carry only allowlisted headers
+// and that provider's own credentials. The rules, in order:
+//
+//  1. The provider whose base URL is the longest prefix of the request URL
+//     wins: same scheme and host (case-insensitive, default port implied),
+//     and a base path that is the request's path or a prefix of it on a
+//     "/" boundary. Nested base URLs ("/" and "/v1") are thus resolved by
+//     length, never by map order.
+//  2. Providers with the same base URL are told apart by the shape of the
+//     request's path after that base: /openai/deployments/... (or
+//     /openai/{op} with an api-version query) is StyleAzure, /openai/v1/...
+//     is StyleAzureV1, anything else StyleOpenAI. If several share the
+//     style, the client provider ([WithClientProvider]) wins when it is
+//     among them; Init refuses the configurations where it is not, since a
+//     request could then belong to either. If none has the style, the
+//     client provider wins when among them, else the request fails without
+//     being sent.
+//  3. A URL no base URL matches is Azure's when it has Azure's shape: a
+//     deployment path, /openai/{op} or /openai/v1/{op} with an api-version
+//     query, /openai/v1/{op} with an Api-Key header, or an Azure host
+//     (*.openai.azure.com, *.cognitiveservices.azure.com,
+//     *.services.ai.azure.com and the sovereign clouds). It is then taken
+//     for the client provider if that one has an Azure style, else for the
+//     provider named "azure".
+//  4. Anything else is the client provider's.
+type originTable struct {
+	bases  []*provider // providers with a base URL, longest base path first
+	client *provider
+	azure  *provider
+}
+
+// newOriginTable compiles the providers' base URLs and refuses those that
+// would make the origin of a request ambiguous.
+func newOriginTable(ps map[string]*provider, client *provider) (*originTable, error) {
+	t := &originTable{client: client, azure: client}
+	if client.style != StyleAzure && client.style != StyleAzureV1 {
+		if az, ok := ps["azure"]; ok {
+			t.azure = az
+		}
+	}
+	for _, p := range ps {
+		if p.baseURL != nil {
+			t.bases = append(t.bases, p)
+		}
+	}
+	sort.Slice(t.bases, func(i, j int) bool {
+		a, b := t.bases[i], t.bases[j]
+		if len(a.matchPath) != len(b.matchPath) {
+			return len(a.matchPath) > len(b.matchPath)
+		}
+		if a.matchHost != b.matchHost {
+			return a.matchHost < b.matchHost
+		}
+		if a.matchPath != b.matchPath {
+			return a.matchPath < b.matchPath
+		}
+		return a.name < b.name
+	})
+	for i, a := range t.bases {
+		for _, b := range t.bases[i+1:] {
+			if a.matchHost != b.matchHost || a.matchPath != b.matchPath || a.style != b.style {
+				continue
+			}
+			if a == client || b == client || sameBaseHasClient(a, client) {
+				continue
+			}
+			return nil, fmt.Errorf("gwtransport: providers %q and %q have the same base URL %s and URL style %q, so a request to it could belong to either; "+
+				"give them different base URLs, or name one of them with WithClientProvider", a.name, b.name, a.matchHost+a.matchPath, a.style)
+		}
+	}
+	return t, nil
+}
+
+// sameBaseHasClient reports whether the client provider has a's base URL
+// and style too (it then wins every tie at that base).
+func sameBaseHasClient(a, client *provider) bool {
+	return client.baseURL != nil && client.matchHost == a.matchHost && client.matchPath == a.matchPath && client.style == a.style
+}
+
+// normalizeSchemeHost returns scheme and host in lower case, the host
+// without the scheme's default port: the form base URLs are compared in.
+func normalizeSchemeHost(scheme, host string) (string, string) {
+	scheme, host = strings.ToLower(scheme), strings.ToLower(host)
+	switch {
+	case scheme == "http" && strings.HasSuffix(host, ":80"):
+		host = host[:len(host)-3]
+	case scheme == "https" && strings.HasSuffix(host, ":443"):
+		host = host[:len(host)-4]
+	}
+	return scheme, host
+}
+
+// parse splits the request URL into base and operation and resolves its
+// origin (see [originTable]). Error messages name the path, never the
+// query.
+func (t *originTable) parse(u *url.URL, h http.Header) (origin, error) {
 	o := origin{url: u}
 	path := strings.TrimRight(u.Path, "/")
 	if i := strings.Index(path, azureDeployments); i >= 0 {
@@ -328,24 +444,128 @@ func parseOrigin(u *url.URL, ps map[string]*provider, fallback *provider) (origi
 			return o, fmt.Errorf("gwtransport: cannot route %s: not an operation that takes a model", u.Path)
 		}
 	}
-	for _, p := range ps {
-		if p.baseURL == nil || p.baseURL.Host != u.Host || p.baseURL.Scheme != u.Scheme {
+	p, err := t.match(&o, h)
+	o.provider = p
+	return o, err
+}
+
+// match resolves the origin of a parsed request.
+func (t *originTable) match(o *origin, h http.Header) (*provider, error) {
+	u := o.url
+	scheme, host := normalizeSchemeHost(u.Scheme, u.Host)
+	var tied [4]*provider
+	ties := tied[:0]
+	for _, p := range t.bases {
+		if len(ties) > 0 && (p.matchHost != ties[0].matchHost || p.matchPath != ties[0].matchPath) {
+			break // sorted: the longest match and its ties are behind us
+		}
+		if p.host != host || p.scheme != scheme {
 			continue
 		}
-		bp := strings.TrimRight(p.baseURL.Path, "/")
-		if o.basePath == bp || strings.HasPrefix(o.basePath, bp+"/") {
-			o.provider = p
-			return o, nil
+		bp := p.matchPath
+		if o.basePath == bp || (strings.HasPrefix(o.basePath, bp) && (bp == "" || o.basePath[len(bp)] == '/')) {
+			ties = append(ties, p)
 		}
 	}
-	if o.deployment {
-		if p, ok := ps["azure"]; ok {
-			o.provider = p
-			return o, nil
+	switch len(ties) {
+	case 0:
+		if o.deployment || azureShaped(u, o.basePath, h) {
+			return t.azure, nil
+		}
+		return t.client, nil
+	case 1:
+		return ties[0], nil
+	}
+	style := shapeStyle(o, ties[0].matchPath)
+	var fit *provider
+	for _, p := range ties {
+		if p.style != style {
+			continue
+		}
+		if p == t.client || fit == nil {
+			fit = p
 		}
 	}
-	o.provider = fallback
-	return o, nil
+	if fit != nil {
+		return fit, nil
+	}
+	for _, p := range ties {
+		if p == t.client {
+			return p, nil
+		}
+	}
+	names := make([]string, len(ties))
+	for i, p := range ties {
+		names[i] = p.name
+	}
+	return nil, fmt.Errorf("gwtransport: cannot route %s: providers %s share its base URL and none has URL style %q", u.Path, strings.Join(names, ", "), style)
+}
+
+// shapeStyle is the URL style a request's path has after the base path bp.
+func shapeStyle(o *origin, bp string) URLStyle {
+	rest := o.basePath[len(bp):]
+	switch {
+	case o.deployment:
+		return StyleAzure
+	case rest == "/openai/v1":
+		return StyleAzureV1
+	case rest == "/openai" && hasAPIVersion(o.url):
+		return StyleAzure
+	}
+	return StyleOpenAI
+}
+
+// azureShaped reports whether a URL that matches no provider's base URL is
+// an Azure OpenAI client's (see [originTable]; deployment paths are
+// checked by the caller).
+func azureShaped(u *url.URL, basePath string, h http.Header) bool {
+	if isAzureHost(u.Hostname()) {
+		return true
+	}
+	v1 := strings.HasSuffix(basePath, "/openai/v1")
+	if (v1 || strings.HasSuffix(basePath, "/openai")) && hasAPIVersion(u) {
+		return true
+	}
+	return v1 && hasHeader(h, "Api-Key")
+}
+
+// hasHeader reports whether h has a value for name (canonical), under any
+// spelling of the name.
+func hasHeader(h http.Header, name string) bool {
+	if len(h[name]) > 0 {
+		return true
+	}
+	for k, vs := range h {
+		if len(vs) > 0 && strings.EqualFold(k, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// hasAPIVersion reports whether the query has Azure's api-version
+// parameter, without parsing the query.
+func hasAPIVersion(u *url.URL) bool {
+	q := u.RawQuery
+	return strings.HasPrefix(q, "api-version=") || strings.Contains(q, "&api-version=")
+}
+
+// azureHostSuffixes are the host names of Azure OpenAI resources, public
+// and sovereign clouds.
+var azureHostSuffixes = []string{
+	".openai.azure.com", ".cognitiveservices.azure.com", ".services.ai.azure.com",
+	".openai.azure.us", ".cognitiveservices.azure.us",
+	".openai.azure.cn", ".cognitiveservices.azure.cn",
+}
+
+func isAzureHost(host string) bool {
+	host = strings.ToLower(strings.TrimSuffix(host, "."))
+	for _, s := range azureHostSuffixes {
+		if strings.HasSuffix(host, s) {
+			return true
+		}
+	}
+	return false
 }
 
 // targetURL builds the URL of an attempt at model on provider p.
@@ -375,7 +595,14 @@ func targetURL(o *origin, p *provider, model string) (*url.URL, error) {
 	base := strings.TrimRight(u.Path, "/")
 	switch p.style {
 	case StyleAzure:
-		u.Path = base + azureDeployments + model + "/" + o.op
+		if azureDeploymentOps[o.op] {
+			u.Path = base + azureDeployments + model + "/" + o.op
+		} else {
+			// As openai-go's azure package: the Responses API and the
+			// other operations without a deployment path take the
+			// deployment in the body's "model".
+			u.Path = base + "/openai/" + o.op
+		}
 		u.RawQuery = "api-version=" + url.QueryEscape(p.apiVersion)
 	case StyleAzureV1:
 		u.Path = base + "/openai/v1/" + o.op

@@ -96,17 +96,18 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 }
 
 // sender sends one attempt. Installed in an openai-go client, next is the
-// client's own chain (its HTTP client and middleware); it is used for
-// requests that stay on the host the client addressed, and base for the
-// others.
+// client's own chain (its HTTP client, with its cookie jar and transport);
+// it is used for attempts at the provider the client serves, and base for
+// attempts at any other provider, even one on the same host: what the
+// client's chain adds (cookies, a transport that signs requests) is the
+// client's provider's.
 type sender struct {
-	base       http.RoundTripper
-	next       func(*http.Request) (*http.Response, error)
-	originHost string
+	base http.RoundTripper
+	next func(*http.Request) (*http.Response, error)
 }
 
-func (s sender) send(r *http.Request) (*http.Response, error) {
-	if s.next != nil && r.URL.Host == s.originHost {
+func (s sender) send(r *http.Request, own bool) (*http.Response, error) {
+	if s.next != nil && own {
 		return s.next(r)
 	}
 	return s.base.RoundTrip(r)
@@ -171,14 +172,11 @@ func (g *gateway) roundTrip(req *http.Request, snd sender) (*http.Response, erro
 
 // start prepares an intercepted request and runs its attempts.
 func (r *run) start(rt *route, first int) (*http.Response, error) {
-	o, err := parseOrigin(r.req.URL, r.g.providers, r.g.clientProv)
+	o, err := r.g.origins.parse(r.req.URL, r.req.Header)
 	if err != nil {
 		return nil, err
 	}
 	r.origin = o
-	if r.snd.next != nil {
-		r.snd.originHost = r.req.URL.Host
-	}
 	// Model messages go to chat "messages" and to Responses "input" only:
 	// an embeddings "input" is not a conversation.
 	if o.op != "chat/completions" {
@@ -510,6 +508,7 @@ func (r *run) attempt(ctx context.Context, rt *route, t *target, try int, body [
 		disarm()
 		cancel()
 		o.Target = t.name
+		o.Err = redactError(o.Err) // no query string reaches an error, header or log
 		if o.Err == nil && o.Status == 0 {
 			o.Err = errors.New("no response")
 		}
@@ -540,9 +539,13 @@ func (r *run) attempt(ctx context.Context, rt *route, t *target, try int, body [
 		disarm()
 		return nil, a, nil
 	}
-	res, err := r.snd.send(out)
+	own := t.prov == r.origin.provider
+	res, err := r.snd.send(out, own)
 	if err != nil {
 		return nil, fail(Outcome{Err: err}), nil
+	}
+	if !own {
+		stripCookies(res.Header) // another provider's cookies never reach the caller's jar
 	}
 	a.Status = res.StatusCode
 	if res.StatusCode < 200 || res.StatusCode >= 300 {
@@ -690,9 +693,13 @@ func headerSafe(r rune) rune {
 
 // newAttemptRequest builds the request of one attempt: a new request with
 // the target's URL, the rewritten body, and only the target provider's
-// credentials. hasCreds says whether the caller's request carries
-// credentials (found once per request). It returns the index of the pooled
-// key it used, or -1.
+// credentials. An attempt at the caller's own provider (the origin) keeps
+// the caller's headers, less the gateway's preference header; an attempt at
+// any other provider carries only the caller's headers the allowlist names
+// (see DefaultForwardHeaders), then that provider's key and configured
+// headers: deny by default. hasCreds says whether the caller's request
+// carries credentials (found once per request). It returns the index of the
+// pooled key it used, or -1.
 func (g *gateway) newAttemptRequest(ctx context.Context, req *http.Request, o *origin, t *target, body []byte, hasCreds bool, now time.Time) (*http.Request, int, error) {
 	u, err := targetURL(o, t.prov, t.model)
 	if err != nil {
@@ -712,13 +719,13 @@ func (g *gateway) newAttemptRequest(ctx context.Context, req *http.Request, o *o
 		// caller's header is shared, read-only, as RoundTrip requires.
 		return out, -1, nil
 	}
-	out.Header = req.Header.Clone()
-	out.Header.Del("Content-Length")
-	out.Header.Del(HeaderPrefer)
-	if !own {
-		for _, h := range g.secretHeaders {
-			out.Header.Del(h)
-		}
+	if own {
+		out.Header = req.Header.Clone()
+		out.Header.Del("Content-Length")
+		out.Header.Del(HeaderPrefer)
+	} else {
+		out.Header = g.forward.filter(req.Header)
+		out.Trailer = nil // trailers are headers too
 	}
 	keyIdx := -1
 	if !own || !hasCreds {
