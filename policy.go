@@ -211,27 +211,30 @@ func jsonText(val []byte) string {
 }
 
 // RetryAfter returns the wait a response asks for: "retry-after-ms"
-// (milliseconds), else "Retry-After" as seconds or as an HTTP date measured
-// from now. ok is false when neither header is present and valid.
+// (milliseconds, digits with an optional decimal fraction: "250",
+// "1.5"), else "Retry-After" as delta-seconds (digits only, RFC 9110) or
+// as an HTTP date measured from now. Anything else is ignored: no sign, no
+// exponent, no hex, no underscore, no Inf or NaN, no space inside. ok is
+// false when neither header is present and valid.
 func RetryAfter(h http.Header, now time.Time) (d time.Duration, ok bool) {
 	if h == nil {
 		return 0, false
 	}
-	if v := strings.TrimSpace(h.Get("Retry-After-Ms")); v != "" {
-		// The comparisons are written to reject NaN too.
-		if ms, err := strconv.ParseFloat(v, 64); err == nil && ms >= 0 && ms < 1e12 {
+	if v := trimOWS(h.Get("Retry-After-Ms")); isDecimal(v, true) {
+		if ms, err := strconv.ParseFloat(v, 64); err == nil && ms < 1e12 {
 			return time.Duration(ms * float64(time.Millisecond)), true
 		}
 	}
-	v := strings.TrimSpace(h.Get("Retry-After"))
+	v := trimOWS(h.Get("Retry-After"))
 	if v == "" {
 		return 0, false
 	}
-	if secs, err := strconv.ParseFloat(v, 64); err == nil {
-		if !(secs >= 0 && secs <= 1e9) { // NaN fails both
+	if isDecimal(v, false) {
+		secs, err := strconv.ParseFloat(v, 64)
+		if err != nil || secs > 1e9 {
 			return 0, false
 		}
-		return time.Duration(secs * float64(time.Second)), true
+		return time.Duration(secs) * time.Second, true
 	}
 	if t, err := http.ParseTime(v); err == nil {
 		if d := t.Sub(now); d > 0 {
@@ -240,6 +243,27 @@ func RetryAfter(h http.Header, now time.Time) (d time.Duration, ok bool) {
 		return 0, true
 	}
 	return 0, false
+}
+
+// trimOWS removes the optional white space (spaces and tabs) around a
+// header value.
+func trimOWS(v string) string { return strings.Trim(v, " \t") }
+
+// isDecimal reports whether v is 1*DIGIT, or with fraction 1*DIGIT
+// ["." 1*DIGIT].
+func isDecimal(v string, fraction bool) bool {
+	digits, dot := 0, false
+	for i := 0; i < len(v); i++ {
+		switch c := v[i]; {
+		case c >= '0' && c <= '9':
+			digits++
+		case c == '.' && fraction && !dot && digits > 0:
+			dot, digits = true, 0
+		default:
+			return false
+		}
+	}
+	return digits > 0
 }
 
 // errTimeout is the cause recorded when an attempt's own timeout fires.

@@ -330,11 +330,12 @@ targets:
 				r.record(rt, a)
 				return r.success(res, t), nil
 			}
-			if a.Action == FailFast && len(r.attempts) > 0 {
+			if a.Action == FailFast && r.failedElsewhere(t) {
 				// A fallback refused the request itself (an assistant
 				// prefill it does not support, say). That must not hide the
 				// failure that led here: try the other targets, and keep the
-				// earlier failure as the one the caller will see.
+				// earlier failure as the one the caller will see. A
+				// target's refusal after its own failures is final.
 				a.Action = NextTarget
 				if f != nil {
 					f.rejection = true
@@ -391,6 +392,17 @@ targets:
 		stop = fmt.Errorf("%w: %s", ErrNoTarget, pick.reason)
 	}
 	return nil, &Error{Route: rt.name, Attempts: r.attempts, Stop: stop}
+}
+
+// failedElsewhere reports whether an attempt at a target other than t
+// failed earlier in this request.
+func (r *run) failedElsewhere(t *target) bool {
+	for i := range r.attempts {
+		if r.attempts[i].Target != t.name {
+			return true
+		}
+	}
+	return false
 }
 
 // keep remembers a failed response for the caller. A fallback's rejection
