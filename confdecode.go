@@ -102,7 +102,7 @@ func jsonError(data []byte, dec *json.Decoder, err error) error {
 	var se *json.SyntaxError
 	switch {
 	case errors.As(err, &se):
-		return errConfig("", "%s: JSON syntax error: %s", lineCol(data, se.Offset-1), se.Error())
+		return errConfig("", "%s: JSON syntax error: %s", lineCol(data, se.Offset), se.Error())
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		return errConfig("", "%s: JSON syntax error: unexpected end of the document", lineCol(data, int64(len(data))))
 	}

@@ -220,10 +220,8 @@ func RetryAfter(h http.Header, now time.Time) (d time.Duration, ok bool) {
 	if h == nil {
 		return 0, false
 	}
-	if v := trimOWS(h.Get("Retry-After-Ms")); isDecimal(v, true) {
-		if ms, err := strconv.ParseFloat(v, 64); err == nil && ms < 1e12 {
-			return time.Duration(ms * float64(time.Millisecond)), true
-		}
+	if d, ok := parseMillis(trimOWS(h.Get("Retry-After-Ms"))); ok {
+		return d, true
 	}
 	v := trimOWS(h.Get("Retry-After"))
 	if v == "" {
@@ -243,6 +241,26 @@ func RetryAfter(h http.Header, now time.Time) (d time.Duration, ok bool) {
 		return 0, true
 	}
 	return 0, false
+}
+
+// parseMillis reads retry-after-ms: 1*DIGIT ["." 1*DIGIT] milliseconds,
+// below 10^12, exactly (to the nanosecond, truncated).
+func parseMillis(v string) (time.Duration, bool) {
+	if !isDecimal(v, true) {
+		return 0, false
+	}
+	whole, frac, _ := strings.Cut(v, ".")
+	whole = strings.TrimLeft(whole, "0")
+	if len(whole) > 12 {
+		return 0, false
+	}
+	ms, _ := strconv.ParseInt("0"+whole, 10, 64)
+	if ms >= 1e12 {
+		return 0, false
+	}
+	frac = (frac + "000000")[:6] // nanoseconds of the fraction
+	ns, _ := strconv.ParseInt(frac, 10, 64)
+	return time.Duration(ms)*time.Millisecond + time.Duration(ns), true
 }
 
 // trimOWS removes the optional white space (spaces and tabs) around a

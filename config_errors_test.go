@@ -1,0 +1,129 @@
+package gwtransport_test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/gwtransport/gwtransport"
+)
+
+const knownProviders = "azure, deepseek, fireworks, gemini, groq, mistral, ollama, openai, openrouter, together, vllm"
+
+// TestConfigErrorsExact: one case per validation rule, each asserting the
+// whole message: the "gwtransport: config: " prefix, the field's path and
+// what is wrong, in the right format.
+func TestConfigErrorsExact(t *testing.T) {
+	const p = "gwtransport: config: "
+	tests := []struct{ name, doc, want string }{
+		// Types and fields.
+		{"unknown field", "models:\n  - target: openai/a\n    wieght: 2\n",
+			p + "models[0].wieght: unknown field (want one of: alias, backoff, max_retries, messages, target, timeout, weight, windows)"},
+		{"unknown top-level field JSON", `{"modles": []}`,
+			p + "modles: unknown field (want one of: circuit_breaker, client_provider, defaults, models, providers, route, routes, strategy, time_zone)"},
+		{"secret field not settable", "providers:\n  - name: x\n    base_url: https://x.test/v1\n    api_key: sk-live-123\n",
+			p + "providers[0].api_key: unknown field (want one of: api_key_env, api_keys_env, api_version, api_version_env, auth, base_url, base_url_env, headers_env, key_interval, name, style)"},
+		{"inline header values", "providers:\n  - name: x\n    headers: {X-Secret: s3cr3t}\n",
+			p + "providers[0].headers: unknown field (want one of: api_key_env, api_keys_env, api_version, api_version_env, auth, base_url, base_url_env, headers_env, key_interval, name, style)"},
+		{"wrong type int", "models:\n  - target: openai/a\n    max_retries: many\n", p + "models[0].max_retries: want an integer, got a string"},
+		{"wrong type int JSON", `{"models":[{"target":"openai/a","max_retries":1.5}]}`, p + "models[0].max_retries: want an integer, got a number that is not one"},
+		{"string for a list", "providers:\n  - name: x\n    api_keys_env: sk-live-123\n", p + "providers[0].api_keys_env: want a list, got a string"},
+		{"list for a string", "route: [a]\n", p + "route: want a string, got a list"},
+		{"JSON number for a string", `{"route": 1}`, p + "route: want a string, got a number"},
+		{"not a mapping", "- a\n", p + "want a mapping, got a list"},
+		{"bool", "circuit_breaker: {disabled: maybe}\n", p + "circuit_breaker.disabled: want true or false, got a string"},
+		// Durations.
+		{"bad duration", "defaults:\n  timeout: soon\n", p + `defaults.timeout: "soon" is not a duration: want a duration like 500ms or 1m30s`},
+		{"duration without unit", "defaults:\n  stream_idle: 30\n", p + `defaults.stream_idle: "30" is not a duration: want a duration like 500ms or 1m30s`},
+		{"duration as a list", "defaults:\n  timeout: [1s]\n", p + "defaults.timeout: want a duration like 500ms or 1m30s, got a list"},
+		{"negative duration", "routes:\n  - name: r\n    models: [{target: openai/a}]\n    defaults: {max_retry_wait: -1s}\n", p + "routes[0].defaults.max_retry_wait: must not be negative"},
+		{"negative model timeout", "models:\n  - {target: openai/a, timeout: -5s}\n", p + "models[0].timeout: must not be negative"},
+		{"bad key interval", "providers:\n  - {name: x, key_interval: 1h-}\n", p + `providers[0].key_interval: "1h-" is not a duration: want a duration like 500ms or 1m30s`},
+		// Weights.
+		{"negative weight", "routes:\n  - name: a\n    models: [{target: openai/a}]\n  - name: b\n    models:\n      - {target: openai/x, weight: -1}\n      - {target: openai/y, weight: 1}\n",
+			p + "routes[1].models[0].weight: must not be negative"},
+		{"NaN weight", "models:\n  - {target: openai/a, weight: .nan}\n", p + "models[0].weight: must be a number, not NaN"},
+		{"infinite weight", "models:\n  - {target: openai/a, weight: .inf}\n", p + "models[0].weight: must be finite"},
+		{"all-zero weights", "models:\n  - {target: openai/a, weight: 0}\n  - {target: openai/b, weight: 0}\n", p + "models: every weight is 0: at least one must be positive"},
+		{"missing weight", "models:\n  - target: openai/a\n    weight: 1\n  - target: openai/b\n", p + "models[1].weight: is missing: give every model of a route a weight, or none"},
+		// Targets and providers.
+		{"missing target", "models:\n  - weight: 1\n", p + "models[0].target: is required, like openai/gpt-4o"},
+		{"bad target", "models:\n  - target: gpt-4o\n", p + `models[0].target: "gpt-4o" must have the form <provider>/<model>`},
+		{"unknown provider", "models:\n  - target: opneai/gpt-4o\n", p + `models[0].target: unknown provider "opneai" (known: ` + knownProviders + `); add it under providers`},
+		{"unknown provider names the file's", "providers: [{name: local, base_url: 'http://127.0.0.1:1/v1'}]\nroutes:\n  - name: r\n    models: [{target: locl/m}]\n",
+			p + `routes[0].models[0].target: unknown provider "locl" (known: azure, deepseek, fireworks, gemini, groq, local, mistral, ollama, openai, openrouter, together, vllm); add it under providers`},
+		{"unknown client provider", "client_provider: nope\n", p + `client_provider: unknown provider "nope" (known: ` + knownProviders + `)`},
+		{"duplicate target", "models:\n  - target: openai/a\n  - target: groq/b\n  - target: openai/a\n", p + `models[2].target: "openai/a" is already models[0]`},
+		{"duplicate weighted target", "models:\n  - {target: openai/a, weight: 1}\n  - {target: openai/a, weight: 2}\n", p + `models[1].target: "openai/a" is already models[0]`},
+		{"alias names another target", "models:\n  - target: openai/a\n  - {target: openai/b, alias: openai/a}\n", p + `models[1].alias: "openai/a" already names models[0]`},
+		{"alias is the route", "routes:\n  - name: fast\n    models: [{target: openai/a, alias: fast}]\n", p + `routes[0].models[0].alias: "fast" is the route's name`},
+		{"too many models", "models:\n" + manyModels(65), p + "models: at most 64 models per route, got 65"},
+		{"empty provider name", "providers:\n  - base_url: https://x.test/v1\n", p + "providers[0].name: must not be empty"},
+		{"duplicate provider", "providers:\n  - {name: x}\n  - {name: x}\n", p + `providers[1].name: provider "x" is already providers[0]`},
+		{"slash in provider", "providers:\n  - {name: a/b}\n", p + `providers[0].name: "a/b" must not contain a slash: targets are <provider>/<model>`},
+		{"bad auth", "providers:\n  - {name: x, auth: basic}\n", p + `providers[0].auth: unknown auth scheme "basic" (want bearer, api-key or none)`},
+		{"bad style", "providers:\n  - {name: x, style: azure-v2}\n", p + `providers[0].style: unknown URL style "azure-v2" (want openai, azure or azure-v1)`},
+		{"relative base URL", "providers:\n  - {name: x, base_url: /v1}\n", p + "providers[0].base_url: must be an absolute URL, like https://host/v1"},
+		// Routes and strategies.
+		{"unknown strategy", "strategy: fastest\nmodels:\n  - target: openai/a\n", p + `strategy: unknown strategy "fastest" (want ordered, weighted, round_robin, random, always_first or lowest_latency)`},
+		{"unknown route strategy", "routes:\n  - {name: r, strategy: Ordered, models: [{target: openai/a}]}\n", p + `routes[0].strategy: unknown strategy "Ordered" (want ordered, weighted, round_robin, random, always_first or lowest_latency)`},
+		{"strategy without models", "strategy: ordered\n", p + "strategy: is set but models is empty"},
+		{"empty route name", "routes:\n  - models: [{target: openai/a}]\n", p + "routes[0].name: must not be empty"},
+		{"duplicate route name", "routes:\n  - {name: r, models: [{target: openai/a}]}\n  - {name: r, models: [{target: openai/b}]}\n", p + `routes[1].name: route "r" is already routes[0]`},
+		{"route named like the default route", "models: [{target: openai/a}]\nroutes:\n  - {name: gateway, models: [{target: openai/b}]}\n", p + `routes[0].name: route "gateway" is already the default route`},
+		{"route without models", "routes:\n  - {name: r}\n", p + "routes[0].models: at least one model is required"},
+		// Other settings.
+		{"negative retries", "routes:\n  - name: r\n    models: [{target: openai/a, max_retries: -1}]\n", p + "routes[0].models[0].max_retries: must not be negative"},
+		{"negative default retries", "defaults: {max_retries: -2}\n", p + "defaults.max_retries: must not be negative"},
+		{"max attempts", "defaults: {max_attempts: 0}\n", p + "defaults.max_attempts: must be at least 1"},
+		{"jitter", "defaults:\n  backoff: {jitter: 1.5}\n", p + "defaults.backoff.jitter: must be between 0 and 1"},
+		{"backoff initial", "models:\n  - target: openai/a\n    backoff: {initial: -1s}\n", p + "models[0].backoff.initial: must not be negative"},
+		{"backoff unknown field", "defaults:\n  backoff: {inital: 1s}\n", p + "defaults.backoff.inital: unknown field (want one of: initial, jitter, max, multiplier)"},
+		{"bad window", "models:\n  - target: openai/a\n    windows: [{start: '25:00', end: '01:00'}]\n", p + `models[0].windows[0].start: "25:00" is not a time of day: want HH:MM, like 23:00`},
+		{"empty window", "models:\n  - target: openai/a\n    windows: [{start: '01:00', end: '02:00'}, {start: '03:00', end: '03:00'}]\n", p + "models[0].windows[1]: start and end are both 03:00: an empty or full-day window is ambiguous"},
+		{"bad role", "models:\n  - target: openai/a\n    messages: [{role: assistant, content: x}]\n", p + `models[0].messages[0].role: "assistant" is not allowed: want system, developer or user`},
+		{"bad breaker", "circuit_breaker:\n  failure_rate: 2\n", p + "circuit_breaker.failure_rate: must be between 0 and 1"},
+		{"negative breaker count", "circuit_breaker:\n  window: -1\n", p + "circuit_breaker.window: must not be negative"},
+		{"unknown time zone", "time_zone: Mars/Olympus\n", p + `time_zone: "Mars/Olympus" is not an IANA time zone, like Europe/Paris or UTC`},
+		// Documents.
+		{"YAML duplicate key", "models:\n  - target: openai/a\n    weight: 1\n    weight: 2\n", p + "models[0].weight: duplicate key at line 4:5 (first at line 3:5)"},
+		{"YAML duplicate top-level key", "route: a\nroute: b\n", p + "route: duplicate key at line 2:1 (first at line 1:1)"},
+		{"JSON duplicate key", "{\"models\": [{\"target\": \"openai/a\",\n  \"target\": \"openai/b\"}]}", p + "models[0].target: duplicate key at line 2:3 (first at line 1:14)"},
+		{"YAML second document", "models: [{target: openai/a}]\n---\nmodels: [{target: openai/b}]\n", p + "line 2: a second YAML document (---): want one document"},
+		{"YAML empty second document", "models: [{target: openai/a}]\n---\n", p + "line 2: a second YAML document (---): want one document"},
+		{"JSON trailing document", "{\"route\": \"a\"}\n{\"route\": \"b\"}\n", p + "line 2:1: trailing data after the JSON document: want one document"},
+		{"JSON trailing garbage", "{\"route\": \"a\"} x", p + "line 1:16: trailing data after the JSON document: want one document"},
+		{"YAML syntax error keeps the line", "route: a\nmodels:\n\t- target: openai/a\n", p + "yaml: line 3: found character that cannot start any token"},
+		{"JSON syntax error line:column", "{\n  \"route\": \"a\",\n  }\n", p + "line 3:3: JSON syntax error: invalid character '}' looking for beginning of object key string"},
+		{"JSON truncated", "{\"route\": \"a\"", p + "line 1:14: JSON syntax error: unexpected end of the document"},
+		{"merge key", "base: &b {max_retries: 1}\n", p + "base: unknown field (want one of: circuit_breaker, client_provider, defaults, models, providers, route, routes, strategy, time_zone)"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := gwtransport.LoadConfig([]byte(tc.doc))
+			require.Error(t, err)
+			assert.Equal(t, tc.want, err.Error())
+			for _, secret := range []string{"sk-live-123", "s3cr3t"} {
+				assert.NotContains(t, err.Error(), secret, "an error never echoes a value that may be a secret")
+			}
+		})
+	}
+	// A file's error also names the file.
+	path := filepath.Join(t.TempDir(), "gw.yaml")
+	require.NoError(t, os.WriteFile(path, []byte("defaults: {max_attempts: 0}\n"), 0o600))
+	_, err := gwtransport.LoadConfigFile(path)
+	require.EqualError(t, err, "gwtransport: config: defaults.max_attempts: must be at least 1 (in "+path+")")
+}
+
+func manyModels(n int) string {
+	var b strings.Builder
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(&b, "  - target: openai/m%d\n", i)
+	}
+	return b.String()
+}
