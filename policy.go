@@ -60,8 +60,22 @@ type Outcome struct {
 // ContextLengthExceeded reports whether the provider rejected the request as
 // too long for the model's context window.
 func (o Outcome) ContextLengthExceeded() bool {
+	msg := strings.ToLower(o.Message)
 	return o.Code == "context_length_exceeded" || o.Type == "context_length_exceeded" ||
-		strings.Contains(strings.ToLower(o.Message), "maximum context length")
+		strings.Contains(msg, "maximum context length") || strings.Contains(msg, "context window")
+}
+
+// ModelNotFound reports whether the provider does not serve the model (a
+// 400 model_not_found, say): the target is at fault, not the request.
+func (o Outcome) ModelNotFound() bool {
+	return o.Code == "model_not_found" || o.Type == "model_not_found" || o.Code == "DeploymentNotFound"
+}
+
+// QuotaExhausted reports whether the provider refused for an exhausted
+// quota or billing limit (OpenAI's 429 insufficient_quota): waiting does
+// not help.
+func (o Outcome) QuotaExhausted() bool {
+	return o.Code == "insufficient_quota" || o.Type == "insufficient_quota"
 }
 
 // ContentPolicy reports whether the provider refused the content itself
@@ -85,8 +99,9 @@ type Policy func(Outcome) Action
 //   - 2xx: Succeed.
 //   - network errors before the response headers, 408, 409, 429 and 5xx:
 //     RetrySame (then the next target when the retries are used up);
-//   - the attempt's own timeout, 401, 402, 403, 404, 3xx, a 400 with
-//     context_length_exceeded, an error event at the start of a stream:
+//   - the attempt's own timeout, 401, 402, 403, 404, 3xx, a 4xx with
+//     context_length_exceeded or model_not_found, a 429 with
+//     insufficient_quota, an error event at the start of a stream:
 //     NextTarget at once;
 //   - content-policy refusals and every other 4xx: FailFast.
 func DefaultPolicy(o Outcome) Action {
@@ -108,6 +123,8 @@ func DefaultPolicy(o Outcome) Action {
 		return Succeed
 	case o.Status >= 300 && o.Status < 400:
 		return NextTarget
+	case o.Status == http.StatusTooManyRequests && o.QuotaExhausted():
+		return NextTarget
 	case o.Status == http.StatusRequestTimeout, o.Status == http.StatusConflict,
 		o.Status == http.StatusTooManyRequests, o.Status >= 500:
 		return RetrySame
@@ -116,7 +133,7 @@ func DefaultPolicy(o Outcome) Action {
 	case o.Status == http.StatusUnauthorized, o.Status == http.StatusPaymentRequired,
 		o.Status == http.StatusForbidden, o.Status == http.StatusNotFound:
 		return NextTarget
-	case o.ContextLengthExceeded():
+	case o.ContextLengthExceeded(), o.ModelNotFound():
 		return NextTarget
 	default:
 		return FailFast
@@ -126,10 +143,22 @@ func DefaultPolicy(o Outcome) Action {
 // parseErrorBody fills o.Code, o.Type and o.Message from an error body in
 // any of the shapes OpenAI-compatible providers send:
 // {"error":{"code","type","message","innererror":{"code"}}},
-// {"error":"text"}, or {"code","type","message"} at the top level. It reads
-// only what it is given (callers bound it), decodes nothing else, and
-// ignores bodies that are not JSON objects.
+// {"error":"text"}, or {"code","type","message"} at the top level, or the
+// first element of an array of these (Gemini's OpenAI-compatible
+// endpoint). It reads only what it is given (callers bound it), decodes
+// nothing else, and ignores bodies that are neither.
 func parseErrorBody(o *Outcome, body []byte) {
+	if i := skipSpace(body, 0); i < len(body) && body[i] == '[' {
+		j := skipSpace(body, i+1)
+		if j >= len(body) || body[j] != '{' {
+			return
+		}
+		end, err := skipContainer(body, j)
+		if err != nil {
+			return
+		}
+		body = body[j:end]
+	}
 	var top, inner Outcome
 	var errObj []byte
 	err := eachMember(body, func(name []byte, v span) error {

@@ -37,6 +37,11 @@ func TestDefaultPolicy(t *testing.T) {
 		{"400 azure content filter", gwtransport.Outcome{Status: 400, Code: "content_filter"}, gwtransport.FailFast},
 		{"403 content policy", gwtransport.Outcome{Status: 403, Code: "content_policy_violation"}, gwtransport.FailFast},
 		{"200 stream error event", gwtransport.Outcome{Status: 200, Code: "overloaded"}, gwtransport.NextTarget},
+		{"400 context window by message", gwtransport.Outcome{Status: 400, Message: "Your input exceeds the context window of this model."}, gwtransport.NextTarget},
+		{"400 model not found", gwtransport.Outcome{Status: 400, Code: "model_not_found"}, gwtransport.NextTarget},
+		{"422 model not found", gwtransport.Outcome{Status: 422, Type: "model_not_found"}, gwtransport.NextTarget},
+		{"429 insufficient quota", gwtransport.Outcome{Status: 429, Code: "insufficient_quota"}, gwtransport.NextTarget},
+		{"429 rate limit", gwtransport.Outcome{Status: 429, Code: "rate_limit_exceeded"}, gwtransport.RetrySame},
 		{"200 stream content filter event", gwtransport.Outcome{Status: 200, Code: "content_filter"}, gwtransport.FailFast},
 	}
 	for _, tc := range tests {
