@@ -2,15 +2,19 @@ package gwtransport_test
 
 import (
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/gwtransport/gwtransport"
+	"github.com/gwtransport/gwtransport/gatewaytest"
 )
 
 const knownProviders = "azure, deepseek, fireworks, gemini, groq, mistral, ollama, openai, openrouter, together, vllm"
@@ -126,4 +130,51 @@ func manyModels(n int) string {
 		fmt.Fprintf(&b, "  - target: openai/m%d\n", i)
 	}
 	return b.String()
+}
+
+// TestConfigRouteStreamIdleKeepsFirstEvent: over the wire, a route that
+// sets only stream_idle still has the first-event limit of the defaults:
+// a provider that opens its stream and stays silent is left after that
+// limit (50 ms here, not the 10 s attempt timeout) and the fallback serves.
+func TestConfigRouteStreamIdleKeepsFirstEvent(t *testing.T) {
+	slow, fast := server(t, "slow", ""), server(t, "fast", "")
+	doc := fmt.Sprintf(`
+defaults:
+  timeout: 10s
+  stream_first_event: 50ms
+  max_retries: 0
+providers:
+  - {name: slow, base_url: %q, auth: none}
+  - {name: fast, base_url: %q, auth: none}
+routes:
+  - name: r
+    models: [{target: slow/m}, {target: fast/m}]
+    defaults:
+      stream_idle: 5s
+`, slow.URL, fast.URL)
+	cfg, err := gwtransport.LoadConfig([]byte(doc))
+	require.NoError(t, err)
+	var attempts []gwtransport.Attempt
+	tr, err := gwtransport.NewTransport(nil, nil, gwtransport.WithConfig(cfg), noEnv(),
+		gwtransport.WithOnAttempt(func(a gwtransport.Attempt) { attempts = append(attempts, a) }))
+	require.NoError(t, err)
+	slow.Enqueue(gatewaytest.Fault{FirstEventDelay: 5 * time.Second})
+	req, err := http.NewRequest(http.MethodPost, slow.URL+"/chat/completions", strings.NewReader(`{"model":"r","stream":true,"messages":[{"role":"user","content":"hi"}]}`))
+	require.NoError(t, err)
+	start := time.Now()
+	res, err := (&http.Client{Transport: tr}).Do(req)
+	require.NoError(t, err)
+	body, err := io.ReadAll(res.Body)
+	require.NoError(t, err)
+	require.NoError(t, res.Body.Close())
+	assert.Less(t, time.Since(start), 3*time.Second, "the first-event limit, not the attempt timeout")
+	assert.Equal(t, 200, res.StatusCode)
+	assert.Equal(t, "fast/m", res.Header.Get(gwtransport.HeaderTarget))
+	assert.Contains(t, string(body), "data: [DONE]")
+	require.Len(t, attempts, 2)
+	assert.Equal(t, "slow/m", attempts[0].Target)
+	require.Error(t, attempts[0].Err)
+	assert.Equal(t, "attempt timed out after 50ms", attempts[0].Err.Error())
+	assert.Equal(t, 1, slow.Count())
+	assert.Equal(t, 1, fast.Count())
 }
