@@ -311,6 +311,9 @@ func decodeConf(n *confNode, v reflect.Value, path string) error {
 		if n.kind != confList {
 			return errConfig(path, "want a list, got %s", n.kind)
 		}
+		if len(n.items) == 0 {
+			return nil // as absent, the form it marshals back to
+		}
 		s := reflect.MakeSlice(t, len(n.items), len(n.items))
 		for i, item := range n.items {
 			if err := decodeConf(item, s.Index(i), fmt.Sprintf("%s[%d]", path, i)); err != nil {
@@ -321,6 +324,9 @@ func decodeConf(n *confNode, v reflect.Value, path string) error {
 	case reflect.Map:
 		if n.kind != confMap {
 			return errConfig(path, "want a mapping, got %s", n.kind)
+		}
+		if len(n.keys) == 0 {
+			return nil
 		}
 		m := reflect.MakeMapWithSize(t, len(n.keys))
 		for i, key := range n.keys {

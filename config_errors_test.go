@@ -105,7 +105,8 @@ func TestConfigErrorsExact(t *testing.T) {
 		{"YAML syntax error keeps the line", "route: a\nmodels:\n\t- target: openai/a\n", p + "yaml: line 3: found character that cannot start any token"},
 		{"JSON syntax error line:column", "{\n  \"route\": \"a\",\n  }\n", p + "line 3:3: JSON syntax error: invalid character '}' looking for beginning of object key string"},
 		{"JSON truncated", "{\"route\": \"a\"", p + "line 1:14: JSON syntax error: unexpected end of the document"},
-		{"merge key", "base: &b {max_retries: 1}\n", p + "base: unknown field (want one of: circuit_breaker, client_provider, defaults, models, providers, route, routes, strategy, time_zone)"},
+		{"merge key", "defaults: {<<: {max_retries: 1}}\n", p + "defaults: line 1:12: keys must be plain names (no merge keys or complex keys)"},
+		{"top level not a mapping", "[]", p + "want a mapping, got a list"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
