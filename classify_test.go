@@ -70,6 +70,46 @@ func TestRefusalAfterOwnFailure(t *testing.T) {
 			wantReason: "p0/m#1 503 server_error; p0/m#2 503 server_error; p1/m#1 503 server_error; p1/m#2 400 invalid_request_error",
 		},
 		{
+			name: "a fallback's 404 does not hide the primary's 503", retries: 0,
+			faults: [3][]gatewaytest.Fault{
+				{{Status: 503, Message: "primary overloaded"}},
+				{{Status: 404, Code: "model_not_found", Message: "no such model"}},
+				{{Status: 401, Message: "bad key"}},
+			},
+			wantStatus: 503, wantMsg: "primary overloaded", wantTarget: "p0/m", wantCounts: []int{1, 1, 1},
+			wantReason: "p0/m#1 503 server_error; p1/m#1 404 model_not_found; p2/m#1 401 invalid_request_error",
+		},
+		{
+			name: "a fallback's context length refusal does not hide the primary's 429", retries: 0,
+			faults: [3][]gatewaytest.Fault{
+				{{Status: 429, Message: "slow down"}},
+				{{Status: 400, Code: "context_length_exceeded", Message: "too long for this model"}},
+				{{Status: 400, Code: "context_length_exceeded", Message: "too long for this one too"}},
+			},
+			wantStatus: 429, wantMsg: "slow down", wantTarget: "p0/m", wantCounts: []int{1, 1, 1},
+			wantReason: "p0/m#1 429 invalid_request_error; p1/m#1 400 context_length_exceeded; p2/m#1 400 context_length_exceeded",
+		},
+		{
+			name: "the first target's own refusals: the first is kept", retries: 0,
+			faults: [3][]gatewaytest.Fault{
+				{{Status: 401, Message: "bad primary key"}},
+				{{Status: 404, Message: "no such model"}},
+				{{Status: 403, Message: "forbidden"}},
+			},
+			wantStatus: 401, wantMsg: "bad primary key", wantTarget: "p0/m", wantCounts: []int{1, 1, 1},
+			wantReason: "p0/m#1 401 invalid_request_error; p1/m#1 404 invalid_request_error; p2/m#1 403 invalid_request_error",
+		},
+		{
+			name: "own 404 after own 503 is that target's final word, a later 503 wins", retries: 1,
+			faults: [3][]gatewaytest.Fault{
+				{{Status: 503, Message: "primary overloaded"}, {Status: 404, Message: "gone"}},
+				{{Status: 503, Message: "fallback overloaded"}, {Status: 503, Message: "fallback overloaded"}},
+				{{Status: 503, Message: "third overloaded"}, {Status: 503, Message: "third overloaded"}},
+			},
+			wantStatus: 503, wantMsg: "third overloaded", wantTarget: "p2/m", wantCounts: []int{2, 2, 2},
+			wantReason: "p0/m#1 503 server_error; p0/m#2 404 invalid_request_error; p1/m#1 503 server_error; p1/m#2 503 server_error; p2/m#1 503 server_error; p2/m#2 503 server_error",
+		},
+		{
 			name: "a fallback's 400 then a later real failure: the caller gets the last real one", retries: 0,
 			faults: [3][]gatewaytest.Fault{
 				{{Status: 503, Message: "primary overloaded"}},

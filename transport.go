@@ -330,13 +330,16 @@ targets:
 				r.record(rt, a)
 				return r.success(res, t), nil
 			}
-			if a.Action == FailFast && r.failedElsewhere(t) {
-				// A fallback refused the request itself (an assistant
-				// prefill it does not support, say). That must not hide the
-				// failure that led here: try the other targets, and keep the
-				// earlier failure as the one the caller will see. A
-				// target's refusal after its own failures is final.
-				a.Action = NextTarget
+			if (a.Action == FailFast || (f != nil && refusal(f.res.StatusCode))) && r.failedElsewhere(t) {
+				// A fallback refused the request (an assistant prefill it
+				// does not support, a model it does not serve, a key it
+				// does not accept). That must not hide the failure that led
+				// here: try the other targets, and keep the earlier failure
+				// as the one the caller will see. A target's refusal after
+				// its own failures is final.
+				if a.Action == FailFast {
+					a.Action = NextTarget
+				}
 				if f != nil {
 					f.rejection = true
 				}
@@ -403,6 +406,13 @@ func (r *run) failedElsewhere(t *target) bool {
 		}
 	}
 	return false
+}
+
+// refusal reports whether a status refuses the request (3xx, 4xx) rather
+// than saying the target is unavailable (408, 409, 429).
+func refusal(status int) bool {
+	return status >= 300 && status < 500 && status != http.StatusRequestTimeout &&
+		status != http.StatusConflict && status != http.StatusTooManyRequests
 }
 
 // keep remembers a failed response for the caller. A fallback's rejection
