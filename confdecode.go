@@ -34,6 +34,14 @@ type confNode struct {
 	pos   string      // "line 3:5"
 }
 
+// maxConfDepth bounds the nesting of a configuration document (a real one
+// nests five levels deep).
+const maxConfDepth = 32
+
+// maxConfNodes bounds the values of a YAML document once its aliases are
+// expanded.
+const maxConfNodes = 100000
+
 type confKind int
 
 const (
@@ -85,7 +93,7 @@ func lineCol(data []byte, off int64) string {
 func parseJSONDoc(data []byte) (*confNode, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
-	n, err := jsonValue(dec, data, "")
+	n, err := jsonValue(dec, data, "", 0)
 	if err != nil {
 		return nil, err
 	}
@@ -110,8 +118,11 @@ func jsonError(data []byte, dec *json.Decoder, err error) error {
 }
 
 // jsonValue reads one value from dec; path names it in errors.
-func jsonValue(dec *json.Decoder, data []byte, path string) (*confNode, error) {
+func jsonValue(dec *json.Decoder, data []byte, path string, depth int) (*confNode, error) {
 	start := dec.InputOffset()
+	if depth > maxConfDepth {
+		return nil, errConfig(path, "%s: nested too deeply", lineCol(data, start))
+	}
 	tok, err := dec.Token()
 	if err != nil {
 		return nil, jsonError(data, dec, err)
@@ -144,7 +155,7 @@ func jsonValue(dec *json.Decoder, data []byte, path string) (*confNode, error) {
 					return nil, errConfig(kpath, "duplicate key at %s (first at %s)", kpos, at)
 				}
 				first[key] = kpos
-				val, err := jsonValue(dec, data, kpath)
+				val, err := jsonValue(dec, data, kpath, depth+1)
 				if err != nil {
 					return nil, err
 				}
@@ -153,7 +164,7 @@ func jsonValue(dec *json.Decoder, data []byte, path string) (*confNode, error) {
 		case '[':
 			n.kind = confList
 			for i := 0; dec.More(); i++ {
-				item, err := jsonValue(dec, data, fmt.Sprintf("%s[%d]", path, i))
+				item, err := jsonValue(dec, data, fmt.Sprintf("%s[%d]", path, i), depth+1)
 				if err != nil {
 					return nil, err
 				}
@@ -197,16 +208,21 @@ func parseYAMLDoc(data []byte) (*confNode, error) {
 	if len(doc.Content) == 0 {
 		return nil, nil
 	}
-	return yamlValue(doc.Content[0], "", 0)
+	budget := maxConfNodes
+	return yamlValue(doc.Content[0], "", 0, &budget)
 }
 
 // yamlValue converts a YAML node; path names it in errors.
-func yamlValue(y *yaml.Node, path string, depth int) (*confNode, error) {
-	if depth > 64 {
-		return nil, errConfig(path, "line %d: nested too deeply", y.Line)
+func yamlValue(y *yaml.Node, path string, depth int, budget *int) (*confNode, error) {
+	if *budget--; *budget < 0 {
+		// Aliases can make a small document expand exponentially.
+		return nil, errConfig(path, "line %d:%d: more than %d values (aliases expanded)", y.Line, y.Column, maxConfNodes)
+	}
+	if depth > maxConfDepth {
+		return nil, errConfig(path, "line %d:%d: nested too deeply", y.Line, y.Column)
 	}
 	if y.Kind == yaml.AliasNode && y.Alias != nil {
-		return yamlValue(y.Alias, path, depth+1)
+		return yamlValue(y.Alias, path, depth+1, budget)
 	}
 	n := &confNode{pos: fmt.Sprintf("line %d:%d", y.Line, y.Column)}
 	switch y.Kind {
@@ -236,7 +252,7 @@ func yamlValue(y *yaml.Node, path string, depth int) (*confNode, error) {
 				return nil, errConfig(kpath, "duplicate key at %s (first at %s)", kpos, at)
 			}
 			first[k.Value] = kpos
-			val, err := yamlValue(y.Content[i+1], kpath, depth+1)
+			val, err := yamlValue(y.Content[i+1], kpath, depth+1, budget)
 			if err != nil {
 				return nil, err
 			}
@@ -245,7 +261,7 @@ func yamlValue(y *yaml.Node, path string, depth int) (*confNode, error) {
 	case yaml.SequenceNode:
 		n.kind = confList
 		for i, c := range y.Content {
-			item, err := yamlValue(c, fmt.Sprintf("%s[%d]", path, i), depth+1)
+			item, err := yamlValue(c, fmt.Sprintf("%s[%d]", path, i), depth+1, budget)
 			if err != nil {
 				return nil, err
 			}

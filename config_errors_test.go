@@ -107,6 +107,9 @@ func TestConfigErrorsExact(t *testing.T) {
 		{"JSON truncated", "{\"route\": \"a\"", p + "line 1:14: JSON syntax error: unexpected end of the document"},
 		{"merge key", "defaults: {<<: {max_retries: 1}}\n", p + "defaults: line 1:12: keys must be plain names (no merge keys or complex keys)"},
 		{"top level not a mapping", "[]", p + "want a mapping, got a list"},
+		{"YAML alias bomb", aliasBomb(), p + "l4[7][0][7][0][8]: line 1:34: more than 100000 values (aliases expanded)"},
+		{"JSON nested too deeply", `{"x":` + strings.Repeat("[", 40), p + "x[0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0]: line 1:38: nested too deeply"},
+		{"YAML nested too deeply", "x: " + strings.Repeat("[", 40) + strings.Repeat("]", 40), p + "x[0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0]: line 1:36: nested too deeply"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -178,4 +181,15 @@ routes:
 	assert.Equal(t, "attempt timed out after 50ms", attempts[0].Err.Error())
 	assert.Equal(t, 1, slow.Count())
 	assert.Equal(t, 1, fast.Count())
+}
+
+// aliasBomb is a YAML document of a few hundred bytes that expands to 10^9
+// values through its aliases.
+func aliasBomb() string {
+	var b strings.Builder
+	b.WriteString("l0: &a0 [x, x, x, x, x, x, x, x, x, x]\n")
+	for i := 1; i <= 8; i++ {
+		fmt.Fprintf(&b, "l%d: &a%d [%s]\n", i, i, strings.TrimSuffix(strings.Repeat(fmt.Sprintf("*a%d, ", i-1), 10), ", "))
+	}
+	return b.String()
 }
