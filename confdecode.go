@@ -367,6 +367,9 @@ func decodeConf(n *confNode, v reflect.Value, path string) error {
 		var i int
 		var err error
 		if n.yaml != nil {
+			if n.yaml.ShortTag() != "!!int" {
+				return errConfig(path, "want an integer, got a number that is not one")
+			}
 			err = n.yaml.Decode(&i)
 		} else {
 			var i64 int64

@@ -35,6 +35,7 @@ func TestConfigErrorsExact(t *testing.T) {
 		{"inline header values", "providers:\n  - name: x\n    headers: {X-Secret: s3cr3t}\n",
 			p + "providers[0].headers: unknown field (want one of: api_key_env, api_keys_env, api_version, api_version_env, auth, base_url, base_url_env, headers_env, key_interval, name, style)"},
 		{"wrong type int", "models:\n  - target: openai/a\n    max_retries: many\n", p + "models[0].max_retries: want an integer, got a string"},
+		{"fraction for an int", "defaults: {max_attempts: 1.5}\n", p + "defaults.max_attempts: want an integer, got a number that is not one"},
 		{"wrong type int JSON", `{"models":[{"target":"openai/a","max_retries":1.5}]}`, p + "models[0].max_retries: want an integer, got a number that is not one"},
 		{"string for a list", "providers:\n  - name: x\n    api_keys_env: sk-live-123\n", p + "providers[0].api_keys_env: want a list, got a string"},
 		{"list for a string", "route: [a]\n", p + "route: want a string, got a list"},
@@ -192,4 +193,87 @@ func aliasBomb() string {
 		fmt.Fprintf(&b, "l%d: &a%d [%s]\n", i, i, strings.TrimSuffix(strings.Repeat(fmt.Sprintf("*a%d, ", i-1), 10), ", "))
 	}
 	return b.String()
+}
+
+// TestConfigLoadsEveryField: a document setting every field, in YAML and
+// in JSON, loads to exactly the expected Config. YAML scalars that look
+// like other types (a date, a number) are read as the strings they are.
+func TestConfigLoadsEveryField(t *testing.T) {
+	yamlDoc := `
+route: gw
+strategy: weighted
+models:
+  - target: openai/gpt-4o
+    weight: 2
+    alias: strong
+    max_retries: 1
+    timeout: 20s
+    backoff: {initial: 100ms, jitter: 0}
+    messages: [{role: system, content: Be brief.}]
+    windows: [{start: "23:00", end: "05:00"}]
+  - {target: az/gpt-4o, weight: 0.5}
+routes:
+  - name: cheap
+    strategy: round_robin
+    models: [{target: groq/llama}]
+    defaults: {stream_idle: 5s}
+defaults:
+  max_retries: 3
+  timeout: 30s
+  backoff: {initial: 1s, multiplier: 1.5, max: 4s, jitter: 0.1}
+  max_attempts: 6
+  max_retry_wait: 10s
+  stream_first_event: 2s
+  stream_finish_grace: 500ms
+providers:
+  - name: az
+    base_url_env: AZ_ENDPOINT
+    api_key_env: AZ_KEY
+    auth: api-key
+    style: azure
+    api_version: 2024-10-21
+    api_keys_env: [AZ_KEY_2]
+    key_interval: 1s
+    headers_env: {X-Tenant: AZ_TENANT}
+client_provider: az
+time_zone: Europe/Paris
+circuit_breaker: {disabled: false, consecutive_failures: 3, failure_rate: 0.5, window: 10, min_attempts: 4, cooldown: 30s}
+`
+	d := func(s string) *gwtransport.Duration {
+		v, err := time.ParseDuration(s)
+		require.NoError(t, err)
+		x := gwtransport.Duration(v)
+		return &x
+	}
+	f := func(v float64) *float64 { return &v }
+	i := func(v int) *int { return &v }
+	want := &gwtransport.Config{
+		Route: "gw", Strategy: "weighted",
+		Models: []gwtransport.ModelConfig{
+			{Target: "openai/gpt-4o", Weight: f(2), Alias: "strong", MaxRetries: i(1), Timeout: d("20s"),
+				Backoff:  &gwtransport.BackoffConfig{Initial: d("100ms"), Jitter: f(0)},
+				Messages: []gwtransport.Message{{Role: "system", Content: "Be brief."}},
+				Windows:  []gwtransport.Window{{Start: "23:00", End: "05:00"}}},
+			{Target: "az/gpt-4o", Weight: f(0.5)},
+		},
+		Routes: []gwtransport.RouteConfig{{Name: "cheap", Strategy: "round_robin",
+			Models: []gwtransport.ModelConfig{{Target: "groq/llama"}}, Defaults: gwtransport.Defaults{StreamIdle: d("5s")}}},
+		Defaults: gwtransport.Defaults{MaxRetries: i(3), Timeout: d("30s"),
+			Backoff:     &gwtransport.BackoffConfig{Initial: d("1s"), Multiplier: f(1.5), Max: d("4s"), Jitter: f(0.1)},
+			MaxAttempts: i(6), MaxRetryWait: d("10s"), StreamFirstEvent: d("2s"), StreamFinishGrace: d("500ms")},
+		Providers: []gwtransport.Provider{{Name: "az", BaseURLEnv: "AZ_ENDPOINT", APIKeyEnv: "AZ_KEY", Auth: gwtransport.AuthAPIKey,
+			Style: gwtransport.StyleAzure, APIVersion: "2024-10-21", APIKeysEnv: []string{"AZ_KEY_2"},
+			KeyInterval: gwtransport.Duration(time.Second), HeadersEnv: map[string]string{"X-Tenant": "AZ_TENANT"}}},
+		ClientProvider: "az", TimeZone: "Europe/Paris",
+		CircuitBreaker: &gwtransport.Breaker{ConsecutiveFailures: 3, FailureRate: 0.5, Window: 10, MinAttempts: 4, Cooldown: gwtransport.Duration(30 * time.Second)},
+	}
+	got, err := gwtransport.LoadConfig([]byte(yamlDoc))
+	require.NoError(t, err)
+	assert.Equal(t, want, got)
+	j, err := got.JSON()
+	require.NoError(t, err)
+	fromJSON, err := gwtransport.LoadConfig(j)
+	require.NoError(t, err)
+	assert.Equal(t, want, fromJSON)
+	assert.Contains(t, string(j), `"jitter": 0`, "an explicit zero is kept: it overrides the inherited jitter")
 }
