@@ -5,7 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
+	"net/url"
 	"os"
+	"reflect"
+	"sort"
+	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -22,7 +27,7 @@ func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d)
 func (d *Duration) UnmarshalText(b []byte) error {
 	v, err := time.ParseDuration(string(b))
 	if err != nil {
-		return fmt.Errorf("duration %q: want a number with a unit, like 500ms or 1m30s", b)
+		return fmt.Errorf("%q is not a duration: want a duration like 500ms or 1m30s", b)
 	}
 	*d = Duration(v)
 	return nil
@@ -58,11 +63,15 @@ func (b *Backoff) UnmarshalJSON(p []byte) error {
 // WithConfig(cfg)). Secrets never appear in it: providers name the
 // environment variables that hold their keys. A Config marshals back to the
 // same form (JSON, or YAML with [Config.YAML]).
+//
+// Settings are inherited field by field: the library defaults, then
+// Defaults, then a route's own Defaults, then a model's own settings; each
+// level overrides only the fields it sets (a backoff's fields one by one).
 type Config struct {
 	// Route is the name of the default route (default "gateway").
 	Route string `json:"route,omitempty"`
 	// Strategy of the default route: ordered, weighted, round_robin,
-	// random, always_first or lowest_latency.
+	// random, always_first or lowest_latency. Named routes have their own.
 	Strategy string `json:"strategy,omitempty"`
 	// Models of the default route, in priority order. Give every model a
 	// weight, or none.
@@ -83,36 +92,93 @@ type Config struct {
 
 // RouteConfig is a named route of a Config.
 type RouteConfig struct {
-	Name     string        `json:"name"`
-	Strategy string        `json:"strategy,omitempty"`
-	Models   []ModelConfig `json:"models"`
-	Defaults Defaults      `json:"defaults,omitempty"`
+	// Name is the model name that selects the route ("gateway-cheap").
+	Name string `json:"name"`
+	// Strategy of the route (default: ordered, or weighted when the
+	// models have weights).
+	Strategy string `json:"strategy,omitempty"`
+	// Models of the route, in priority order.
+	Models []ModelConfig `json:"models"`
+	// Defaults override the Config's Defaults for this route, field by
+	// field.
+	Defaults Defaults `json:"defaults,omitempty"`
 }
 
 // ModelConfig is one target of a route with its own settings.
 type ModelConfig struct {
 	// Target is "<provider>/<model>".
-	Target     string    `json:"target"`
-	Weight     *float64  `json:"weight,omitempty"`
-	Alias      string    `json:"alias,omitempty"`
-	MaxRetries *int      `json:"max_retries,omitempty"`
-	Timeout    *Duration `json:"timeout,omitempty"`
-	Backoff    *Backoff  `json:"backoff,omitempty"`
-	Messages   []Message `json:"messages,omitempty"`
-	Windows    []Window  `json:"windows,omitempty"`
+	Target string `json:"target"`
+	// Weight for weighted strategies: finite, not negative; give every
+	// model of a route a weight, or none.
+	Weight *float64 `json:"weight,omitempty"`
+	// Alias is another name of the target (see WithAliases).
+	Alias string `json:"alias,omitempty"`
+	// MaxRetries overrides the route's max retries for this target.
+	MaxRetries *int `json:"max_retries,omitempty"`
+	// Timeout overrides the route's attempt timeout for this target.
+	Timeout *Duration `json:"timeout,omitempty"`
+	// Backoff overrides the fields it sets of the route's backoff.
+	Backoff *BackoffConfig `json:"backoff,omitempty"`
+	// Messages are prepended to the request's messages for this target.
+	Messages []Message `json:"messages,omitempty"`
+	// Windows are the daily time windows when the target is not used.
+	Windows []Window `json:"windows,omitempty"`
 }
 
 // Defaults are the settings that apply to every model of a route unless the
-// model overrides them. Absent fields keep the library defaults.
+// model overrides them. Absent fields are inherited (from the Config's
+// Defaults for a route's, from the library defaults for the Config's).
 type Defaults struct {
-	MaxRetries        *int      `json:"max_retries,omitempty"`
-	Timeout           *Duration `json:"timeout,omitempty"`
-	Backoff           *Backoff  `json:"backoff,omitempty"`
-	MaxAttempts       *int      `json:"max_attempts,omitempty"`
-	MaxRetryWait      *Duration `json:"max_retry_wait,omitempty"`
-	StreamFirstEvent  *Duration `json:"stream_first_event,omitempty"`
-	StreamIdle        *Duration `json:"stream_idle,omitempty"`
+	// MaxRetries is as WithMaxRetries.
+	MaxRetries *int `json:"max_retries,omitempty"`
+	// Timeout is as WithTimeout.
+	Timeout *Duration `json:"timeout,omitempty"`
+	// Backoff overrides the fields it sets of the inherited backoff.
+	Backoff *BackoffConfig `json:"backoff,omitempty"`
+	// MaxAttempts is as WithMaxAttempts.
+	MaxAttempts *int `json:"max_attempts,omitempty"`
+	// MaxRetryWait is as WithMaxRetryWait.
+	MaxRetryWait *Duration `json:"max_retry_wait,omitempty"`
+	// StreamFirstEvent is as WithStreamFirstEvent.
+	StreamFirstEvent *Duration `json:"stream_first_event,omitempty"`
+	// StreamIdle is as WithStreamIdle.
+	StreamIdle *Duration `json:"stream_idle,omitempty"`
+	// StreamFinishGrace is as WithStreamFinishGrace.
 	StreamFinishGrace *Duration `json:"stream_finish_grace,omitempty"`
+}
+
+// BackoffConfig is a [Backoff] in a configuration file. Each field it sets
+// overrides that field of the inherited backoff; absent fields are
+// inherited ([DefaultBackoff] at the top).
+type BackoffConfig struct {
+	// Initial is the first wait.
+	Initial *Duration `json:"initial,omitempty"`
+	// Multiplier scales each wait from the previous one.
+	Multiplier *float64 `json:"multiplier,omitempty"`
+	// Max caps a wait before jitter; 0 means no cap.
+	Max *Duration `json:"max,omitempty"`
+	// Jitter randomises each wait by ±Jitter, in [0, 1].
+	Jitter *float64 `json:"jitter,omitempty"`
+}
+
+// over returns b with the fields c sets.
+func (c *BackoffConfig) over(b Backoff) Backoff {
+	if c == nil {
+		return b
+	}
+	if c.Initial != nil {
+		b.Initial = time.Duration(*c.Initial)
+	}
+	if c.Multiplier != nil {
+		b.Multiplier = *c.Multiplier
+	}
+	if c.Max != nil {
+		b.Max = time.Duration(*c.Max)
+	}
+	if c.Jitter != nil {
+		b.Jitter = *c.Jitter
+	}
+	return b
 }
 
 // LoadConfigFile reads a configuration file, JSON or YAML.
@@ -128,28 +194,23 @@ func LoadConfigFile(path string) (*Config, error) {
 	return c, nil
 }
 
-// LoadConfig parses a configuration, JSON or YAML, and validates it.
-// Unknown fields are errors, and every error names the field at fault.
+// LoadConfig parses a configuration, JSON (when it starts with "{") or
+// YAML, and validates it. It accepts one document, with no duplicate keys
+// and no unknown fields. Every error names the field at fault by its path,
+// as in "gwtransport: config: routes[1].models[0].weight: must not be
+// negative"; syntax errors give the line (and the column, for JSON).
 func LoadConfig(data []byte) (*Config, error) {
-	trimmed := bytes.TrimSpace(data)
-	if len(trimmed) == 0 || trimmed[0] != '{' {
-		var doc any
-		if err := yaml.Unmarshal(data, &doc); err != nil {
-			return nil, fmt.Errorf("gwtransport: config: %w", err)
-		}
-		j, err := json.Marshal(doc)
-		if err != nil {
-			return nil, fmt.Errorf("gwtransport: config: %w", err)
-		}
-		data = j
+	n, err := parseConfigDoc(data)
+	if err != nil {
+		return nil, err
 	}
 	var c Config
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&c); err != nil {
-		return nil, fmt.Errorf("gwtransport: config: %w", err)
+	if n != nil {
+		if err := decodeConf(n, reflect.ValueOf(&c).Elem(), ""); err != nil {
+			return nil, err
+		}
 	}
-	if _, err := c.options(); err != nil {
+	if err := c.Validate(); err != nil {
 		return nil, err
 	}
 	return &c, nil
@@ -190,17 +251,307 @@ func WithConfig(c *Config) Option {
 		if c == nil {
 			return errors.New("gwtransport: config is nil")
 		}
-		opts, err := c.options()
-		if err != nil {
+		if err := c.Validate(); err != nil {
 			return err
 		}
-		return s.apply(opts)
+		return s.apply(c.options())
 	}
 }
 
-// options translates the configuration into options, validating each
-// field and naming it in errors.
-func (c *Config) options() ([]Option, error) {
+// Validate checks every field of the configuration, as LoadConfig does,
+// and names the first field at fault by its path:
+// "gwtransport: config: routes[1].models[0].weight: must not be negative".
+func (c *Config) Validate() error {
+	known := map[string]bool{}
+	for name := range BuiltinProviders() {
+		known[name] = true
+	}
+	firstProv := map[string]string{}
+	for i, p := range c.Providers {
+		f := fmt.Sprintf("providers[%d]", i)
+		if err := validateProvider(f, p); err != nil {
+			return err
+		}
+		if at, dup := firstProv[p.Name]; dup {
+			return errConfig(f+".name", "provider %q is already %s", p.Name, at)
+		}
+		firstProv[p.Name] = f
+		known[p.Name] = true
+	}
+	v := configValidator{known: known}
+	if c.ClientProvider != "" && !known[c.ClientProvider] {
+		return errConfig("client_provider", "unknown provider %q (known: %s)", c.ClientProvider, v.knownList())
+	}
+	if c.TimeZone != "" {
+		if _, err := time.LoadLocation(c.TimeZone); err != nil {
+			return errConfig("time_zone", "%q is not an IANA time zone, like Europe/Paris or UTC", c.TimeZone)
+		}
+	}
+	if b := c.CircuitBreaker; b != nil {
+		if err := validateBreaker("circuit_breaker", *b); err != nil {
+			return err
+		}
+	}
+	if err := validateDefaults("defaults", c.Defaults); err != nil {
+		return err
+	}
+	routeName := c.Route
+	if routeName == "" {
+		routeName = DefaultRouteName
+	}
+	firstRoute := map[string]string{}
+	if len(c.Models) > 0 {
+		if err := v.models("models", routeName, c.Models); err != nil {
+			return err
+		}
+		firstRoute[routeName] = "the default route"
+	}
+	if err := validateStrategy("strategy", c.Strategy); err != nil {
+		return err
+	}
+	if c.Strategy != "" && len(c.Models) == 0 {
+		return errConfig("strategy", "is set but models is empty")
+	}
+	for i, r := range c.Routes {
+		f := fmt.Sprintf("routes[%d]", i)
+		if r.Name == "" {
+			return errConfig(f+".name", "must not be empty")
+		}
+		if at, dup := firstRoute[r.Name]; dup {
+			return errConfig(f+".name", "route %q is already %s", r.Name, at)
+		}
+		firstRoute[r.Name] = f
+		if err := validateStrategy(f+".strategy", r.Strategy); err != nil {
+			return err
+		}
+		if err := validateDefaults(f+".defaults", r.Defaults); err != nil {
+			return err
+		}
+		if err := v.models(f+".models", r.Name, r.Models); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// configValidator checks the models of routes against the known providers.
+type configValidator struct{ known map[string]bool }
+
+func (v configValidator) knownList() string {
+	names := keysOf(v.known)
+	sort.Strings(names)
+	return strings.Join(names, ", ")
+}
+
+// models checks the models of the route named route.
+func (v configValidator) models(field, route string, ms []ModelConfig) error {
+	if len(ms) == 0 {
+		return errConfig(field, "at least one model is required")
+	}
+	if len(ms) > maxTargets {
+		return errConfig(field, "at most %d models per route, got %d", maxTargets, len(ms))
+	}
+	names := map[string]string{} // target or alias -> its field
+	weighted, positive := 0, false
+	for i, m := range ms {
+		f := fmt.Sprintf("%s[%d]", field, i)
+		if m.Target == "" {
+			return errConfig(f+".target", "is required, like openai/gpt-4o")
+		}
+		prov, _, err := splitTarget(m.Target)
+		if err != nil {
+			return errConfig(f+".target", "%q must have the form <provider>/<model>", m.Target)
+		}
+		if !v.known[prov] {
+			return errConfig(f+".target", "unknown provider %q (known: %s); add it under providers", prov, v.knownList())
+		}
+		if at, dup := names[m.Target]; dup {
+			return errConfig(f+".target", "%q is already %s", m.Target, at)
+		}
+		names[m.Target] = f
+		if m.Weight != nil {
+			w := *m.Weight
+			switch {
+			case math.IsNaN(w):
+				return errConfig(f+".weight", "must be a number, not NaN")
+			case math.IsInf(w, 0):
+				return errConfig(f+".weight", "must be finite")
+			case w < 0:
+				return errConfig(f+".weight", "must not be negative")
+			}
+			weighted++
+			positive = positive || w > 0
+		}
+		if m.MaxRetries != nil && *m.MaxRetries < 0 {
+			return errConfig(f+".max_retries", "must not be negative")
+		}
+		if m.Timeout != nil && *m.Timeout < 0 {
+			return errConfig(f+".timeout", "must not be negative")
+		}
+		if err := validateBackoff(f+".backoff", m.Backoff); err != nil {
+			return err
+		}
+		for k, msg := range m.Messages {
+			switch msg.Role {
+			case "system", "developer", "user":
+			default:
+				return errConfig(fmt.Sprintf("%s.messages[%d].role", f, k), "%q is not allowed: want system, developer or user", msg.Role)
+			}
+		}
+		for k, w := range m.Windows {
+			wf := fmt.Sprintf("%s.windows[%d]", f, k)
+			s, err := parseHHMM(w.Start)
+			if err != nil {
+				return errConfig(wf+".start", "%q is not a time of day: want HH:MM, like 23:00", w.Start)
+			}
+			e, err := parseHHMM(w.End)
+			if err != nil {
+				return errConfig(wf+".end", "%q is not a time of day: want HH:MM, like 05:00", w.End)
+			}
+			if s == e {
+				return errConfig(wf, "start and end are both %s: an empty or full-day window is ambiguous", w.Start)
+			}
+		}
+	}
+	for i, m := range ms {
+		if m.Alias == "" {
+			continue
+		}
+		f := fmt.Sprintf("%s[%d].alias", field, i)
+		if m.Alias == route {
+			return errConfig(f, "%q is the route's name", m.Alias)
+		}
+		if at, dup := names[m.Alias]; dup {
+			return errConfig(f, "%q already names %s", m.Alias, at)
+		}
+		names[m.Alias] = fmt.Sprintf("%s[%d]", field, i)
+	}
+	for i, m := range ms {
+		if m.Target == route {
+			return errConfig(fmt.Sprintf("%s[%d].target", field, i), "%q is the route's name", m.Target)
+		}
+	}
+	switch {
+	case weighted > 0 && weighted < len(ms):
+		for i, m := range ms {
+			if m.Weight == nil {
+				return errConfig(fmt.Sprintf("%s[%d].weight", field, i), "is missing: give every model of a route a weight, or none")
+			}
+		}
+	case weighted > 0 && !positive:
+		return errConfig(field, "every weight is 0: at least one must be positive")
+	}
+	return nil
+}
+
+func validateStrategy(field, name string) error {
+	if name == "" {
+		return nil
+	}
+	if _, err := ParseStrategy(name); err != nil {
+		return errConfig(field, "%s", strings.TrimPrefix(err.Error(), "gwtransport: "))
+	}
+	return nil
+}
+
+func validateDefaults(field string, d Defaults) error {
+	if d.MaxRetries != nil && *d.MaxRetries < 0 {
+		return errConfig(field+".max_retries", "must not be negative")
+	}
+	if d.MaxAttempts != nil && *d.MaxAttempts < 1 {
+		return errConfig(field+".max_attempts", "must be at least 1")
+	}
+	for _, dur := range []struct {
+		name string
+		v    *Duration
+	}{
+		{"timeout", d.Timeout}, {"max_retry_wait", d.MaxRetryWait}, {"stream_first_event", d.StreamFirstEvent},
+		{"stream_idle", d.StreamIdle}, {"stream_finish_grace", d.StreamFinishGrace},
+	} {
+		if dur.v != nil && *dur.v < 0 {
+			return errConfig(field+"."+dur.name, "must not be negative")
+		}
+	}
+	return validateBackoff(field+".backoff", d.Backoff)
+}
+
+func validateBackoff(field string, b *BackoffConfig) error {
+	if b == nil {
+		return nil
+	}
+	if b.Initial != nil && *b.Initial < 0 {
+		return errConfig(field+".initial", "must not be negative")
+	}
+	if b.Max != nil && *b.Max < 0 {
+		return errConfig(field+".max", "must not be negative")
+	}
+	if b.Multiplier != nil && !(*b.Multiplier >= 0 && !math.IsInf(*b.Multiplier, 0)) {
+		return errConfig(field+".multiplier", "must be a finite number, not negative")
+	}
+	if b.Jitter != nil && !(*b.Jitter >= 0 && *b.Jitter <= 1) {
+		return errConfig(field+".jitter", "must be between 0 and 1")
+	}
+	return nil
+}
+
+func validateBreaker(field string, b Breaker) error {
+	for _, c := range []struct {
+		name string
+		v    int
+	}{{"consecutive_failures", b.ConsecutiveFailures}, {"window", b.Window}, {"min_attempts", b.MinAttempts}} {
+		if c.v < 0 {
+			return errConfig(field+"."+c.name, "must not be negative")
+		}
+	}
+	if b.Cooldown < 0 {
+		return errConfig(field+".cooldown", "must not be negative")
+	}
+	if !(b.FailureRate >= 0 && b.FailureRate <= 1) {
+		return errConfig(field+".failure_rate", "must be between 0 and 1")
+	}
+	// The combinations the breaker itself refuses (bounds, settings that
+	// could never trip or recover), in the breaker's own words.
+	if err := b.validate(); err != nil {
+		return errConfig(field, "%s", strings.TrimPrefix(err.Error(), "gwtransport: circuit breaker: "))
+	}
+	return nil
+}
+
+func validateProvider(field string, p Provider) error {
+	if p.Name == "" {
+		return errConfig(field+".name", "must not be empty")
+	}
+	if strings.Contains(p.Name, "/") {
+		return errConfig(field+".name", "%q must not contain a slash: targets are <provider>/<model>", p.Name)
+	}
+	switch p.Auth {
+	case "", AuthBearer, AuthAPIKey, AuthNone:
+	default:
+		return errConfig(field+".auth", "unknown auth scheme %q (want bearer, api-key or none)", p.Auth)
+	}
+	switch p.Style {
+	case "", StyleOpenAI, StyleAzure, StyleAzureV1:
+	default:
+		return errConfig(field+".style", "unknown URL style %q (want openai, azure or azure-v1)", p.Style)
+	}
+	if p.BaseURL != "" {
+		if u, err := url.Parse(p.BaseURL); err != nil || u.Scheme == "" || u.Host == "" {
+			return errConfig(field+".base_url", "must be an absolute URL, like https://host/v1")
+		}
+	}
+	if p.KeyInterval < 0 {
+		return errConfig(field+".key_interval", "must not be negative")
+	}
+	for k, env := range p.HeadersEnv {
+		if k == "" || env == "" {
+			return errConfig(field+".headers_env", "header and variable names must not be empty")
+		}
+	}
+	return nil
+}
+
+// options translates a validated configuration into options.
+func (c *Config) options() []Option {
 	var opts []Option
 	if c.Route != "" {
 		opts = append(opts, WithRouteName(c.Route))
@@ -209,189 +560,114 @@ func (c *Config) options() ([]Option, error) {
 		opts = append(opts, WithClientProvider(c.ClientProvider))
 	}
 	if c.TimeZone != "" {
-		if _, err := time.LoadLocation(c.TimeZone); err != nil {
-			return nil, fmt.Errorf("gwtransport: config: time_zone: %q is not an IANA time zone", c.TimeZone)
-		}
 		opts = append(opts, WithTimeZone(c.TimeZone))
 	}
 	if c.CircuitBreaker != nil {
-		if err := c.CircuitBreaker.validate(); err != nil {
-			return nil, fmt.Errorf("gwtransport: config: circuit_breaker: %w", unprefix(err))
-		}
 		opts = append(opts, WithCircuitBreaker(*c.CircuitBreaker))
 	}
-	for i, p := range c.Providers {
-		if p.Name == "" {
-			return nil, fmt.Errorf("gwtransport: config: providers[%d].name is required", i)
-		}
+	for _, p := range c.Providers {
 		opts = append(opts, WithProvider(p))
 	}
-	d, err := c.Defaults.options("defaults")
-	if err != nil {
-		return nil, err
-	}
-	opts = append(opts, d...)
+	opts = append(opts, c.Defaults.options()...)
+	// The top-level strategy is the default route's: named routes do not
+	// inherit it. inherited is the strategy before it, restored for them.
+	var inherited Strategy
+	var own string
 	if len(c.Models) > 0 {
-		models, per, err := modelOptions("models", c.Models)
-		if err != nil {
-			return nil, err
-		}
-		st, err := strategyOption("strategy", c.Strategy)
-		if err != nil {
-			return nil, err
-		}
+		models, per := modelOptions(c.Models)
 		opts = append(opts, per...)
-		opts = append(opts, st...)
+		if c.Strategy != "" {
+			own = c.Strategy
+			st, _ := ParseStrategy(c.Strategy)
+			opts = append(opts, func(s *settings) error { inherited = s.strategy; return nil }, WithStrategy(st))
+		}
 		opts = append(opts, func(s *settings) error { s.defaultModels = models; return nil })
-	} else if c.Strategy != "" {
-		return nil, errors.New("gwtransport: config: strategy is set but models is empty")
 	}
-	for i, r := range c.Routes {
-		field := fmt.Sprintf("routes[%d]", i)
-		if r.Name == "" {
-			return nil, fmt.Errorf("gwtransport: config: %s.name is required", field)
+	for _, r := range c.Routes {
+		models, per := modelOptions(r.Models)
+		var ropts []Option
+		if own != "" {
+			ropts = append(ropts, func(s *settings) error {
+				if s.strategy.name == own && s.strategy.custom == nil {
+					s.strategy = inherited
+				}
+				return nil
+			})
 		}
-		models, per, err := modelOptions(field+".models", r.Models)
-		if err != nil {
-			return nil, err
+		ropts = append(ropts, r.Defaults.options()...)
+		ropts = append(ropts, per...)
+		if r.Strategy != "" {
+			st, _ := ParseStrategy(r.Strategy)
+			ropts = append(ropts, WithStrategy(st))
 		}
-		ropts, err := r.Defaults.options(field + ".defaults")
-		if err != nil {
-			return nil, err
-		}
-		st, err := strategyOption(field+".strategy", r.Strategy)
-		if err != nil {
-			return nil, err
-		}
-		ropts = append(append(ropts, per...), st...)
 		opts = append(opts, WithRoute(r.Name, models, ropts...))
 	}
-	return opts, nil
+	return opts
 }
 
-func strategyOption(field, name string) ([]Option, error) {
-	if name == "" {
-		return nil, nil
-	}
-	st, err := ParseStrategy(name)
-	if err != nil {
-		return nil, fmt.Errorf("gwtransport: config: %s: %w", field, unprefix(err))
-	}
-	return []Option{WithStrategy(st)}, nil
-}
-
-// options translates route defaults.
-func (d Defaults) options(field string) ([]Option, error) {
+// options translates defaults: one option per field set, so that every
+// field not set stays inherited.
+func (d Defaults) options() []Option {
 	var opts []Option
-	check := func(name string, v *Duration) error {
-		if v != nil && *v < 0 {
-			return fmt.Errorf("gwtransport: config: %s.%s must not be negative", field, name)
-		}
-		return nil
-	}
-	for name, v := range map[string]*Duration{"timeout": d.Timeout, "max_retry_wait": d.MaxRetryWait, "stream_first_event": d.StreamFirstEvent, "stream_idle": d.StreamIdle, "stream_finish_grace": d.StreamFinishGrace} {
-		if err := check(name, v); err != nil {
-			return nil, err
+	dur := func(v *Duration, with func(time.Duration) Option) {
+		if v != nil {
+			opts = append(opts, with(time.Duration(*v)))
 		}
 	}
 	if d.MaxRetries != nil {
-		if *d.MaxRetries < 0 {
-			return nil, fmt.Errorf("gwtransport: config: %s.max_retries must not be negative", field)
-		}
 		opts = append(opts, WithMaxRetries(*d.MaxRetries))
 	}
-	if d.Timeout != nil {
-		opts = append(opts, WithTimeout(time.Duration(*d.Timeout)))
-	}
+	dur(d.Timeout, WithTimeout)
 	if d.Backoff != nil {
-		if err := d.Backoff.validate(field + ".backoff"); err != nil {
-			return nil, fmt.Errorf("gwtransport: config: %w", unprefix(err))
-		}
-		opts = append(opts, WithBackoff(*d.Backoff))
+		b := d.Backoff
+		opts = append(opts, func(s *settings) error {
+			s.backoff = b.over(s.backoff)
+			return nil
+		})
 	}
 	if d.MaxAttempts != nil {
-		if *d.MaxAttempts < 1 {
-			return nil, fmt.Errorf("gwtransport: config: %s.max_attempts must be at least 1", field)
-		}
 		opts = append(opts, WithMaxAttempts(*d.MaxAttempts))
 	}
-	if d.MaxRetryWait != nil {
-		opts = append(opts, WithMaxRetryWait(time.Duration(*d.MaxRetryWait)))
-	}
-	if d.StreamFirstEvent != nil || d.StreamIdle != nil {
-		fe, idle := Duration(0), Duration(DefaultStreamIdleTimeout)
-		if d.StreamFirstEvent != nil {
-			fe = *d.StreamFirstEvent
-		}
-		if d.StreamIdle != nil {
-			idle = *d.StreamIdle
-		}
-		opts = append(opts, WithStreamTimeouts(time.Duration(fe), time.Duration(idle)))
-	}
-	if d.StreamFinishGrace != nil {
-		opts = append(opts, WithStreamFinishGrace(time.Duration(*d.StreamFinishGrace)))
-	}
-	return opts, nil
+	dur(d.MaxRetryWait, WithMaxRetryWait)
+	dur(d.StreamFirstEvent, WithStreamFirstEvent)
+	dur(d.StreamIdle, WithStreamIdle)
+	dur(d.StreamFinishGrace, WithStreamFinishGrace)
+	return opts
 }
 
-// modelOptions turns a route's models into the models argument (a list, or
-// a weight map when every model has a weight) and per-model options.
-func modelOptions(field string, ms []ModelConfig) (any, []Option, error) {
-	if len(ms) == 0 {
-		return nil, nil, fmt.Errorf("gwtransport: config: %s: at least one model is required", field)
-	}
+// modelOptions turns a route's validated models into the models argument
+// (a list, or a weight map when every model has a weight) and per-model
+// options. Every per-model map is set, empty or not, so that a named route
+// never inherits the default route's per-model settings.
+func modelOptions(ms []ModelConfig) (any, []Option) {
 	var (
-		list       []string
-		weights    = map[string]float64{}
-		retries    = map[string]int{}
-		timeouts   = map[string]time.Duration{}
-		backoffs   = map[string]Backoff{}
-		messages   = map[string][]Message{}
-		windows    = map[string][]Window{}
-		aliases    = map[string]string{}
-		nWeighted  int
-		firstField string
+		list     []string
+		weights  = map[string]float64{}
+		retries  = map[string]int{}
+		timeouts = map[string]time.Duration{}
+		backoffs = map[string]*BackoffConfig{}
+		messages = map[string][]Message{}
+		windows  = map[string][]Window{}
+		aliases  = map[string]string{}
 	)
-	for i, m := range ms {
-		f := fmt.Sprintf("%s[%d]", field, i)
-		if _, _, err := splitTarget(m.Target); err != nil {
-			return nil, nil, fmt.Errorf("gwtransport: config: %s.target: %w", f, unprefix(err))
-		}
+	for _, m := range ms {
 		list = append(list, m.Target)
 		if m.Weight != nil {
-			nWeighted++
 			weights[m.Target] = *m.Weight
-		} else if firstField == "" {
-			firstField = f
 		}
 		if m.MaxRetries != nil {
-			if *m.MaxRetries < 0 {
-				return nil, nil, fmt.Errorf("gwtransport: config: %s.max_retries must not be negative", f)
-			}
 			retries[m.Target] = *m.MaxRetries
 		}
 		if m.Timeout != nil {
-			if *m.Timeout < 0 {
-				return nil, nil, fmt.Errorf("gwtransport: config: %s.timeout must not be negative", f)
-			}
 			timeouts[m.Target] = time.Duration(*m.Timeout)
 		}
 		if m.Backoff != nil {
-			if err := m.Backoff.validate(f + ".backoff"); err != nil {
-				return nil, nil, fmt.Errorf("gwtransport: config: %w", unprefix(err))
-			}
-			backoffs[m.Target] = *m.Backoff
+			backoffs[m.Target] = m.Backoff
 		}
 		if len(m.Messages) > 0 {
-			if _, err := encodeMessages(m.Target, m.Messages); err != nil {
-				return nil, nil, fmt.Errorf("gwtransport: config: %s.messages: %w", f, unprefix(err))
-			}
 			messages[m.Target] = m.Messages
 		}
 		if len(m.Windows) > 0 {
-			if _, err := parseWindows(m.Target, m.Windows); err != nil {
-				return nil, nil, fmt.Errorf("gwtransport: config: %s.windows: %w", f, unprefix(err))
-			}
 			windows[m.Target] = m.Windows
 		}
 		if m.Alias != "" {
@@ -399,13 +675,20 @@ func modelOptions(field string, ms []ModelConfig) (any, []Option, error) {
 		}
 	}
 	var models any = list
-	switch {
-	case nWeighted == len(ms):
+	if len(weights) == len(ms) {
 		models = weights
-	case nWeighted > 0:
-		return nil, nil, fmt.Errorf("gwtransport: config: %s.weight is missing: give every model of a route a weight, or none", firstField)
 	}
-	opts := []Option{WithModelMaxRetries(retries), WithModelTimeout(timeouts), WithModelBackoff(backoffs),
+	// A model's backoff overrides the fields it sets of its route's, as
+	// the route's stands when this option runs (after the route's
+	// defaults).
+	modelBackoff := func(s *settings) error {
+		m := make(map[string]Backoff, len(backoffs))
+		for k, b := range backoffs {
+			m[k] = b.over(s.backoff)
+		}
+		s.modelBackoff = m
+		return nil
+	}
+	return models, []Option{WithModelMaxRetries(retries), WithModelTimeout(timeouts), modelBackoff,
 		WithModelMessages(messages), WithTimeWindows(windows), WithAliases(aliases)}
-	return models, opts, nil
 }

@@ -7,8 +7,11 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"math/big"
 	"net/http"
 	"reflect"
+	"regexp"
+	"strings"
 	"testing"
 	"time"
 )
@@ -118,10 +121,14 @@ func stripPrepended(t *testing.T, got, want map[string]any) {
 	}
 }
 
-// FuzzRetryAfter: header parsing never panics and never yields a negative
-// or absurd wait.
+// FuzzRetryAfter: header parsing never panics, never yields a negative
+// wait, and accepts exactly the reference grammar: retry-after-ms is
+// OWS 1*DIGIT ["." 1*DIGIT] OWS (below 10^12), else Retry-After is OWS
+// 1*DIGIT OWS (at most 10^9 seconds) or an HTTP date. No sign, exponent,
+// hex, underscore, Inf or NaN is ever read as a number.
 func FuzzRetryAfter(f *testing.F) {
-	for _, s := range []string{"2", "1.5", "-1", "Wed, 21 Oct 2015 07:28:00 GMT", "", "1e308", "NaN", "Inf", "99999999999"} {
+	for _, s := range []string{"2", "1.5", "-1", "Wed, 21 Oct 2015 07:28:00 GMT", "", "1e308", "NaN", "Inf", "99999999999",
+		"0x1p4", "1_000", "+5", " 7 ", "1 0", "0.5", ".5", "5.", "1e3", "\uff15", "Wednesday, 21-Oct-15 07:28:00 GMT", "Wed Oct 21 07:28:00 2015"} {
 		f.Add(s, "")
 		f.Add("", s)
 	}
@@ -137,7 +144,43 @@ func FuzzRetryAfter(f *testing.F) {
 		if !ok && d != 0 {
 			t.Fatalf("wait %s without ok", d)
 		}
+		wantD, wantOK := referenceRetryAfter(ra, raMs, now)
+		if d != wantD || ok != wantOK {
+			t.Fatalf("RetryAfter(%q, %q) = %s, %v; the reference grammar says %s, %v", ra, raMs, d, ok, wantD, wantOK)
+		}
 	})
+}
+
+var (
+	refMillis  = regexp.MustCompile(`^[ \t]*([0-9]+(?:\.[0-9]+)?)[ \t]*$`)
+	refSeconds = regexp.MustCompile(`^[ \t]*([0-9]+)[ \t]*$`)
+)
+
+// referenceRetryAfter is the grammar of RetryAfter written independently:
+// regular expressions and arbitrary-precision numbers.
+func referenceRetryAfter(ra, raMs string, now time.Time) (time.Duration, bool) {
+	if m := refMillis.FindStringSubmatch(raMs); m != nil {
+		r, _ := new(big.Rat).SetString(m[1])
+		if r.Cmp(big.NewRat(1e12, 1)) < 0 {
+			ns := new(big.Rat).Mul(r, big.NewRat(int64(time.Millisecond), 1))
+			return time.Duration(new(big.Int).Quo(ns.Num(), ns.Denom()).Int64()), true
+		}
+	}
+	if m := refSeconds.FindStringSubmatch(ra); m != nil {
+		n, _ := new(big.Int).SetString(m[1], 10)
+		if n.Cmp(big.NewInt(1e9)) > 0 {
+			return 0, false
+		}
+		return time.Duration(n.Int64()) * time.Second, true
+	}
+	v := strings.Trim(ra, " \t")
+	if v == "" {
+		return 0, false
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return max(t.Sub(now), 0), true
+	}
+	return 0, false
 }
 
 // FuzzStream: the first-event peek and the committed stream never panic;

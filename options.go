@@ -357,7 +357,8 @@ func WithMaxRetryWait(d time.Duration) Option {
 // from sending a streamed request to its first event (0: the attempt timeout
 // alone applies); a target that misses it fails over. idle bounds the silence
 // between two lines of a stream the caller is reading (default 30 s, 0: no
-// limit); a stall ends the stream with [ErrStreamIdle].
+// limit); a stall ends the stream with [ErrStreamIdle]. It sets both; to set
+// one and keep the other, use [WithStreamFirstEvent] or [WithStreamIdle].
 func WithStreamTimeouts(firstEvent, idle time.Duration) Option {
 	return func(s *settings) error {
 		if firstEvent < 0 || idle < 0 {

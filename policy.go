@@ -60,8 +60,22 @@ type Outcome struct {
 // ContextLengthExceeded reports whether the provider rejected the request as
 // too long for the model's context window.
 func (o Outcome) ContextLengthExceeded() bool {
+	msg := strings.ToLower(o.Message)
 	return o.Code == "context_length_exceeded" || o.Type == "context_length_exceeded" ||
-		strings.Contains(strings.ToLower(o.Message), "maximum context length")
+		strings.Contains(msg, "maximum context length") || strings.Contains(msg, "context window")
+}
+
+// ModelNotFound reports whether the provider does not serve the model (a
+// 400 model_not_found, say): the target is at fault, not the request.
+func (o Outcome) ModelNotFound() bool {
+	return o.Code == "model_not_found" || o.Type == "model_not_found" || o.Code == "DeploymentNotFound"
+}
+
+// QuotaExhausted reports whether the provider refused for an exhausted
+// quota or billing limit (OpenAI's 429 insufficient_quota): waiting does
+// not help.
+func (o Outcome) QuotaExhausted() bool {
+	return o.Code == "insufficient_quota" || o.Type == "insufficient_quota"
 }
 
 // ContentPolicy reports whether the provider refused the content itself
@@ -85,8 +99,9 @@ type Policy func(Outcome) Action
 //   - 2xx: Succeed.
 //   - network errors before the response headers, 408, 409, 429 and 5xx:
 //     RetrySame (then the next target when the retries are used up);
-//   - the attempt's own timeout, 401, 402, 403, 404, 3xx, a 400 with
-//     context_length_exceeded, an error event at the start of a stream:
+//   - the attempt's own timeout, 401, 402, 403, 404, 3xx, a 4xx with
+//     context_length_exceeded or model_not_found, a 429 with
+//     insufficient_quota, an error event at the start of a stream:
 //     NextTarget at once;
 //   - content-policy refusals and every other 4xx: FailFast.
 func DefaultPolicy(o Outcome) Action {
@@ -108,6 +123,8 @@ func DefaultPolicy(o Outcome) Action {
 		return Succeed
 	case o.Status >= 300 && o.Status < 400:
 		return NextTarget
+	case o.Status == http.StatusTooManyRequests && o.QuotaExhausted():
+		return NextTarget
 	case o.Status == http.StatusRequestTimeout, o.Status == http.StatusConflict,
 		o.Status == http.StatusTooManyRequests, o.Status >= 500:
 		return RetrySame
@@ -116,7 +133,7 @@ func DefaultPolicy(o Outcome) Action {
 	case o.Status == http.StatusUnauthorized, o.Status == http.StatusPaymentRequired,
 		o.Status == http.StatusForbidden, o.Status == http.StatusNotFound:
 		return NextTarget
-	case o.ContextLengthExceeded():
+	case o.ContextLengthExceeded(), o.ModelNotFound():
 		return NextTarget
 	default:
 		return FailFast
@@ -126,10 +143,22 @@ func DefaultPolicy(o Outcome) Action {
 // parseErrorBody fills o.Code, o.Type and o.Message from an error body in
 // any of the shapes OpenAI-compatible providers send:
 // {"error":{"code","type","message","innererror":{"code"}}},
-// {"error":"text"}, or {"code","type","message"} at the top level. It reads
-// only what it is given (callers bound it), decodes nothing else, and
-// ignores bodies that are not JSON objects.
+// {"error":"text"}, or {"code","type","message"} at the top level, or the
+// first element of an array of these (Gemini's OpenAI-compatible
+// endpoint). It reads only what it is given (callers bound it), decodes
+// nothing else, and ignores bodies that are neither.
 func parseErrorBody(o *Outcome, body []byte) {
+	if i := skipSpace(body, 0); i < len(body) && body[i] == '[' {
+		j := skipSpace(body, i+1)
+		if j >= len(body) || body[j] != '{' {
+			return
+		}
+		end, err := skipContainer(body, j)
+		if err != nil {
+			return
+		}
+		body = body[j:end]
+	}
 	var top, inner Outcome
 	var errObj []byte
 	err := eachMember(body, func(name []byte, v span) error {
@@ -211,27 +240,28 @@ func jsonText(val []byte) string {
 }
 
 // RetryAfter returns the wait a response asks for: "retry-after-ms"
-// (milliseconds), else "Retry-After" as seconds or as an HTTP date measured
-// from now. ok is false when neither header is present and valid.
+// (milliseconds, digits with an optional decimal fraction: "250",
+// "1.5"), else "Retry-After" as delta-seconds (digits only, RFC 9110) or
+// as an HTTP date measured from now. Anything else is ignored: no sign, no
+// exponent, no hex, no underscore, no Inf or NaN, no space inside. ok is
+// false when neither header is present and valid.
 func RetryAfter(h http.Header, now time.Time) (d time.Duration, ok bool) {
 	if h == nil {
 		return 0, false
 	}
-	if v := strings.TrimSpace(h.Get("Retry-After-Ms")); v != "" {
-		// The comparisons are written to reject NaN too.
-		if ms, err := strconv.ParseFloat(v, 64); err == nil && ms >= 0 && ms < 1e12 {
-			return time.Duration(ms * float64(time.Millisecond)), true
-		}
+	if d, ok := parseMillis(trimOWS(h.Get("Retry-After-Ms"))); ok {
+		return d, true
 	}
-	v := strings.TrimSpace(h.Get("Retry-After"))
+	v := trimOWS(h.Get("Retry-After"))
 	if v == "" {
 		return 0, false
 	}
-	if secs, err := strconv.ParseFloat(v, 64); err == nil {
-		if !(secs >= 0 && secs <= 1e9) { // NaN fails both
+	if isDecimal(v, false) {
+		secs, err := strconv.ParseFloat(v, 64)
+		if err != nil || secs > 1e9 {
 			return 0, false
 		}
-		return time.Duration(secs * float64(time.Second)), true
+		return time.Duration(secs) * time.Second, true
 	}
 	if t, err := http.ParseTime(v); err == nil {
 		if d := t.Sub(now); d > 0 {
@@ -240,6 +270,47 @@ func RetryAfter(h http.Header, now time.Time) (d time.Duration, ok bool) {
 		return 0, true
 	}
 	return 0, false
+}
+
+// parseMillis reads retry-after-ms: 1*DIGIT ["." 1*DIGIT] milliseconds,
+// below 10^12, exactly (to the nanosecond, truncated).
+func parseMillis(v string) (time.Duration, bool) {
+	if !isDecimal(v, true) {
+		return 0, false
+	}
+	whole, frac, _ := strings.Cut(v, ".")
+	whole = strings.TrimLeft(whole, "0")
+	if len(whole) > 12 {
+		return 0, false
+	}
+	ms, _ := strconv.ParseInt("0"+whole, 10, 64)
+	if ms >= 1e12 {
+		return 0, false
+	}
+	frac = (frac + "000000")[:6] // nanoseconds of the fraction
+	ns, _ := strconv.ParseInt(frac, 10, 64)
+	return time.Duration(ms)*time.Millisecond + time.Duration(ns), true
+}
+
+// trimOWS removes the optional white space (spaces and tabs) around a
+// header value.
+func trimOWS(v string) string { return strings.Trim(v, " \t") }
+
+// isDecimal reports whether v is 1*DIGIT, or with fraction 1*DIGIT
+// ["." 1*DIGIT].
+func isDecimal(v string, fraction bool) bool {
+	digits, dot := 0, false
+	for i := 0; i < len(v); i++ {
+		switch c := v[i]; {
+		case c >= '0' && c <= '9':
+			digits++
+		case c == '.' && fraction && !dot && digits > 0:
+			dot, digits = true, 0
+		default:
+			return false
+		}
+	}
+	return digits > 0
 }
 
 // errTimeout is the cause recorded when an attempt's own timeout fires.

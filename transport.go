@@ -335,12 +335,16 @@ targets:
 				r.record(rt, a)
 				return r.success(res, t), nil
 			}
-			if a.Action == FailFast && len(r.attempts) > 0 {
-				// A fallback refused the request itself (an assistant
-				// prefill it does not support, say). That must not hide the
-				// failure that led here: try the other targets, and keep the
-				// earlier failure as the one the caller will see.
-				a.Action = NextTarget
+			if (a.Action == FailFast || (f != nil && refusal(f.res.StatusCode))) && r.failedElsewhere(t) {
+				// A fallback refused the request (an assistant prefill it
+				// does not support, a model it does not serve, a key it
+				// does not accept). That must not hide the failure that led
+				// here: try the other targets, and keep the earlier failure
+				// as the one the caller will see. A target's refusal after
+				// its own failures is final.
+				if a.Action == FailFast {
+					a.Action = NextTarget
+				}
 				if f != nil {
 					f.rejection = true
 				}
@@ -436,6 +440,24 @@ func (r *run) worthWaiting(t *target, now time.Time, wait time.Duration) bool {
 		return false
 	}
 	return true
+}
+
+// failedElsewhere reports whether an attempt at a target other than t
+// failed earlier in this request.
+func (r *run) failedElsewhere(t *target) bool {
+	for i := range r.attempts {
+		if r.attempts[i].Target != t.name {
+			return true
+		}
+	}
+	return false
+}
+
+// refusal reports whether a status refuses the request (3xx, 4xx) rather
+// than saying the target is unavailable (408, 409, 429).
+func refusal(status int) bool {
+	return status >= 300 && status < 500 && status != http.StatusRequestTimeout &&
+		status != http.StatusConflict && status != http.StatusTooManyRequests
 }
 
 // keep remembers a failed response for the caller. A fallback's rejection
