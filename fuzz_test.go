@@ -9,6 +9,8 @@ import (
 	"io"
 	"net/http"
 	"reflect"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -140,9 +142,15 @@ func FuzzRetryAfter(f *testing.F) {
 	})
 }
 
-// FuzzStream: the first-event peek and the committed stream never panic;
-// a stream read to its end ends in io.EOF only when it was complete
-// ([DONE] or a finish reason), else in one of the gateway's stream errors.
+// FuzzStream: the stream reader against the reference model of
+// completeness (stream_model_test.go). Random SSE bytes, a random "n",
+// random upstream read sizes and random caller buffer sizes go through
+// peekFirstEvent, eventFailure and the committed streamBody; the outcome
+// must be the model's exactly: failover or commit (and where), the bytes
+// the caller reads, and how the reading ends (io.EOF only for a complete
+// stream; ErrStreamTruncated, ErrStreamMalformed or a *StreamError
+// otherwise). Where the model allows the gateway not to validate a line,
+// ErrStreamMalformed at that line is accepted too.
 func FuzzStream(f *testing.F) {
 	for _, s := range []string{
 		"data: {\"choices\":[{\"delta\":{\"content\":\"a\"},\"finish_reason\":null}]}\n\ndata: [DONE]\n\n",
@@ -153,36 +161,85 @@ func FuzzStream(f *testing.F) {
 		"data: {not json\n\n",
 		"data: {\"a\":1}\r\n\r\ndata: {\"b\":",
 		"event: response.completed\ndata: {\"type\":\"response.completed\"}\n\n",
+		"event: ping\ndata: {}\n\ndata: {\"type\":\"ping\"}\n\ndata:\n\nevent: response.created\ndata: {\"type\":\"response.created\"}\n\ndata: {\"type\":\"response.output_text.delta\",\"delta\":\"hi\"}\n\ndata: {\"type\":\"response.incomplete\"}\n\n",
+		"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"},\"finish_reason\":null},{\"index\":1,\"delta\":{},\"finish_reason\":null}]}\n\ndata: {\"choices\":[{\"index\":0,\"finish_reason\":\"stop\"}]}\n\ndata: {\"choices\":[{\"index\":1,\"finish_reason\":\"\"}]}\n\n",
+		"data: {\"choices\":[{\"index\":1,\"finish_reason\":\"length\"},{\"finish_reason\":\"stop\"}]}\n\ndata: {\"usage\":{}}\n\n",
+		"data: {\"x\":1}\n\nevent: response.failed\ndata: {\"type\":\"response.failed\",\"response\":{\"error\":{\"code\":\"server_error\",\"message\":\"m\"}}}\n\n",
+		"data: {\"x\":1}\n\ndata: {\"type\":\"error\",\"message\":\"late\"}\n\n",
+		"data: {\"x\":1}\n\ndata: {\"t\\u0079pe\":\"response.c\\u006fmpleted\"}\n\n",
+		"data: {\"x\":1}\n\ndata: {\"" + strings.Repeat("a", 100) + "\":1}\n\n",
+		"data: {\"x\":1}\n\ndata: {\"choices\":[{\"finish_reason\":\"stop\",]}\n\n",
+		"data: [DONE]\n\ndata: {\"error\":\"after done\"}\n\n",
+		"data: {\"choices\":[{\"finish_reason\":\"stop\"}]}\ndata: [DONE]\n",
 	} {
-		f.Add([]byte(s))
+		f.Add([]byte(s), uint8(0), uint64(1))
+		f.Add([]byte(s), uint8(2), uint64(7))
 	}
-	f.Fuzz(func(t *testing.T, in []byte) {
-		br := bufio.NewReaderSize(bytes.NewReader(in), 16)
+	const maxLine = 80
+	f.Fuzz(func(t *testing.T, in []byte, n uint8, seed uint64) {
+		want := refStream(in, int(n%4), maxLine, maxFirstEvent)
+		up := newUpstream(io.NopCloser(&chunkReader{in: in, seed: seed}))
+		br := bufio.NewReaderSize(up, 16)
 		prefix, ev, err := peekFirstEvent(br)
+		if err == nil {
+			if _, bad := eventFailure(ev); bad {
+				err = errors.New("failure event")
+			}
+		}
 		if err != nil {
+			if !want.failover {
+				t.Fatalf("failed over (%v); the model commits after %d bytes\n%q", err, want.prefix, in)
+			}
 			return
 		}
-		if !bytes.HasPrefix(in, prefix) {
-			t.Fatalf("peek changed the bytes")
+		if want.failover {
+			t.Fatalf("committed after %d bytes; the model fails over\n%q", len(prefix), in)
 		}
-		if _, bad := eventFailure(ev); bad {
-			return
+		if !bytes.Equal(prefix, in[:want.prefix]) {
+			t.Fatalf("committed after %d bytes; the model after %d\n%q", len(prefix), want.prefix, in)
 		}
 		_, cancel := context.WithCancel(context.Background())
-		sb := newStreamBody(prefix, br, io.NopCloser(nil), cancel, 0, 0)
-		out, err := io.ReadAll(sb)
-		sb.Close()
-		switch {
-		case err == nil:
-			if !sb.finished.Load() {
-				t.Fatalf("clean end of an unfinished stream: %q", in)
+		sb := newStreamBody(prefix, br, up, cancel, 0, 0, int(n%4))
+		sb.maxLine = maxLine
+		defer sb.Close()
+		var out []byte
+		sizes := seed
+		for {
+			sizes = sizes*2862933555777941757 + 3037000493
+			buf := make([]byte, 1+int(sizes>>40)%40)
+			m, err := sb.Read(buf)
+			out = append(out, buf[:m]...)
+			if err == nil {
+				continue
 			}
-			if !bytes.HasPrefix(in, out) {
+			var got string
+			var se *StreamError
+			switch {
+			case err == io.EOF:
+				got = "eof"
+			case errors.As(err, &se):
+				got = "failed"
+				if !errors.Is(err, ErrStreamFailed) {
+					t.Fatalf("a StreamError that is not ErrStreamFailed: %v", err)
+				}
+			case errors.Is(err, ErrStreamMalformed):
+				got = "malformed"
+			case errors.Is(err, ErrStreamTruncated):
+				got = "truncated"
+			default:
+				t.Fatalf("unexpected error %v", err)
+			}
+			if !bytes.Equal(out, in[:len(out)]) {
 				t.Fatalf("stream altered: %q -> %q", in, out)
 			}
-		case errors.Is(err, ErrStreamTruncated), errors.Is(err, ErrStreamMalformed):
-		default:
-			t.Fatalf("unexpected error %v", err)
+			if got == want.end && len(out) == want.delivered {
+				return
+			}
+			if got == "malformed" && slices.Contains(want.malformedAt, len(out)) {
+				return
+			}
+			t.Fatalf("read %d bytes, then %s (%v); the model: %d bytes, then %s (or malformed after %v)\n%q",
+				len(out), got, err, want.delivered, want.end, want.malformedAt, in)
 		}
 	})
 }
