@@ -385,12 +385,15 @@ func slowRead(body io.Reader, pause time.Duration) ([]byte, error) {
 // provider is prompt gets every byte, the usage chunk, and a clean EOF:
 // the limits measure the provider's silence, not the caller's.
 func TestStreamSlowConsumer(t *testing.T) {
-	const limit = 15 * time.Millisecond
+	// The provider sends each event promptly (2 ms apart), so what the
+	// caller has not read yet is still on its way when the caller pauses.
+	const limit = 25 * time.Millisecond
+	const gap = 2 * time.Millisecond
 	opts := []gwtransport.Option{gwtransport.WithStreamTimeouts(0, limit), gwtransport.WithStreamFinishGrace(limit)}
 	scripts := map[string]gatewaytest.Fault{
-		"[DONE]":               {Script: ev(c0) + ev(c0) + ev(c0stop) + ev(cUsage) + done},
-		"no [DONE], closed":    {Script: ev(c0) + ev(c0) + ev(c0stop) + ev(cUsage)},
-		"no [DONE], held open": {Script: ev(c0) + ev(c0) + ev(c0stop) + ev(cUsage), HoldOpen: true},
+		"[DONE]":               {Script: ev(c0) + ev(c0) + ev(c0stop) + ev(cUsage) + done, ScriptPause: gap},
+		"no [DONE], closed":    {Script: ev(c0) + ev(c0) + ev(c0stop) + ev(cUsage), ScriptPause: gap},
+		"no [DONE], held open": {Script: ev(c0) + ev(c0) + ev(c0stop) + ev(cUsage), ScriptPause: gap, HoldOpen: true},
 	}
 	for name, f := range scripts {
 		t.Run(name, func(t *testing.T) {
@@ -406,7 +409,7 @@ func TestStreamSlowConsumer(t *testing.T) {
 		p := server(t, "primary", "key-p")
 		c := openaiClient(p, "key-p")
 		mustInit(t, c, []string{"openai/gpt-4o"}, append(opts, noEnv())...)
-		p.Enqueue(gatewaytest.Fault{Script: ev(c0) + ev(c0) + ev(c0stop) + ev(cUsage), HoldOpen: true})
+		p.Enqueue(gatewaytest.Fault{Script: ev(c0) + ev(c0) + ev(c0stop) + ev(cUsage), ScriptPause: gap, HoldOpen: true})
 		s := c.Chat.Completions.NewStreaming(context.Background(), chatParams("gateway"))
 		defer s.Close()
 		acc := openai.ChatCompletionAccumulator{}

@@ -189,7 +189,7 @@ func refStream(in []byte, n, maxLine, maxFirst int) modelOutcome {
 	pos, k := 0, 0
 	commit := false
 	type event struct {
-		name                           string
+		name                             string
 		hasData, malformed, failed, loud bool
 	}
 	ev := event{}
