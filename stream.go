@@ -281,8 +281,13 @@ func errLineTooLong(max int) error {
 }
 
 func trimEOL(l []byte) []byte {
-	l = bytes.TrimSuffix(l, []byte{'\n'})
-	return bytes.TrimSuffix(l, []byte{'\r'})
+	if n := len(l); n > 0 && l[n-1] == '\n' {
+		l = l[:n-1]
+	}
+	if n := len(l); n > 0 && l[n-1] == '\r' {
+		l = l[:n-1]
+	}
+	return l
 }
 
 // fieldValue returns a field's value: after the colon, one optional space.
@@ -480,32 +485,58 @@ func eachElement(p []byte, f func(pos int, v []byte) error) error {
 }
 
 var (
-	errorKey      = []byte(`"error"`)
-	responseType  = []byte(`"response.`)
-	finishKey     = []byte(`"finish_reason"`)
+	errorTail     = []byte(`rror"`)
+	finishTail    = []byte(`finish_reason"`)
+	responseWord  = []byte(`response.`)
 	unicodeEscape = []byte(`\u`)
 )
 
 // candidate is the per-event filter of a committed stream: it reports
 // whether a data line may carry an error, a terminal type or a finish, so
 // that only those lines are read member by member. Every other event costs
-// a few byte searches. Names and values spelled with \u escapes are read
-// too.
+// a few byte searches, by bytes rarer in JSON than its quotes: 'r' for
+// "error" and "response.(completed|incomplete|failed)", 'f' for
+// "finish_reason" (with a value other than null), '\' for \u escapes,
+// which could spell any of those.
 func candidate(v []byte) bool {
-	if bytes.Contains(v, errorKey) || hasFinish(v) || bytes.Contains(v, unicodeEscape) {
-		return true
-	}
-	for {
-		i := bytes.Index(v, responseType)
+	for off := 0; ; {
+		i := bytes.IndexByte(v[off:], 'r')
 		if i < 0 {
-			return false
+			break
 		}
-		v = v[i+len(responseType):]
-		for _, s := range [...]string{`completed"`, `incomplete"`, `failed"`} {
-			if len(v) >= len(s) && string(v[:len(s)]) == s {
-				return true
+		i += off
+		rest := v[i:]
+		switch {
+		case i >= 2 && v[i-2] == '"' && v[i-1] == 'e' && bytes.HasPrefix(rest, errorTail):
+			return true
+		case i >= 1 && v[i-1] == '"' && bytes.HasPrefix(rest, responseWord):
+			rest = rest[len(responseWord):]
+			for _, s := range [...]string{`completed"`, `incomplete"`, `failed"`} {
+				if len(rest) >= len(s) && string(rest[:len(s)]) == s {
+					return true
+				}
 			}
 		}
+		off = i + 1
+	}
+	return hasFinish(v) || (bytes.IndexByte(v, '\\') >= 0 && bytes.Contains(v, unicodeEscape))
+}
+
+// findWord returns the offset just past the first occurrence of head+tail
+// in v, or -1. It searches for tail, whose first byte is rarer in JSON
+// than the quote that starts head, and checks head before it.
+func findWord(v []byte, head string, tail []byte) int {
+	off := 0
+	for {
+		i := bytes.Index(v[off:], tail)
+		if i < 0 {
+			return -1
+		}
+		i += off
+		if i >= len(head) && string(v[i-len(head):i]) == head {
+			return i + len(tail)
+		}
+		off = i + 1
 	}
 }
 
@@ -513,11 +544,11 @@ func candidate(v []byte) bool {
 // other than null.
 func hasFinish(v []byte) bool {
 	for {
-		i := bytes.Index(v, finishKey)
+		i := findWord(v, `"`, finishTail)
 		if i < 0 {
 			return false
 		}
-		v = v[i+len(finishKey):]
+		v = v[i:]
 		j := skipSpace(v, 0)
 		if j < len(v) && v[j] == ':' {
 			j = skipSpace(v, j+1)
@@ -730,7 +761,8 @@ func (s *streamBody) Read(p []byte) (int, error) {
 			if i < 0 || i+1 > s.maxLine {
 				break
 			}
-			line, _ = s.br.ReadSlice('\n')
+			line = buf[:i+1]
+			_, _ = s.br.Discard(i + 1) // valid until the next read of br
 		}
 		deliver, err := s.inspect(line)
 		if err != nil {

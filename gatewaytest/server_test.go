@@ -1,6 +1,7 @@
 package gatewaytest_test
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -107,9 +108,21 @@ func TestHangEndsWhenClientGivesUp(t *testing.T) {
 	s := gatewaytest.NewServer()
 	defer s.Close()
 	s.SetFault(&gatewaytest.Fault{Hang: true})
-	c := &http.Client{Timeout: 20 * time.Millisecond}
-	_, err := c.Post(s.URL+"/chat/completions", "application/json", strings.NewReader(`{}`))
-	require.Error(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, s.URL+"/chat/completions", strings.NewReader(`{}`))
+	errc := make(chan error, 1)
+	go func() {
+		res, err := http.DefaultClient.Do(req)
+		if err == nil {
+			res.Body.Close()
+		}
+		errc <- err
+	}()
+	// The server holds the request; the client gives up.
+	require.Eventually(t, func() bool { return s.Count() == 1 }, 10*time.Second, time.Millisecond)
+	cancel()
+	require.ErrorIs(t, <-errc, context.Canceled)
 	assert.Equal(t, 1, s.Count())
 }
 
