@@ -172,11 +172,25 @@ func FuzzStream(f *testing.F) {
 		"data: [DONE]\n\ndata: {\"error\":\"after done\"}\n\n",
 		"data: {\"choices\":[{\"finish_reason\":\"stop\"}]}\ndata: [DONE]\n",
 	} {
-		f.Add([]byte(s), uint8(0), uint64(1))
-		f.Add([]byte(s), uint8(2), uint64(7))
+		f.Add([]byte(s), uint8(0), uint64(1), false)
+		f.Add([]byte(s), uint8(2), uint64(7), false)
+	}
+	for _, s := range []string{
+		"\x02\x00\x03\x00\x07\x00\x01\x00",
+		"\x08\x00\x0a\x0b\x00\x0c\x0d\x00\x12\x13\x00",
+		"\x0e\x00\x0f\x10\x00",
+		"\x02\x00\x03\x00\x04\x00",
+		"\x02\x00\x05\x00\x14\x00",
+		"\x0e\x00\x18\x00\x1a\x00\x11\x00",
+		"\x02\x00\x1c\x1b\x1d\x00",
+	} {
+		f.Add([]byte(s), uint8(2), uint64(3), true)
 	}
 	const maxLine = 80
-	f.Fuzz(func(t *testing.T, in []byte, n uint8, seed uint64) {
+	f.Fuzz(func(t *testing.T, in []byte, n uint8, seed uint64, grammar bool) {
+		if grammar {
+			in = grammarStream(in, seed)
+		}
 		want := refStream(in, int(n%4), maxLine, maxFirstEvent)
 		up := newUpstream(io.NopCloser(&chunkReader{in: in, seed: seed}))
 		br := bufio.NewReaderSize(up, 16)
@@ -242,4 +256,55 @@ func FuzzStream(f *testing.F) {
 				len(out), got, err, want.delivered, want.end, want.malformedAt, in)
 		}
 	})
+}
+
+// streamLines is the vocabulary of FuzzStream's grammar mode: the lines
+// that matter to completeness, errors and the commit point.
+var streamLines = []string{
+	"\n",
+	"data: [DONE]\n",
+	`data: {"choices":[{"index":0,"delta":{"content":"a"},"finish_reason":null}]}` + "\n",
+	`data: {"choices":[{"index":0,"finish_reason":"stop"}]}` + "\n",
+	`data: {"choices":[{"index":1,"finish_reason":"length"}]}` + "\n",
+	`data: {"choices":[{"index":0,"finish_reason":""}]}` + "\n",
+	`data: {"choices":[{"finish_reason":"stop"},{"finish_reason":"stop"}]}` + "\n",
+	`data: {"choices":[],"usage":{"total_tokens":3}}` + "\n",
+	": keep-alive\n",
+	"data:\n",
+	"event: ping\n",
+	`data: {"type":"ping"}` + "\n",
+	"event: response.created\n",
+	`data: {"type":"response.in_progress"}` + "\n",
+	`data: {"type":"response.output_text.delta","delta":"x"}` + "\n",
+	"event: response.completed\n",
+	`data: {"type":"response.completed","response":{}}` + "\n",
+	`data: {"type":"response.incomplete"}` + "\n",
+	"event: error\n",
+	`data: {"type":"error","message":"m"}` + "\n",
+	`data: {"error":{"message":"m","code":"c"}}` + "\n",
+	`data: {"error":null,"x":1}` + "\n",
+	"event: response.failed\n",
+	`data: {"type":"response.failed","response":{"error":{"code":"x"}}}` + "\n",
+	"data: {not json}\n",
+	"data: garbage\n",
+	`data: {"x":"` + strings.Repeat("a", 100) + `"}` + "\n",
+	"\r\n",
+	`data: {"choices":[{"index":0,"finish_reason":"stop"}],"type":"response.completed"}` + "\r\n",
+	`data: {"t\u0079pe":"error"}` + "\n",
+	"id: 1\n",
+	"event: message\n",
+}
+
+// grammarStream turns each byte of ops into a line of streamLines, and
+// cuts up to 3 bytes off the end.
+func grammarStream(ops []byte, seed uint64) []byte {
+	var out []byte
+	for _, op := range ops {
+		out = append(out, streamLines[int(op)%len(streamLines)]...)
+	}
+	cut := int(seed>>62) % 4
+	if cut > len(out) {
+		cut = len(out)
+	}
+	return out[:len(out)-cut]
 }
