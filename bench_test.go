@@ -5,7 +5,9 @@ package gwtransport
 // same run. See BENCHMARKS.md for the method and the figures.
 
 import (
+	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -326,6 +328,62 @@ func BenchmarkInflight(b *testing.B) {
 				b.StopTimer()
 				b.ReportMetric(perReq, "heap-B/inflight")
 				b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "req/s")
+			})
+		}
+	}
+}
+
+// streamPayload is a complete stream of n events: chat chunks, or
+// Responses events.
+func streamPayload(kind string, n int) []byte {
+	var buf bytes.Buffer
+	if kind == "responses" {
+		buf.WriteString("event: response.created\ndata: {\"type\":\"response.created\",\"sequence_number\":0,\"response\":{\"id\":\"resp_1\",\"object\":\"response\",\"status\":\"in_progress\",\"output\":[],\"error\":null}}\n\n")
+		for i := 0; i < n; i++ {
+			fmt.Fprintf(&buf, "event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"sequence_number\":%d,\"item_id\":\"msg_1\",\"output_index\":0,\"content_index\":0,\"delta\":\"token \"}\n\n", i+1)
+		}
+		buf.WriteString("event: response.completed\ndata: {\"type\":\"response.completed\",\"sequence_number\":9999,\"response\":{\"id\":\"resp_1\",\"object\":\"response\",\"status\":\"completed\",\"output\":[],\"error\":null}}\n\n")
+		return buf.Bytes()
+	}
+	for i := 0; i < n; i++ {
+		buf.WriteString(`data: {"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"gpt-4o","choices":[{"index":0,"delta":{"content":"token "},"finish_reason":null}]}` + "\n\n")
+	}
+	buf.WriteString(`data: {"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"gpt-4o","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}` + "\n\ndata: [DONE]\n\n")
+	return buf.Bytes()
+}
+
+// BenchmarkStreamBody: the gateway's own work on a stream, without the
+// network: 500 events read through the first-event peek and the committed
+// stream reader (completeness tracking, in-band error detection), against
+// a plain buffered copy of the same bytes.
+func BenchmarkStreamBody(b *testing.B) {
+	for _, kind := range []string{"chat", "responses"} {
+		payload := streamPayload(kind, 500)
+		for _, via := range []string{"copy", "gateway"} {
+			b.Run("kind="+kind+"/via="+via, func(b *testing.B) {
+				b.SetBytes(int64(len(payload)))
+				b.ReportAllocs()
+				for i := 0; i < b.N; i++ {
+					rc := io.NopCloser(bytes.NewReader(payload))
+					if via == "copy" {
+						if _, err := io.Copy(io.Discard, bufio.NewReaderSize(rc, 4<<10)); err != nil {
+							b.Fatal(err)
+						}
+						continue
+					}
+					up := newUpstream(rc)
+					br := bufio.NewReaderSize(up, 4<<10)
+					prefix, _, err := peekFirstEvent(br)
+					if err != nil {
+						b.Fatal(err)
+					}
+					_, cancel := context.WithCancel(context.Background())
+					sb := newStreamBody(prefix, br, up, cancel, time.Minute, time.Second, 1)
+					if _, err := io.Copy(io.Discard, sb); err != nil {
+						b.Fatal(err)
+					}
+					sb.Close()
+				}
 			})
 		}
 	}

@@ -15,12 +15,15 @@ import (
 // has committed to. None of them is io.EOF: a truncated answer is never
 // presented as a complete one.
 var (
-	// ErrStreamTruncated: the stream ended without [DONE] and without a
-	// finish reason.
+	// ErrStreamTruncated: the stream ended before it was complete: without
+	// [DONE], without a finish reason for every choice, and without a
+	// Responses terminal event (response.completed, response.incomplete).
 	ErrStreamTruncated = errors.New("gwtransport: stream ended before it was complete")
-	// ErrStreamIdle: the stream sent nothing for longer than the idle limit.
+	// ErrStreamIdle: a read waited on the provider for longer than the idle
+	// limit.
 	ErrStreamIdle = errors.New("gwtransport: stream stalled past the idle limit")
-	// ErrStreamMalformed: an event's data was neither JSON nor [DONE].
+	// ErrStreamMalformed: an event's data was neither JSON nor [DONE], or a
+	// line was longer than MaxStreamLineBytes.
 	ErrStreamMalformed = errors.New("gwtransport: malformed stream event")
 	// ErrMissingCredentials: a target's provider has no API key configured
 	// and the caller's client does not serve it.

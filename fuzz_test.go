@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -183,9 +184,15 @@ func referenceRetryAfter(ra, raMs string, now time.Time) (time.Duration, bool) {
 	return 0, false
 }
 
-// FuzzStream: the first-event peek and the committed stream never panic;
-// a stream read to its end ends in io.EOF only when it was complete
-// ([DONE] or a finish reason), else in one of the gateway's stream errors.
+// FuzzStream: the stream reader against the reference model of
+// completeness (stream_model_test.go). Random SSE bytes, a random "n",
+// random upstream read sizes and random caller buffer sizes go through
+// peekFirstEvent, eventFailure and the committed streamBody; the outcome
+// must be the model's exactly: failover or commit (and where), the bytes
+// the caller reads, and how the reading ends (io.EOF only for a complete
+// stream; ErrStreamTruncated, ErrStreamMalformed or a *StreamError
+// otherwise). Where the model allows the gateway not to validate a line,
+// ErrStreamMalformed at that line is accepted too.
 func FuzzStream(f *testing.F) {
 	for _, s := range []string{
 		"data: {\"choices\":[{\"delta\":{\"content\":\"a\"},\"finish_reason\":null}]}\n\ndata: [DONE]\n\n",
@@ -196,36 +203,150 @@ func FuzzStream(f *testing.F) {
 		"data: {not json\n\n",
 		"data: {\"a\":1}\r\n\r\ndata: {\"b\":",
 		"event: response.completed\ndata: {\"type\":\"response.completed\"}\n\n",
+		"event: ping\ndata: {}\n\ndata: {\"type\":\"ping\"}\n\ndata:\n\nevent: response.created\ndata: {\"type\":\"response.created\"}\n\ndata: {\"type\":\"response.output_text.delta\",\"delta\":\"hi\"}\n\ndata: {\"type\":\"response.incomplete\"}\n\n",
+		"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"},\"finish_reason\":null},{\"index\":1,\"delta\":{},\"finish_reason\":null}]}\n\ndata: {\"choices\":[{\"index\":0,\"finish_reason\":\"stop\"}]}\n\ndata: {\"choices\":[{\"index\":1,\"finish_reason\":\"\"}]}\n\n",
+		"data: {\"choices\":[{\"index\":1,\"finish_reason\":\"length\"},{\"finish_reason\":\"stop\"}]}\n\ndata: {\"usage\":{}}\n\n",
+		"data: {\"x\":1}\n\nevent: response.failed\ndata: {\"type\":\"response.failed\",\"response\":{\"error\":{\"code\":\"server_error\",\"message\":\"m\"}}}\n\n",
+		"data: {\"x\":1}\n\ndata: {\"type\":\"error\",\"message\":\"late\"}\n\n",
+		"data: {\"x\":1}\n\ndata: {\"t\\u0079pe\":\"response.c\\u006fmpleted\"}\n\n",
+		"data: {\"x\":1}\n\ndata: {\"" + strings.Repeat("a", 100) + "\":1}\n\n",
+		"data: {\"x\":1}\n\ndata: {\"choices\":[{\"finish_reason\":\"stop\",]}\n\n",
+		"data: [DONE]\n\ndata: {\"error\":\"after done\"}\n\n",
+		"data: {\"choices\":[{\"finish_reason\":\"stop\"}]}\ndata: [DONE]\n",
 	} {
-		f.Add([]byte(s))
+		f.Add([]byte(s), uint8(0), uint64(1), false)
+		f.Add([]byte(s), uint8(2), uint64(7), false)
 	}
-	f.Fuzz(func(t *testing.T, in []byte) {
-		br := bufio.NewReaderSize(bytes.NewReader(in), 16)
+	for _, s := range []string{
+		"\x02\x00\x03\x00\x07\x00\x01\x00",
+		"\x08\x00\x0a\x0b\x00\x0c\x0d\x00\x12\x13\x00",
+		"\x0e\x00\x0f\x10\x00",
+		"\x02\x00\x03\x00\x04\x00",
+		"\x02\x00\x05\x00\x14\x00",
+		"\x0e\x00\x18\x00\x1a\x00\x11\x00",
+		"\x02\x00\x1c\x1b\x1d\x00",
+	} {
+		f.Add([]byte(s), uint8(2), uint64(3), true)
+	}
+	const maxLine = 80
+	f.Fuzz(func(t *testing.T, in []byte, n uint8, seed uint64, grammar bool) {
+		if grammar {
+			in = grammarStream(in, seed)
+		}
+		want := refStream(in, int(n%4), maxLine, maxFirstEvent)
+		up := newUpstream(io.NopCloser(&chunkReader{in: in, seed: seed}))
+		br := bufio.NewReaderSize(up, 16)
 		prefix, ev, err := peekFirstEvent(br)
+		if err == nil {
+			if _, bad := eventFailure(ev); bad {
+				err = errors.New("failure event")
+			}
+		}
 		if err != nil {
+			if !want.failover {
+				t.Fatalf("failed over (%v); the model commits after %d bytes\n%q", err, want.prefix, in)
+			}
 			return
 		}
-		if !bytes.HasPrefix(in, prefix) {
-			t.Fatalf("peek changed the bytes")
+		if want.failover {
+			t.Fatalf("committed after %d bytes; the model fails over\n%q", len(prefix), in)
 		}
-		if _, bad := eventFailure(ev); bad {
-			return
+		if !bytes.Equal(prefix, in[:want.prefix]) {
+			t.Fatalf("committed after %d bytes; the model after %d\n%q", len(prefix), want.prefix, in)
 		}
 		_, cancel := context.WithCancel(context.Background())
-		sb := newStreamBody(prefix, br, io.NopCloser(nil), cancel, 0, 0)
-		out, err := io.ReadAll(sb)
-		sb.Close()
-		switch {
-		case err == nil:
-			if !sb.finished.Load() {
-				t.Fatalf("clean end of an unfinished stream: %q", in)
+		sb := newStreamBody(prefix, br, up, cancel, 0, 0, int(n%4))
+		sb.maxLine = maxLine
+		defer sb.Close()
+		var out []byte
+		sizes := seed
+		for {
+			sizes = sizes*2862933555777941757 + 3037000493
+			buf := make([]byte, 1+int(sizes>>40)%40)
+			m, err := sb.Read(buf)
+			out = append(out, buf[:m]...)
+			if err == nil {
+				continue
 			}
-			if !bytes.HasPrefix(in, out) {
+			var got string
+			var se *StreamError
+			switch {
+			case err == io.EOF:
+				got = "eof"
+			case errors.As(err, &se):
+				got = "failed"
+				if !errors.Is(err, ErrStreamFailed) {
+					t.Fatalf("a StreamError that is not ErrStreamFailed: %v", err)
+				}
+			case errors.Is(err, ErrStreamMalformed):
+				got = "malformed"
+			case errors.Is(err, ErrStreamTruncated):
+				got = "truncated"
+			default:
+				t.Fatalf("unexpected error %v", err)
+			}
+			if !bytes.Equal(out, in[:len(out)]) {
 				t.Fatalf("stream altered: %q -> %q", in, out)
 			}
-		case errors.Is(err, ErrStreamTruncated), errors.Is(err, ErrStreamMalformed):
-		default:
-			t.Fatalf("unexpected error %v", err)
+			if got == want.end && len(out) == want.delivered {
+				return
+			}
+			if got == "malformed" && slices.Contains(want.malformedAt, len(out)) {
+				return
+			}
+			t.Fatalf("read %d bytes, then %s (%v); the model: %d bytes, then %s (or malformed after %v)\n%q",
+				len(out), got, err, want.delivered, want.end, want.malformedAt, in)
 		}
 	})
+}
+
+// streamLines is the vocabulary of FuzzStream's grammar mode: the lines
+// that matter to completeness, errors and the commit point.
+var streamLines = []string{
+	"\n",
+	"data: [DONE]\n",
+	`data: {"choices":[{"index":0,"delta":{"content":"a"},"finish_reason":null}]}` + "\n",
+	`data: {"choices":[{"index":0,"finish_reason":"stop"}]}` + "\n",
+	`data: {"choices":[{"index":1,"finish_reason":"length"}]}` + "\n",
+	`data: {"choices":[{"index":0,"finish_reason":""}]}` + "\n",
+	`data: {"choices":[{"finish_reason":"stop"},{"finish_reason":"stop"}]}` + "\n",
+	`data: {"choices":[],"usage":{"total_tokens":3}}` + "\n",
+	": keep-alive\n",
+	"data:\n",
+	"event: ping\n",
+	`data: {"type":"ping"}` + "\n",
+	"event: response.created\n",
+	`data: {"type":"response.in_progress"}` + "\n",
+	`data: {"type":"response.output_text.delta","delta":"x"}` + "\n",
+	"event: response.completed\n",
+	`data: {"type":"response.completed","response":{}}` + "\n",
+	`data: {"type":"response.incomplete"}` + "\n",
+	"event: error\n",
+	`data: {"type":"error","message":"m"}` + "\n",
+	`data: {"error":{"message":"m","code":"c"}}` + "\n",
+	`data: {"error":null,"x":1}` + "\n",
+	"event: response.failed\n",
+	`data: {"type":"response.failed","response":{"error":{"code":"x"}}}` + "\n",
+	"data: {not json}\n",
+	"data: garbage\n",
+	`data: {"x":"` + strings.Repeat("a", 100) + `"}` + "\n",
+	"\r\n",
+	`data: {"choices":[{"index":0,"finish_reason":"stop"}],"type":"response.completed"}` + "\r\n",
+	`data: {"t\u0079pe":"error"}` + "\n",
+	"id: 1\n",
+	"event: message\n",
+}
+
+// grammarStream turns each byte of ops into a line of streamLines, and
+// cuts up to 3 bytes off the end.
+func grammarStream(ops []byte, seed uint64) []byte {
+	var out []byte
+	for _, op := range ops {
+		out = append(out, streamLines[int(op)%len(streamLines)]...)
+	}
+	cut := int(seed>>62) % 4
+	if cut > len(out) {
+		cut = len(out)
+	}
+	return out[:len(out)-cut]
 }

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
+	"strconv"
 	"strings"
 )
 
@@ -42,6 +44,9 @@ type bodyInfo struct {
 	// messages and input are the value ranges of the top-level "messages" and
 	// "input" members (the last of each), or start == -1 when absent.
 	messages, input span
+	// n is the last top-level "n" when it is a positive integral number
+	// (2, 2.0), else 0: the number of choices a stream must finish.
+	n int
 }
 
 func (b *bodyInfo) addModel(s span) {
@@ -109,9 +114,24 @@ func scanBody(p []byte, info *bodyInfo) error {
 			info.messages = v
 		case keyInput:
 			info.input = v
+		case keyN:
+			info.n = choiceCount(p[v.start:v.end])
 		}
 		return nil
 	})
+}
+
+// choiceCount reads a request's "n": a positive integral number (capped
+// at maxChoices+1), else 0.
+func choiceCount(v []byte) int {
+	f, err := strconv.ParseFloat(string(v), 64)
+	switch {
+	case err != nil || !(f >= 1) || f != math.Trunc(f):
+		return 0
+	case f > maxChoices:
+		return maxChoices + 1
+	}
+	return int(f)
 }
 
 // eachMember walks the members of the JSON object that p holds (white
@@ -192,6 +212,7 @@ const (
 	keyStream
 	keyMessages
 	keyInput
+	keyN
 )
 
 // memberKey identifies a member from its quoted name token. Names are
@@ -214,6 +235,8 @@ func memberKey(tok []byte) (int, error) {
 		return keyMessages, nil
 	case "input":
 		return keyInput, nil
+	case "n":
+		return keyN, nil
 	}
 	return keyOther, nil
 }

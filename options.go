@@ -29,12 +29,14 @@ const (
 	// DefaultMaxAttempts caps the attempts of one request across retries and
 	// fallbacks.
 	DefaultMaxAttempts = 10
-	// DefaultStreamIdleTimeout is the longest silence tolerated between two
-	// lines of a committed stream.
+	// DefaultStreamIdleTimeout is the longest the gateway waits on a
+	// committed stream's provider for its next bytes (the caller's pauses
+	// between reads do not count).
 	DefaultStreamIdleTimeout = 30 * time.Second
-	// DefaultStreamFinishGrace is how long a stream that already sent its
-	// finish reason may stay silent before it is ended cleanly without the
-	// [DONE] sentinel.
+	// DefaultStreamFinishGrace is how long the gateway waits on a complete
+	// stream's provider (it sent [DONE], every choice's finish reason or a
+	// Responses terminal event) for more (the usage chunk, [DONE]) or its
+	// end, before it ends the stream cleanly.
 	DefaultStreamFinishGrace = time.Second
 	// DefaultMaxRetryWait is the longest single wait (backoff or Retry-After)
 	// the gateway accepts before it fails over instead.
@@ -354,10 +356,12 @@ func WithMaxRetryWait(d time.Duration) Option {
 }
 
 // WithStreamTimeouts sets the streaming limits. firstEvent bounds the time
-// from sending a streamed request to its first event (0: the attempt timeout
-// alone applies); a target that misses it fails over. idle bounds the silence
-// between two lines of a stream the caller is reading (default 30 s, 0: no
-// limit); a stall ends the stream with [ErrStreamIdle]. It sets both; to set
+// from sending a streamed request to its first content event (0: the attempt
+// timeout alone applies); a target that misses it fails over. idle bounds how
+// long a read of a committed stream waits on the provider for its next bytes
+// (default 30 s, 0: no limit); a stall ends the stream with [ErrStreamIdle].
+// Only time blocked on the provider counts: a caller that pauses between
+// reads is never cut off while the provider is prompt. It sets both; to set
 // one and keep the other, use [WithStreamFirstEvent] or [WithStreamIdle].
 func WithStreamTimeouts(firstEvent, idle time.Duration) Option {
 	return func(s *settings) error {
@@ -369,10 +373,11 @@ func WithStreamTimeouts(firstEvent, idle time.Duration) Option {
 	}
 }
 
-// WithStreamFinishGrace sets how long a stream that already sent [DONE] or
-// its finish reason may stay open and silent before the gateway ends it
-// cleanly for the caller (default 1 s). Zero waits for the provider to
-// close (bounded by the idle limit).
+// WithStreamFinishGrace sets how long a complete stream (it sent [DONE],
+// every choice's finish reason, or a Responses terminal event) may keep a
+// read waiting on the provider before the gateway ends it cleanly for the
+// caller (default 1 s). As for idle, only time blocked on the provider
+// counts. Zero waits for the provider to close (bounded by the idle limit).
 func WithStreamFinishGrace(d time.Duration) Option {
 	return func(s *settings) error {
 		if d < 0 {

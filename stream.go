@@ -6,32 +6,109 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"math/bits"
 	"mime"
 	"net/http"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 )
 
-// This file holds the streaming commit point. Before its first real event a
-// stream is still an attempt that may fail over; after it the response is the
-// caller's, and the gateway only guards it: a stall, a cut or a malformed
-// event ends in a read error, never in a clean EOF on a truncated answer.
+// This file holds the streaming commit point. Before its first content
+// event a stream is still an attempt that may fail over; after it the
+// response is the caller's, and the gateway only guards it: a stall, a cut,
+// a malformed event or an in-band error ends in a read error, never in a
+// clean EOF on an incomplete answer.
+//
+// Complete means one of:
+//
+//   - a data line "[DONE]";
+//   - every choice 0..n-1 (n: the request's top-level "n", default 1) has
+//     a "finish_reason" that is a non-empty string (null and "" are not
+//     finishes);
+//   - a Responses terminal event: "response.completed" or
+//     "response.incomplete", named by the event: line or by the data's
+//     top-level "type".
+//
+// An event counts once it is dispatched (the blank line that ends it): a
+// stream cut after a finish chunk's data line but before its blank line is
+// not complete, as an SSE client discards that event.
+
+// MaxStreamLineBytes bounds one line of a committed stream, its end of line
+// included. A longer line ends the stream with [ErrStreamMalformed] instead
+// of growing memory without limit. It is openai-go's own limit on an SSE
+// line.
+const MaxStreamLineBytes = 32 << 20
 
 // maxFirstEvent bounds the bytes read while waiting for a stream's first
-// event (comments and keep-alives included).
+// content event (comments, keep-alives and lifecycle events included).
 const maxFirstEvent = 1 << 20
+
+// maxChoices bounds the "n" whose choices the gateway tracks; above it only
+// [DONE] or a terminal event completes a stream.
+const maxChoices = 1 << 16
+
+// maxErrorData bounds the data of an in-band error event kept to describe it.
+const maxErrorData = 64 << 10
+
+// ErrStreamFailed is matched (errors.Is) by the error a caller's Read gets
+// when the provider reports an error inside a stream the gateway has
+// already committed to: an "error" or "response.failed" event, data whose
+// top-level "type" is "error" or "response.failed", or data with a non-null
+// top-level "error" member. The error is a *StreamError naming the
+// provider's code, type and message. The event itself is not delivered.
+var ErrStreamFailed = errors.New("gwtransport: provider reported an error in the stream")
+
+// StreamError is the provider's in-band error in a committed stream. It
+// matches [ErrStreamFailed] with errors.Is.
+type StreamError struct {
+	// Event is the SSE event name that carried the error ("error",
+	// "response.failed"), or "" when the data alone said so.
+	Event string
+	// Code, Type and Message are the provider's, as far as the event has
+	// them (for "response.failed", from its response's "error").
+	Code, Type, Message string
+}
+
+// Error names the provider's message, code and type.
+func (e *StreamError) Error() string {
+	var b bytes.Buffer
+	b.WriteString(ErrStreamFailed.Error())
+	if e.Event != "" {
+		b.WriteString(" (event ")
+		b.WriteString(strconv.Quote(e.Event))
+		b.WriteByte(')')
+	}
+	msg := e.Message
+	if len(msg) > 1024 {
+		msg = msg[:1024] + "..."
+	}
+	if msg != "" {
+		b.WriteString(": ")
+		b.WriteString(msg)
+	}
+	if e.Code != "" {
+		b.WriteString(" [code ")
+		b.WriteString(e.Code)
+		b.WriteByte(']')
+	}
+	if e.Type != "" {
+		b.WriteString(" [type ")
+		b.WriteString(e.Type)
+		b.WriteByte(']')
+	}
+	return b.String()
+}
+
+// Unwrap returns ErrStreamFailed.
+func (e *StreamError) Unwrap() error { return ErrStreamFailed }
 
 func isEventStream(h http.Header) bool {
 	mt, _, err := mime.ParseMediaType(h.Get("Content-Type"))
 	return err == nil && mt == "text/event-stream"
-}
-
-// sseEvent is one server-sent event.
-type sseEvent struct {
-	name string
-	data []byte
 }
 
 var (
@@ -40,62 +117,177 @@ var (
 	doneData   = []byte("[DONE]")
 )
 
-// peekFirstEvent reads lines until the first complete event that has data or
-// a name, skipping comments and keep-alives. It returns every byte it read,
-// to be replayed to the caller, and the event.
+// quietEvent reports whether an event name or data "type" is one that
+// never commits a stream: keep-alives ("ping") and the Responses lifecycle
+// events that carry no output ("response.created", "response.queued",
+// "response.in_progress").
+func quietEvent(name []byte) bool {
+	switch string(name) {
+	case "ping", "response.created", "response.queued", "response.in_progress":
+		return true
+	}
+	return false
+}
+
+// errorEvent reports whether an event name or data "type" is an in-band
+// error.
+func errorEvent(name []byte) bool {
+	switch string(name) {
+	case "error", "response.failed":
+		return true
+	}
+	return false
+}
+
+// terminalEvent reports whether an event name or data "type" completes a
+// Responses stream.
+func terminalEvent(name []byte) bool {
+	switch string(name) {
+	case "response.completed", "response.incomplete":
+		return true
+	}
+	return false
+}
+
+// sseEvent is one server-sent event, as seen before the commit.
+type sseEvent struct {
+	name    string
+	data    []byte // the data lines joined by '\n'
+	hasData bool
+	// malformed: a data line is neither JSON, [DONE] nor empty.
+	malformed bool
+	// errData is the first data line that is an in-band error, if any.
+	errData []byte
+	failed  bool
+	// quiet: every data line is empty or has a quiet "type".
+	quiet bool
+}
+
+// failure reports whether the event is an error or malformed.
+func (ev *sseEvent) failure() bool {
+	return ev.malformed || ev.failed || errorEvent([]byte(ev.name))
+}
+
+// peekFirstEvent reads events until the first that is content or a
+// failure. It skips comments, events without data, keep-alives (an event
+// named "ping", data {"type":"ping"}, empty data) and Responses lifecycle
+// events (see quietEvent): a provider's error right after them still fails
+// over. It returns every byte it read, to be replayed to the caller, and the
+// event. A stream that ends first is ErrStreamTruncated; more than
+// maxFirstEvent bytes without content is ErrStreamMalformed.
 func peekFirstEvent(br *bufio.Reader) (prefix []byte, ev sseEvent, err error) {
 	var data bytes.Buffer
-	hasData := false
+	ev.quiet = true
 	for {
-		line, err := readLine(br)
+		line, err := readLine(br, maxFirstEvent)
 		prefix = append(prefix, line...)
+		if err == nil && len(prefix) > maxFirstEvent {
+			err = fmt.Errorf("%w: no content in the first %d bytes of the stream", ErrStreamMalformed, maxFirstEvent)
+		}
 		if err != nil {
+			if ev.failure() {
+				// The provider's error, cut short: report it as such.
+				ev.data = data.Bytes()
+				return prefix, ev, nil
+			}
 			if err == io.EOF {
 				err = ErrStreamTruncated
 			}
 			return prefix, ev, err
 		}
-		if len(prefix) > maxFirstEvent {
-			return prefix, ev, ErrStreamMalformed
-		}
 		l := trimEOL(line)
 		switch {
 		case len(l) == 0:
-			if hasData || ev.name != "" {
-				ev.data = data.Bytes()
+			ev.data = data.Bytes()
+			switch {
+			case ev.failure():
+				return prefix, ev, nil
+			case !ev.hasData:
+			case ev.name != "" && quietEvent([]byte(ev.name)):
+			case ev.name == "" && ev.quiet:
+			default:
 				return prefix, ev, nil
 			}
-		case l[0] == ':':
-			// comment / keep-alive
+			data.Reset()
+			ev = sseEvent{quiet: true}
 		case bytes.HasPrefix(l, dataField):
-			if hasData {
+			v := fieldValue(l, len(dataField))
+			if ev.hasData {
 				data.WriteByte('\n')
 			}
-			data.Write(fieldValue(l, len(dataField)))
-			hasData = true
+			data.Write(v)
+			ev.hasData = true
+			ev.addData(bytes.TrimSpace(v))
 		case bytes.HasPrefix(l, eventField):
 			ev.name = string(fieldValue(l, len(eventField)))
 		}
 	}
 }
 
-// readLine reads one line, however long, including its end of line.
-func readLine(br *bufio.Reader) ([]byte, error) {
+// addData classifies one data line of an event before the commit. Every
+// line is fully validated here: this happens once per stream.
+func (ev *sseEvent) addData(v []byte) {
+	switch {
+	case len(v) == 0:
+		return
+	case bytes.Equal(v, doneData):
+		ev.quiet = false
+		return
+	case !json.Valid(v):
+		ev.malformed = true
+		return
+	}
+	e, err := lineEffects(v, 0, nil)
+	if err != nil {
+		ev.quiet = false // JSON, but not an object: content
+		return
+	}
+	if e.failed && !ev.failed {
+		ev.failed = true
+		ev.errData = v
+	}
+	if !quietEvent(e.typ) {
+		ev.quiet = false
+	}
+}
+
+// readLine reads one line, including its end of line. A line longer than
+// max bytes is ErrStreamMalformed; at most max bytes (and a buffer) are
+// held.
+func readLine(br *bufio.Reader, max int) ([]byte, error) {
 	line, err := br.ReadSlice('\n')
 	if err != bufio.ErrBufferFull {
+		if len(line) > max {
+			return nil, errLineTooLong(max)
+		}
 		return line, err
 	}
 	long := append([]byte(nil), line...)
 	for err == bufio.ErrBufferFull {
+		if len(long) > max {
+			return nil, errLineTooLong(max)
+		}
 		line, err = br.ReadSlice('\n')
 		long = append(long, line...)
+	}
+	if len(long) > max {
+		return nil, errLineTooLong(max)
 	}
 	return long, err
 }
 
+func errLineTooLong(max int) error {
+	return fmt.Errorf("%w: a line is longer than %d bytes", ErrStreamMalformed, max)
+}
+
 func trimEOL(l []byte) []byte {
-	l = bytes.TrimSuffix(l, []byte{'\n'})
-	return bytes.TrimSuffix(l, []byte{'\r'})
+	if n := len(l); n > 0 && l[n-1] == '\n' {
+		l = l[:n-1]
+	}
+	if n := len(l); n > 0 && l[n-1] == '\r' {
+		l = l[:n-1]
+	}
+	return l
 }
 
 // fieldValue returns a field's value: after the colon, one optional space.
@@ -108,26 +300,21 @@ func fieldValue(l []byte, n int) []byte {
 }
 
 // eventFailure reports whether a stream's first event is an error rather
-// than an answer: an "error" event, a data object with a top-level "error",
-// or data that is neither JSON nor [DONE].
+// than an answer: an event named "error" or "response.failed", a data line
+// whose top-level "type" is one of those or whose top-level "error" is not
+// null, or a data line that is neither JSON, [DONE] nor empty.
 func eventFailure(ev sseEvent) (Outcome, bool) {
 	var o Outcome
-	if bytes.Equal(ev.data, doneData) {
-		return o, false
-	}
-	if len(ev.data) > 0 && !json.Valid(ev.data) {
+	switch {
+	case ev.malformed:
 		o.Err = ErrStreamMalformed
 		return o, true
-	}
-	if ev.name == "error" || ev.name == "response.failed" {
-		parseErrorBody(&o, ev.data)
-		if o.Code == "" && o.Type == "" && o.Message == "" {
-			o.Message = "error event"
+	case ev.failed, errorEvent([]byte(ev.name)):
+		data := ev.errData
+		if data == nil {
+			data = ev.data
 		}
-		return o, true
-	}
-	if bytes.Contains(ev.data, []byte(`"error"`)) && hasErrorMember(ev.data) {
-		parseErrorBody(&o, ev.data)
+		parseStreamError(&o, data)
 		if o.Code == "" && o.Type == "" && o.Message == "" {
 			o.Message = "error event"
 		}
@@ -136,196 +323,249 @@ func eventFailure(ev sseEvent) (Outcome, bool) {
 	return o, false
 }
 
-// streamBody is a committed stream handed to the caller. It passes bytes
-// through line by line, and turns the ways a stream can break into errors.
-type streamBody struct {
-	pending  []byte // bytes of the current line not yet returned
-	br       *bufio.Reader
-	upstream io.ReadCloser
-	cancel   context.CancelFunc
-	idle     time.Duration
-	grace    time.Duration
-
-	mu       sync.Mutex // guards timer
-	timer    *time.Timer
-	start    time.Time    // the stream's commit, the origin of last
-	last     atomic.Int64 // nanoseconds since start at the last line
-	fired    atomic.Bool  // the idle (or grace) timer ended the stream
-	finished atomic.Bool  // [DONE] or a finish reason was seen
-	// armed is set once the timer exists; graceArmed once it was re-armed
-	// with the grace. graceArmed is only written by the reading goroutine.
-	armed      atomic.Bool
-	graceArmed bool
-	err        error
-	once       sync.Once
-}
-
-func newStreamBody(prefix []byte, br *bufio.Reader, upstream io.ReadCloser, cancel context.CancelFunc, idle, grace time.Duration) *streamBody {
-	s := &streamBody{pending: prefix, br: br, upstream: upstream, cancel: cancel, idle: idle, grace: grace, start: time.Now()}
-	_ = s.scan(prefix) // the first event was validated by eventFailure
-	s.arm()
-	return s
-}
-
-// arm notes that a line arrived. The silence timer is not reset for every
-// line (that would cost a timer operation per event): it fires at the
-// limit after the last reset and re-arms itself for what remains when
-// lines came since.
-func (s *streamBody) arm() {
-	s.last.Store(int64(time.Since(s.start)))
-	if s.armed.Load() && (!s.finished.Load() || s.graceArmed) {
-		return // the usual case: nothing to change, no lock
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	d := s.limit()
-	switch {
-	case d <= 0:
-		if s.timer != nil {
-			s.timer.Stop()
-		}
-	case s.timer == nil:
-		s.timer = time.AfterFunc(d, s.check)
-		s.armed.Store(true)
-	case s.finished.Load() && !s.graceArmed:
-		// The finish shortens the limit to the grace: re-arm now.
-		s.graceArmed = true
-		s.timer.Reset(d)
-	}
-}
-
-// check runs when the silence timer fires: it ends the stream if nothing
-// came for the whole limit, else waits for the rest of it.
-func (s *streamBody) check() {
-	d := s.limit()
-	quiet := time.Since(s.start) - time.Duration(s.last.Load())
-	if d > 0 && quiet < d {
-		s.mu.Lock()
-		if s.timer != nil {
-			s.timer.Reset(d - quiet)
-		}
-		s.mu.Unlock()
+// parseStreamError reads an in-band error: the shapes parseErrorBody
+// knows, and "response.failed", whose error is its response's "error".
+func parseStreamError(o *Outcome, data []byte) {
+	parseErrorBody(o, data)
+	if o.Code != "" || o.Message != "" {
 		return
 	}
-	s.fired.Store(true)
-	s.cancel()
-}
-
-// limit is the silence allowed now: the grace after a finish, else idle.
-func (s *streamBody) limit() time.Duration {
-	if s.finished.Load() && s.grace > 0 {
-		return s.grace
-	}
-	return s.idle
-}
-
-// Read implements io.Reader.
-func (s *streamBody) Read(p []byte) (int, error) {
-	if len(s.pending) > 0 {
-		n := copy(p, s.pending)
-		s.pending = s.pending[n:]
-		return n, nil
-	}
-	if s.err != nil {
-		return 0, s.err
-	}
-	line, err := readLine(s.br)
-	if len(line) > 0 && err == nil {
-		if bad := s.scan(line); bad != nil {
-			s.stop(bad)
-			return 0, bad
-		}
-		n := copy(p, line)
-		s.pending = line[n:]
-		// Hand over the complete lines already buffered too, without
-		// blocking: one Read per line would cost a call per event.
-		for len(s.pending) == 0 && n < len(p) && s.br.Buffered() > 0 {
-			buf, _ := s.br.Peek(s.br.Buffered())
-			if bytes.IndexByte(buf, '\n') < 0 {
-				break
-			}
-			line, err := s.br.ReadSlice('\n')
-			if err != nil {
-				break
-			}
-			if bad := s.scan(line); bad != nil {
-				s.stop(bad)
-				return n, nil // the lines before it; the error comes next
-			}
-			m := copy(p[n:], line)
-			s.pending = line[m:]
-			n += m
-		}
-		s.arm()
-		return n, nil
-	}
-	// The stream ended. A partial last line is not delivered.
-	switch {
-	case s.fired.Load() && s.finished.Load():
-		err = io.EOF
-	case s.fired.Load():
-		err = ErrStreamIdle
-	case err == io.EOF && s.finished.Load():
-		err = io.EOF
-	case err == io.EOF:
-		err = ErrStreamTruncated
-	default:
-		err = errors.Join(ErrStreamTruncated, err)
-	}
-	s.stop(err)
-	return 0, err
-}
-
-// scan inspects complete lines for the end of the answer and for malformed
-// data. It returns ErrStreamMalformed for data that is neither JSON nor
-// [DONE].
-func (s *streamBody) scan(p []byte) error {
-	for len(p) > 0 {
-		i := bytes.IndexByte(p, '\n')
-		if i < 0 {
-			i = len(p) - 1
-		}
-		l := trimEOL(p[:i+1])
-		p = p[i+1:]
-		switch {
-		case bytes.HasPrefix(l, dataField):
-			v := fieldValue(l, len(dataField))
-			switch {
-			case bytes.Equal(v, doneData):
-				s.finished.Store(true)
-			case !plausibleJSON(v):
-				return ErrStreamMalformed
-			case hasFinish(v):
-				s.finished.Store(true)
-			}
-		case bytes.HasPrefix(l, eventField):
-			switch string(fieldValue(l, len(eventField))) {
-			case "response.completed", "response.incomplete", "done":
-				s.finished.Store(true)
-			}
-		}
-	}
-	return nil
-}
-
-// hasErrorMember reports whether an event's data object has a top-level
-// "error" member that is not null.
-func hasErrorMember(data []byte) bool {
-	found := false
+	var resp []byte
 	_ = eachMember(data, func(name []byte, v span) error {
-		if errorField(name) == "error" && string(data[v.start:v.end]) != "null" {
-			found = true
+		if string(memberName(name)) == "response" && data[v.start] == '{' {
+			resp = data[v.start:v.end]
 		}
 		return nil
 	})
-	return found
+	if resp == nil {
+		return
+	}
+	var inner Outcome
+	parseErrorBody(&inner, resp)
+	if inner.Code != "" || inner.Message != "" {
+		o.Code, o.Message = inner.Code, inner.Message
+		if inner.Type != "" {
+			o.Type = inner.Type
+		}
+	}
+}
+
+// memberName decodes a quoted member name; plain ASCII names are not
+// copied. An invalid name decodes to nil.
+func memberName(tok []byte) []byte {
+	s, err := decodeString(tok)
+	if err != nil {
+		return nil
+	}
+	return s
+}
+
+// effects is what one data line of a stream says about its completeness.
+type effects struct {
+	failed   bool   // an in-band error
+	terminal bool   // a Responses terminal event
+	finishes bool   // at least one choice finished
+	typ      []byte // the last top-level "type", when a string
+}
+
+// lineEffects reads the top level of one data line (a JSON object): any
+// top-level "error" that is not null, or any top-level "type" "error" or
+// "response.failed", is an in-band error; the last top-level "type"
+// "response.completed" or "response.incomplete" is terminal; in the last
+// top-level "choices" array, each object whose last "finish_reason" is a
+// non-empty string finishes choice number "index" (its last "index"
+// member, a non-negative integer; its position in the array when it has
+// none), reported through mark when below n. Nested values are skipped,
+// not validated: callers validate a line before acting on its effects.
+func lineEffects(v []byte, n int, mark func(int)) (e effects, err error) {
+	var choices []byte
+	err = eachMember(v, func(name []byte, s span) error {
+		val := v[s.start:s.end]
+		switch string(memberName(name)) {
+		case "error":
+			if string(val) != "null" {
+				e.failed = true
+			}
+		case "type":
+			e.typ = nil
+			if val[0] == '"' {
+				t, err := decodeString(val)
+				if err != nil {
+					return err
+				}
+				e.typ = t
+				if errorEvent(t) {
+					e.failed = true
+				}
+			}
+		case "choices":
+			choices = val
+		}
+		return nil
+	})
+	if err != nil {
+		return e, err
+	}
+	e.terminal = terminalEvent(e.typ)
+	if choices == nil || choices[0] != '[' || mark == nil {
+		return e, nil
+	}
+	err = eachElement(choices, func(pos int, el []byte) error {
+		if el[0] != '{' {
+			return nil
+		}
+		idx, idxOK := pos, true
+		var finish []byte
+		err := eachMember(el, func(name []byte, s span) error {
+			val := el[s.start:s.end]
+			switch string(memberName(name)) {
+			case "index":
+				idx, idxOK = choiceIndex(val)
+			case "finish_reason":
+				finish = val
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		// A non-empty JSON string token decodes to a non-empty string.
+		if idxOK && idx < n && len(finish) > 2 && finish[0] == '"' {
+			mark(idx)
+			e.finishes = true
+		}
+		return nil
+	})
+	return e, err
+}
+
+// choiceIndex reads a choice's "index": a non-negative integer literal.
+func choiceIndex(val []byte) (int, bool) {
+	if len(val) == 0 || len(val) > 9 {
+		return 0, false
+	}
+	i := 0
+	for _, c := range val {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		i = i*10 + int(c-'0')
+	}
+	return i, true
+}
+
+// eachElement walks the elements of the JSON array p, calling f with each
+// element's position and bytes. Nested values are skipped, not validated.
+func eachElement(p []byte, f func(pos int, v []byte) error) error {
+	i := skipSpace(p, 1)
+	if i < len(p) && p[i] == ']' {
+		return nil
+	}
+	for pos := 0; ; pos++ {
+		end, err := skipValue(p, i)
+		if err != nil {
+			return err
+		}
+		if err := f(pos, p[i:end]); err != nil {
+			return err
+		}
+		i = skipSpace(p, end)
+		if i >= len(p) {
+			return errors.New("unterminated array")
+		}
+		switch p[i] {
+		case ',':
+			i = skipSpace(p, i+1)
+		case ']':
+			return nil
+		default:
+			return fmt.Errorf("unexpected %q at offset %d", p[i], i)
+		}
+	}
+}
+
+var (
+	errorTail     = []byte(`rror"`)
+	finishTail    = []byte(`finish_reason"`)
+	responseWord  = []byte(`response.`)
+	unicodeEscape = []byte(`\u`)
+)
+
+// candidate is the per-event filter of a committed stream: it reports
+// whether a data line may carry an error, a terminal type or a finish, so
+// that only those lines are read member by member. Every other event costs
+// a few byte searches, by bytes rarer in JSON than its quotes: 'r' for
+// "error" and "response.(completed|incomplete|failed)", 'f' for
+// "finish_reason" (with a value other than null), '\' for \u escapes,
+// which could spell any of those.
+func candidate(v []byte) bool {
+	for off := 0; ; {
+		i := bytes.IndexByte(v[off:], 'r')
+		if i < 0 {
+			break
+		}
+		i += off
+		rest := v[i:]
+		switch {
+		case i >= 2 && v[i-2] == '"' && v[i-1] == 'e' && bytes.HasPrefix(rest, errorTail):
+			return true
+		case i >= 1 && v[i-1] == '"' && bytes.HasPrefix(rest, responseWord):
+			rest = rest[len(responseWord):]
+			for _, s := range [...]string{`completed"`, `incomplete"`, `failed"`} {
+				if len(rest) >= len(s) && string(rest[:len(s)]) == s {
+					return true
+				}
+			}
+		}
+		off = i + 1
+	}
+	return hasFinish(v) || (bytes.IndexByte(v, '\\') >= 0 && bytes.Contains(v, unicodeEscape))
+}
+
+// findWord returns the offset just past the first occurrence of head+tail
+// in v, or -1. It searches for tail, whose first byte is rarer in JSON
+// than the quote that starts head, and checks head before it.
+func findWord(v []byte, head string, tail []byte) int {
+	off := 0
+	for {
+		i := bytes.Index(v[off:], tail)
+		if i < 0 {
+			return -1
+		}
+		i += off
+		if i >= len(head) && string(v[i-len(head):i]) == head {
+			return i + len(tail)
+		}
+		off = i + 1
+	}
+}
+
+// hasFinish reports whether a "finish_reason" key is followed by a value
+// other than null.
+func hasFinish(v []byte) bool {
+	for {
+		i := findWord(v, `"`, finishTail)
+		if i < 0 {
+			return false
+		}
+		v = v[i:]
+		j := skipSpace(v, 0)
+		if j < len(v) && v[j] == ':' {
+			j = skipSpace(v, j+1)
+			if j < len(v) && v[j] != 'n' {
+				return true
+			}
+		}
+	}
 }
 
 // plausibleJSON is the per-event check of a committed stream: the data
 // must be a whole JSON value by its first and last bytes (a cut or garbled
 // line fails). It is O(1) where a full validation would cost more than the
-// rest of the stream's handling; the first event is fully validated, and
-// the SDK decoding each event rejects what is malformed inside.
+// rest of the stream's handling; the first event, and every event the
+// gateway acts on (a finish, a terminal event, an error), is fully
+// validated, and the SDK decoding each event rejects what is malformed
+// inside the others.
 func plausibleJSON(v []byte) bool {
 	v = bytes.TrimSpace(v)
 	if len(v) == 0 {
@@ -342,24 +582,328 @@ func plausibleJSON(v []byte) bool {
 	return json.Valid(v)
 }
 
-var finishKey = []byte(`"finish_reason"`)
+// upstream is the provider's body. It records when a read is blocked on
+// it, so the stream's limits measure the provider's silence, never the
+// caller's pauses between reads.
+type upstream struct {
+	rc    io.ReadCloser
+	start time.Time
+	// since is 1 + the nanoseconds from start at which the read in
+	// progress began, or 0 when no read is in progress.
+	since atomic.Int64
+}
 
-// hasFinish reports whether an event carries a non-null finish_reason.
-func hasFinish(v []byte) bool {
-	for {
-		i := bytes.Index(v, finishKey)
-		if i < 0 {
-			return false
-		}
-		v = v[i+len(finishKey):]
-		j := skipSpace(v, 0)
-		if j < len(v) && v[j] == ':' {
-			j = skipSpace(v, j+1)
-			if j < len(v) && v[j] != 'n' {
-				return true
-			}
+func newUpstream(rc io.ReadCloser) *upstream {
+	return &upstream{rc: rc, start: time.Now()}
+}
+
+// Read implements io.Reader.
+func (u *upstream) Read(p []byte) (int, error) {
+	u.since.Store(int64(time.Since(u.start)) + 1)
+	n, err := u.rc.Read(p)
+	u.since.Store(0)
+	return n, err
+}
+
+// blocked returns how long the read in progress has waited, 0 when none is.
+func (u *upstream) blocked() time.Duration {
+	b := u.since.Load()
+	if b == 0 {
+		return 0
+	}
+	return time.Since(u.start) - time.Duration(b-1)
+}
+
+// streamBody is a committed stream handed to the caller. It passes bytes
+// through line by line, and turns the ways a stream can break into errors.
+type streamBody struct {
+	pending []byte // bytes of the current line not yet returned
+	br      *bufio.Reader
+	up      *upstream
+	cancel  context.CancelFunc
+	idle    time.Duration
+	grace   time.Duration
+	maxLine int
+
+	// The completeness state, used by the reading goroutine only.
+	n        int      // choices to finish; 0: completion by choices is off
+	fin      []uint64 // choices finished
+	pend     []uint64 // choices finished by the event being read
+	words    [2]uint64
+	nFin     int
+	pendAny  bool // pend is not empty
+	pendDone bool // the event being read completes the stream
+	inFail   bool // reading an error event; its data goes to errData
+	failName string
+	errData  []byte
+
+	complete atomic.Bool // a complete event was dispatched
+	fired    atomic.Bool // the idle (or grace) timer ended the stream
+
+	mu     sync.Mutex // guards timer and closed
+	timer  *time.Timer
+	closed bool
+
+	err  error
+	once sync.Once
+}
+
+// newStreamBody commits to a stream whose first bytes, prefix, were read
+// (and checked) by peekFirstEvent. n is the request's "n" (0 or less: 1).
+func newStreamBody(prefix []byte, br *bufio.Reader, up *upstream, cancel context.CancelFunc, idle, grace time.Duration, n int) *streamBody {
+	s := &streamBody{pending: prefix, br: br, up: up, cancel: cancel, idle: idle, grace: grace, maxLine: MaxStreamLineBytes}
+	if n <= 0 {
+		n = 1
+	}
+	if n <= maxChoices {
+		s.n = n
+		w := (n + 63) / 64
+		if w == 1 {
+			s.fin, s.pend = s.words[:1], s.words[1:2]
+		} else {
+			s.fin, s.pend = make([]uint64, w), make([]uint64, w)
 		}
 	}
+	// The prefix holds no error and no malformed line (peekFirstEvent
+	// checked them); it may complete the stream.
+	for p := prefix; len(p) > 0; {
+		i := bytes.IndexByte(p, '\n')
+		if i < 0 {
+			i = len(p) - 1
+		}
+		_, _ = s.inspect(p[:i+1])
+		p = p[i+1:]
+	}
+	if d := s.limit(); d > 0 && s.timer == nil {
+		s.mu.Lock()
+		s.timer = time.AfterFunc(d, s.check)
+		s.mu.Unlock()
+	}
+	return s
+}
+
+// limit is the provider's silence allowed now: the grace once complete,
+// else idle. 0 means none.
+func (s *streamBody) limit() time.Duration {
+	if s.complete.Load() && s.grace > 0 {
+		return s.grace
+	}
+	return s.idle
+}
+
+// check runs when the timer fires: it ends the stream when a read has been
+// blocked on the provider for the whole limit, else looks again when it
+// could next be.
+func (s *streamBody) check() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d := s.limit()
+	if s.closed || d <= 0 {
+		return
+	}
+	b := s.up.blocked()
+	if b >= d {
+		s.fired.Store(true)
+		s.cancel()
+		return
+	}
+	s.timer.Reset(d - b)
+}
+
+// completed records a dispatched complete event; the limit becomes the
+// grace.
+func (s *streamBody) completed() {
+	if s.complete.Load() {
+		return
+	}
+	s.complete.Store(true)
+	d := s.limit()
+	if d <= 0 {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.closed:
+	case s.timer == nil:
+		s.timer = time.AfterFunc(d, s.check)
+	default:
+		s.timer.Reset(0) // check now against the new limit
+	}
+}
+
+// Read implements io.Reader.
+func (s *streamBody) Read(p []byte) (int, error) {
+	if len(s.pending) > 0 {
+		n := copy(p, s.pending)
+		s.pending = s.pending[n:]
+		return n, nil
+	}
+	if s.err != nil {
+		return 0, s.err
+	}
+	n := 0
+	for n < len(p) {
+		var line []byte
+		if n == 0 {
+			var err error
+			line, err = readLine(s.br, s.maxLine)
+			if err != nil || len(line) == 0 || line[len(line)-1] != '\n' {
+				// The stream ended. A partial last line is not delivered.
+				s.stop(s.end(err))
+				return 0, s.err
+			}
+		} else {
+			// Hand over the complete lines already buffered too, without
+			// blocking: one Read per line would cost a call per event.
+			buf, _ := s.br.Peek(s.br.Buffered())
+			i := bytes.IndexByte(buf, '\n')
+			if i < 0 || i+1 > s.maxLine {
+				break
+			}
+			line = buf[:i+1]
+			_, _ = s.br.Discard(i + 1) // valid until the next read of br
+		}
+		deliver, err := s.inspect(line)
+		if err != nil {
+			s.stop(err)
+			if n > 0 {
+				return n, nil // the lines before it; the error comes next
+			}
+			return 0, err
+		}
+		if !deliver {
+			continue
+		}
+		m := copy(p[n:], line)
+		s.pending = line[m:]
+		n += m
+	}
+	return n, nil
+}
+
+// end is the error that ends a stream whose upstream read failed with err.
+func (s *streamBody) end(err error) error {
+	switch {
+	case errors.Is(err, ErrStreamMalformed): // a line too long
+		return err
+	case s.inFail:
+		return s.streamError()
+	case s.complete.Load():
+		return io.EOF
+	case s.fired.Load():
+		return ErrStreamIdle
+	case err == nil, err == io.EOF:
+		return ErrStreamTruncated
+	}
+	return errors.Join(ErrStreamTruncated, err)
+}
+
+// inspect reads one complete line of the stream. It reports whether the
+// line is delivered (an error event's lines are not), and the error that
+// ends the stream at this line, if any.
+func (s *streamBody) inspect(line []byte) (bool, error) {
+	l := trimEOL(line)
+	if s.inFail {
+		switch {
+		case len(l) == 0:
+			return false, s.streamError()
+		case bytes.HasPrefix(l, dataField) && len(s.errData) < maxErrorData:
+			if len(s.errData) > 0 {
+				s.errData = append(s.errData, '\n')
+			}
+			s.errData = append(s.errData, fieldValue(l, len(dataField))...)
+		}
+		return false, nil
+	}
+	if len(l) == 0 {
+		s.dispatch()
+		return true, nil
+	}
+	switch {
+	case bytes.HasPrefix(l, dataField):
+		return s.data(bytes.TrimSpace(fieldValue(l, len(dataField))))
+	case bytes.HasPrefix(l, eventField):
+		name := fieldValue(l, len(eventField))
+		switch {
+		case errorEvent(name):
+			s.inFail, s.failName = true, string(name)
+			return false, nil
+		case terminalEvent(name):
+			s.pendDone = true
+		}
+	}
+	return true, nil
+}
+
+// data reads one data line's value.
+func (s *streamBody) data(v []byte) (bool, error) {
+	switch {
+	case len(v) == 0: // a keep-alive
+		return true, nil
+	case bytes.Equal(v, doneData):
+		s.pendDone = true
+		return true, nil
+	case !plausibleJSON(v):
+		return false, ErrStreamMalformed
+	case !candidate(v):
+		return true, nil
+	}
+	var mark func(int)
+	if s.n > 0 {
+		mark = s.mark
+	}
+	e, err := lineEffects(v, s.n, mark)
+	if err == nil && !e.failed && !e.terminal && !e.finishes {
+		return true, nil
+	}
+	if !json.Valid(v) {
+		return false, ErrStreamMalformed
+	}
+	if err != nil {
+		return true, nil // JSON, but not an object
+	}
+	if e.failed {
+		var o Outcome
+		parseStreamError(&o, v)
+		return false, &StreamError{Code: o.Code, Type: o.Type, Message: o.Message}
+	}
+	if e.terminal {
+		s.pendDone = true
+	}
+	return true, nil
+}
+
+// mark records that choice i finished in the event being read.
+func (s *streamBody) mark(i int) {
+	s.pend[i/64] |= 1 << (i % 64)
+	s.pendAny = true
+}
+
+// dispatch applies the effects of the event that a blank line ends.
+func (s *streamBody) dispatch() {
+	if s.pendAny {
+		for i, p := range s.pend {
+			s.nFin += bits.OnesCount64(p &^ s.fin[i])
+			s.fin[i] |= p
+			s.pend[i] = 0
+		}
+		s.pendAny = false
+		if s.nFin >= s.n {
+			s.pendDone = true
+		}
+	}
+	if s.pendDone {
+		s.pendDone = false
+		s.completed()
+	}
+}
+
+// streamError describes the error event being read.
+func (s *streamBody) streamError() error {
+	var o Outcome
+	parseStreamError(&o, s.errData)
+	return &StreamError{Event: s.failName, Code: o.Code, Type: o.Type, Message: o.Message}
 }
 
 // stop records the error that ends the stream and releases it.
@@ -377,11 +921,12 @@ func (s *streamBody) Close() error {
 func (s *streamBody) release() {
 	s.once.Do(func() {
 		s.mu.Lock()
+		s.closed = true
 		if s.timer != nil {
 			s.timer.Stop()
 		}
 		s.mu.Unlock()
 		s.cancel()
-		s.upstream.Close()
+		s.up.rc.Close()
 	})
 }

@@ -580,7 +580,8 @@ func (r *run) attempt(ctx context.Context, rt *route, t *target, try int, body [
 		return nil, fail(o), &failure{res: res, body: errBody, target: t.name}
 	}
 	if r.info.stream && isEventStream(res.Header) {
-		br := bufio.NewReaderSize(res.Body, 4<<10)
+		up := newUpstream(res.Body)
+		br := bufio.NewReaderSize(up, 4<<10)
 		prefix, ev, perr := peekFirstEvent(br)
 		if perr == nil {
 			if o, bad := eventFailure(ev); bad {
@@ -596,7 +597,7 @@ func (r *run) attempt(ctx context.Context, rt *route, t *target, try int, body [
 			}
 			return nil, fail(Outcome{Err: perr}), nil
 		}
-		res.Body = newStreamBody(prefix, br, res.Body, cancel, s.streamIdle, s.finishGrace)
+		res.Body = newStreamBody(prefix, br, up, cancel, s.streamIdle, s.finishGrace, r.info.n)
 	} else {
 		if !disarm() {
 			res.Body.Close()

@@ -65,6 +65,15 @@ type Fault struct {
 	// [DONE] sentinel; with HoldOpen the connection then stays open.
 	NoDone   bool
 	HoldOpen bool
+	// Prelude is written as is right after a stream's headers, before its
+	// first event: comments, keep-alives, pings, lifecycle events.
+	Prelude string
+	// Script, when set, is the whole streamed answer (after Prelude),
+	// written as is in parts split after each "\n\n", each flushed, with
+	// ScriptPause between them; then the connection closes, or with
+	// HoldOpen stays open.
+	Script      string
+	ScriptPause time.Duration
 }
 
 // Request is one request as the server received it.
@@ -450,9 +459,40 @@ func (s *Server) interrupt(sw streamWriter, r *http.Request, f Fault, i int) boo
 	return false
 }
 
+// scripted writes a fault's Prelude and Script; it reports whether the
+// Script was the whole answer.
+func (s *Server) scripted(sw streamWriter, r *http.Request, f Fault) bool {
+	if f.Prelude != "" {
+		_, _ = io.WriteString(sw.w, f.Prelude)
+		sw.fl.Flush()
+	}
+	if f.Script == "" {
+		return false
+	}
+	for rest := f.Script; rest != ""; {
+		part := rest
+		if i := strings.Index(rest, "\n\n"); i >= 0 {
+			part = rest[:i+2]
+		}
+		rest = rest[len(part):]
+		_, _ = io.WriteString(sw.w, part)
+		sw.fl.Flush()
+		if rest != "" && f.ScriptPause > 0 && !s.sleep(r, f.ScriptPause) {
+			return true
+		}
+	}
+	if f.HoldOpen {
+		s.sleep(r, time.Hour)
+	}
+	return true
+}
+
 func (s *Server) streamChat(w http.ResponseWriter, r *http.Request, model string, f Fault) {
 	sw := s.startStream(w)
 	if f.FirstEventDelay > 0 && !s.sleep(r, f.FirstEventDelay) {
+		return
+	}
+	if s.scripted(sw, r, f) {
 		return
 	}
 	if f.ErrorEvent {
@@ -497,6 +537,9 @@ func (s *Server) finish(sw streamWriter, r *http.Request, f Fault) {
 func (s *Server) streamResponse(w http.ResponseWriter, r *http.Request, model string, f Fault) {
 	sw := s.startStream(w)
 	if f.FirstEventDelay > 0 && !s.sleep(r, f.FirstEventDelay) {
+		return
+	}
+	if s.scripted(sw, r, f) {
 		return
 	}
 	if f.ErrorEvent {

@@ -1,6 +1,7 @@
 package gatewaytest_test
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -107,8 +108,39 @@ func TestHangEndsWhenClientGivesUp(t *testing.T) {
 	s := gatewaytest.NewServer()
 	defer s.Close()
 	s.SetFault(&gatewaytest.Fault{Hang: true})
-	c := &http.Client{Timeout: 20 * time.Millisecond}
-	_, err := c.Post(s.URL+"/chat/completions", "application/json", strings.NewReader(`{}`))
-	require.Error(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, s.URL+"/chat/completions", strings.NewReader(`{}`))
+	errc := make(chan error, 1)
+	go func() {
+		res, err := http.DefaultClient.Do(req)
+		if err == nil {
+			res.Body.Close()
+		}
+		errc <- err
+	}()
+	// The server holds the request; the client gives up.
+	require.Eventually(t, func() bool { return s.Count() == 1 }, 10*time.Second, time.Millisecond)
+	cancel()
+	require.ErrorIs(t, <-errc, context.Canceled)
 	assert.Equal(t, 1, s.Count())
+}
+
+// Prelude and Script: the bytes written are exactly the fault's, for chat
+// and Responses streams; a Prelude precedes the generated stream too.
+func TestServerScript(t *testing.T) {
+	s := gatewaytest.NewServer(gatewaytest.WithAPIKey("k"), gatewaytest.WithStreamChunks(2))
+	defer s.Close()
+	auth := map[string]string{"Authorization": "Bearer k"}
+	for _, path := range []string{"/v1/chat/completions", "/v1/responses"} {
+		s.Enqueue(gatewaytest.Fault{Prelude: ": hi\n\n", Script: "data: {\"a\":1}\n\ndata: [DONE]\n\n", ScriptPause: time.Millisecond})
+		_, body, err := post(t, s.Endpoint+path, `{"model":"m","stream":true}`, auth)
+		require.NoError(t, err)
+		assert.Equal(t, ": hi\n\ndata: {\"a\":1}\n\ndata: [DONE]\n\n", body, path)
+	}
+	s.Enqueue(gatewaytest.Fault{Prelude: "event: ping\ndata: {}\n\n"})
+	_, body, err := post(t, s.Endpoint+"/v1/chat/completions", `{"model":"m","stream":true}`, auth)
+	require.NoError(t, err)
+	assert.True(t, strings.HasPrefix(body, "event: ping\ndata: {}\n\ndata: {"), body)
+	assert.Contains(t, body, "data: [DONE]")
 }

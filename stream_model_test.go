@@ -1,0 +1,363 @@
+package gwtransport
+
+// A reference model of the stream completeness definition (see stream.go),
+// written independently of the implementation: it reads JSON with
+// encoding/json's tokenizer instead of the gateway's byte scanner, and
+// takes the whole input at once instead of reads of arbitrary sizes.
+// FuzzStream compares the two.
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"regexp"
+)
+
+// modelOutcome is what the model expects of a stream.
+type modelOutcome struct {
+	// failover: the attempt fails before the commit.
+	failover bool
+	// prefix: the bytes read before the commit.
+	prefix int
+	// delivered: the bytes the caller reads; end: how the reading ends
+	// ("eof", "truncated", "malformed", "failed").
+	delivered int
+	end       string
+	// malformedAt: other acceptable ends, as ErrStreamMalformed after
+	// that many bytes: lines that look like JSON by their first and last
+	// bytes but are not valid, which the gateway need not validate.
+	malformedAt []int
+}
+
+// refEffects is the model's reading of one data line that is valid JSON.
+type refEffects struct {
+	failed, terminal bool
+	typ              *string
+	finished         []int
+}
+
+var digits = regexp.MustCompile(`^[0-9]{1,9}$`)
+
+// members returns every top-level member of a JSON object, duplicates
+// included, in order; ok is false when v is not an object.
+func members(v []byte) (names []string, vals []json.RawMessage, ok bool) {
+	dec := json.NewDecoder(bytes.NewReader(v))
+	tok, err := dec.Token()
+	if err != nil || tok != json.Delim('{') {
+		return nil, nil, false
+	}
+	for dec.More() {
+		k, err := dec.Token()
+		if err != nil {
+			return nil, nil, false
+		}
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return nil, nil, false
+		}
+		names = append(names, k.(string))
+		vals = append(vals, raw)
+	}
+	return names, vals, true
+}
+
+func refLine(v []byte, n int) refEffects {
+	var e refEffects
+	names, vals, ok := members(v)
+	if !ok {
+		return e
+	}
+	var choices json.RawMessage
+	for i, k := range names {
+		switch k {
+		case "error":
+			if string(vals[i]) != "null" {
+				e.failed = true
+			}
+		case "type":
+			e.typ = nil
+			var s string
+			if json.Unmarshal(vals[i], &s) == nil && vals[i][0] == '"' {
+				e.typ = &s
+				if s == "error" || s == "response.failed" {
+					e.failed = true
+				}
+			}
+		case "choices":
+			choices = vals[i]
+		}
+	}
+	if e.typ != nil && (*e.typ == "response.completed" || *e.typ == "response.incomplete") {
+		e.terminal = true
+	}
+	var arr []json.RawMessage
+	if len(choices) == 0 || choices[0] != '[' || json.Unmarshal(choices, &arr) != nil {
+		return e
+	}
+	for pos, el := range arr {
+		names, vals, ok := members(el)
+		if !ok {
+			continue
+		}
+		idx, idxOK := pos, true
+		finish := ""
+		for i, k := range names {
+			switch k {
+			case "index":
+				idxOK = digits.Match(vals[i])
+				if idxOK {
+					idx = 0
+					for _, c := range vals[i] {
+						idx = idx*10 + int(c-'0')
+					}
+				}
+			case "finish_reason":
+				finish = ""
+				var s string
+				if vals[i][0] == '"' && json.Unmarshal(vals[i], &s) == nil {
+					finish = s
+				}
+			}
+		}
+		if idxOK && idx < n && finish != "" {
+			e.finished = append(e.finished, idx)
+		}
+	}
+	return e
+}
+
+func refPlausible(v []byte) bool {
+	switch {
+	case len(v) == 0:
+		return false
+	case v[0] == '{':
+		return v[len(v)-1] == '}'
+	case v[0] == '[':
+		return v[len(v)-1] == ']'
+	case v[0] == '"':
+		return len(v) > 1 && v[len(v)-1] == '"'
+	}
+	return json.Valid(v)
+}
+
+func isQuiet(s string) bool {
+	return s == "ping" || s == "response.created" || s == "response.queued" || s == "response.in_progress"
+}
+
+func isErrorName(s string) bool { return s == "error" || s == "response.failed" }
+
+// refLines splits in into lines, each with its end of line; the last may
+// be partial.
+func refLines(in []byte) [][]byte {
+	var out [][]byte
+	for len(in) > 0 {
+		i := bytes.IndexByte(in, '\n')
+		if i < 0 {
+			out = append(out, in)
+			break
+		}
+		out = append(out, in[:i+1])
+		in = in[i+1:]
+	}
+	return out
+}
+
+func field(l []byte) (name string, value []byte, ok bool) {
+	l = bytes.TrimSuffix(bytes.TrimSuffix(l, []byte("\n")), []byte("\r"))
+	for _, f := range []string{"data", "event"} {
+		if bytes.HasPrefix(l, []byte(f+":")) {
+			v := l[len(f)+1:]
+			if len(v) > 0 && v[0] == ' ' {
+				v = v[1:]
+			}
+			return f, v, true
+		}
+	}
+	return "", nil, len(l) == 0
+}
+
+// refStream is the model: the outcome of a provider stream in for a request
+// asking for n choices, with maxLine bounding the lines after the commit.
+func refStream(in []byte, n, maxLine, maxFirst int) modelOutcome {
+	if n <= 0 {
+		n = 1
+	}
+	lines := refLines(in)
+	var out modelOutcome
+
+	// Before the commit: events until the first that is content.
+	pos, k := 0, 0
+	commit := false
+	type event struct {
+		name                             string
+		hasData, malformed, failed, loud bool
+	}
+	ev := event{}
+	for ; k < len(lines); k++ {
+		line := lines[k]
+		pos += len(line)
+		if line[len(line)-1] != '\n' || pos > maxFirst {
+			break
+		}
+		f, v, ok := field(line)
+		switch {
+		case ok && f == "":
+			// A blank line ends the event.
+			if ev.malformed || ev.failed || isErrorName(ev.name) {
+				out.failover = true
+				return out
+			}
+			quiet := !ev.hasData || (ev.name != "" && isQuiet(ev.name)) || (ev.name == "" && !ev.loud)
+			if !quiet {
+				commit = true
+			}
+			ev = event{}
+		case f == "data":
+			v = bytes.TrimSpace(v)
+			ev.hasData = true
+			switch {
+			case len(v) == 0:
+			case string(v) == "[DONE]":
+				ev.loud = true
+			case !json.Valid(v):
+				ev.malformed = true
+			default:
+				e := refLine(v, 0)
+				if e.failed {
+					ev.failed = true
+				}
+				if e.typ == nil || !isQuiet(*e.typ) {
+					ev.loud = true
+				}
+			}
+		case f == "event":
+			ev.name = string(v)
+		}
+		if commit {
+			break
+		}
+	}
+	if !commit {
+		out.failover = true
+		return out
+	}
+	out.prefix = pos
+	k++
+
+	// After the commit. The prefix counts for completeness too.
+	finished := map[int]bool{}
+	complete := false
+	pendDone := false
+	pend := []int{}
+	inFail := false
+	delivered := 0
+	step := func(line []byte, committed bool) (deliver bool, end string) {
+		f, v, blank := field(line)
+		if inFail {
+			if blank && f == "" {
+				return false, "failed"
+			}
+			return false, ""
+		}
+		switch {
+		case blank && f == "":
+			for _, i := range pend {
+				finished[i] = true
+			}
+			pend = pend[:0]
+			if len(finished) >= n {
+				pendDone = true
+			}
+			if pendDone {
+				complete = true
+			}
+			pendDone = false
+		case f == "data":
+			v = bytes.TrimSpace(v)
+			switch {
+			case len(v) == 0:
+			case string(v) == "[DONE]":
+				pendDone = true
+			case !refPlausible(v):
+				return false, "malformed"
+			case !json.Valid(v):
+				if committed {
+					out.malformedAt = append(out.malformedAt, delivered)
+				}
+			default:
+				e := refLine(v, n)
+				if e.failed {
+					return false, "failed"
+				}
+				if e.terminal {
+					pendDone = true
+				}
+				pend = append(pend, e.finished...)
+			}
+		case f == "event":
+			switch {
+			case isErrorName(string(v)):
+				inFail = true
+				return false, ""
+			case string(v) == "response.completed" || string(v) == "response.incomplete":
+				pendDone = true
+			}
+		}
+		return true, ""
+	}
+	for _, line := range lines[:k] {
+		step(line, false)
+	}
+	delivered = pos
+	for ; k < len(lines); k++ {
+		line := lines[k]
+		if len(line) > maxLine {
+			out.delivered, out.end = delivered, "malformed"
+			return out
+		}
+		if line[len(line)-1] != '\n' {
+			break
+		}
+		deliver, end := step(line, true)
+		if end != "" {
+			out.delivered, out.end = delivered, end
+			return out
+		}
+		if deliver {
+			delivered += len(line)
+		}
+	}
+	out.delivered = delivered
+	switch {
+	case inFail:
+		out.end = "failed"
+	case complete:
+		out.end = "eof"
+	default:
+		out.end = "truncated"
+	}
+	return out
+}
+
+// chunkReader returns its input in reads of pseudo-random sizes.
+type chunkReader struct {
+	in   []byte
+	seed uint64
+}
+
+func (c *chunkReader) Read(p []byte) (int, error) {
+	if len(c.in) == 0 {
+		return 0, io.EOF
+	}
+	c.seed = c.seed*6364136223846793005 + 1442695040888963407
+	n := 1 + int(c.seed>>33)%64
+	if n > len(p) {
+		n = len(p)
+	}
+	if n > len(c.in) {
+		n = len(c.in)
+	}
+	copy(p, c.in[:n])
+	c.in = c.in[n:]
+	return n, nil
+}
