@@ -276,7 +276,9 @@ func baseline(t *testing.T, k sdkKind, tc sdkCase, targets int) (a, b int) {
 		_, _ = io.Copy(io.Discard, res.Body)
 		res.Body.Close()
 	}
-	tr.CloseIdleConnections()
+	if c, ok := any(tr).(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
 	return a0.count(), b0.count()
 }
 
