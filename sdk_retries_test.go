@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -37,6 +38,9 @@ type upstream struct {
 	srv  *httptest.Server
 	n    atomic.Int64
 	mode string
+	// script, when set, is the mode of each request in turn (its last
+	// entry repeats), instead of mode.
+	script []string
 	auth atomic.Value // the Authorization or api-key header of the last request
 }
 
@@ -49,6 +53,7 @@ const (
 	mode429        = "429"          // 429 forever
 	mode500Then200 = "500-then-200" // one 500, then answers
 	modeCut        = "cut"          // a 200 event stream cut before its first event
+	mode500        = "500"          // in a script: one 500
 )
 
 func newUpstream(t *testing.T, name, mode string) *upstream {
@@ -65,6 +70,13 @@ func newUpstreamTLS(t *testing.T, name, mode string, tls bool) *upstream {
 		body, _ := io.ReadAll(r.Body)
 		u.auth.Store(r.Header.Get("Authorization") + r.Header.Get("Api-Key"))
 		stream := strings.Contains(string(body), `"stream":true`)
+		mode := mode
+		if len(u.script) > 0 {
+			mode = u.script[min(int(n), len(u.script))-1]
+			if mode == mode500 {
+				mode, n = mode500Then200, 1
+			}
+		}
 		switch {
 		case mode == modeSilent:
 			select {
@@ -451,4 +463,71 @@ func sent(at []gwtransport.Attempt) int {
 		}
 	}
 	return n
+}
+
+// TestSDKRetriesProperty: random fault scripts per provider, random gateway
+// retries, streamed or not, under every openai-go client kind: the gateway
+// runs exactly once per call (no target is tried twice with the same try
+// number) and each provider receives exactly the requests the gateway alone
+// sends for the same script.
+func TestSDKRetriesProperty(t *testing.T) {
+	faults := []string{modeOK, modeReset, mode503, mode429, mode500, modeCut, modeSilent}
+	r := rand.New(rand.NewPCG(3, 5))
+	for i := 0; i < 30; i++ {
+		k := sdkKinds[r.IntN(len(sdkKinds))]
+		stream := r.IntN(2) == 0
+		retries := r.IntN(4)
+		script := func() []string {
+			out := make([]string, 1+r.IntN(4))
+			for j := range out {
+				out[j] = faults[r.IntN(len(faults))]
+				if out[j] == modeSilent && r.IntN(3) > 0 {
+					out[j] = mode503 // keep the real waits few
+				}
+			}
+			return out
+		}
+		sa, sb := script(), script()
+		t.Run(fmt.Sprintf("%d/%s/stream=%t/retries=%d/%v/%v", i, k.name, stream, retries, sa, sb), func(t *testing.T) {
+			opts := func(clock *fakeClock) []gwtransport.Option {
+				return []gwtransport.Option{noEnv(), seeded(1), gwtransport.WithClock(clock),
+					gwtransport.WithMaxRetries(retries), gwtransport.WithTimeout(50 * time.Millisecond)}
+			}
+			// The gateway alone.
+			a0, b0 := newUpstream(t, "a", ""), newUpstream(t, "b", "")
+			a0.script, b0.script = sa, sb
+			tr, err := gwtransport.NewTransport(nil, []string{"own/m1", "bprov/m2"}, append(opts(newFakeClock()),
+				gwtransport.WithProvider(gwtransport.Provider{Name: "own", BaseURL: a0.srv.URL + "/v1", APIKey: "key-own"}),
+				gwtransport.WithProvider(gwtransport.Provider{Name: "bprov", BaseURL: b0.srv.URL + "/v1", APIKey: "key-b"}))...)
+			require.NoError(t, err)
+			body := fmt.Sprintf(`{"model":"gateway","stream":%t,"messages":[{"role":"user","content":"Hello!"}]}`, stream)
+			req, err := http.NewRequest(http.MethodPost, a0.srv.URL+"/v1/chat/completions", strings.NewReader(body))
+			require.NoError(t, err)
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Authorization", "Bearer key-own")
+			if res, err := tr.RoundTrip(req); err == nil {
+				_, _ = io.Copy(io.Discard, res.Body)
+				res.Body.Close()
+			}
+			tr.CloseIdleConnections()
+
+			// The same through the SDK.
+			a, b := newUpstreamTLS(t, "a", "", k.tls), newUpstream(t, "b", "")
+			a.script, b.script = sa, sb
+			c := k.client(t, a)
+			mustInit(t, c, []string{k.own, "bprov/m2"}, append(opts(newFakeClock()),
+				gwtransport.WithProvider(gwtransport.Provider{Name: "bprov", BaseURL: b.srv.URL + "/v1", APIKey: "key-b"}))...)
+			ctx, trail := gwtransport.WithTrail(context.Background())
+			_, _ = sdkSetup{client: c}.send(ctx, stream, k.call...)
+
+			seen := map[string]bool{}
+			for _, at := range trail.Attempts() {
+				key := fmt.Sprintf("%s#%d", at.Target, at.Try)
+				assert.False(t, seen[key], "%s tried twice: the gateway ran more than once", key)
+				seen[key] = true
+			}
+			assert.Equal(t, a0.count(), a.count(), "requests at the first provider")
+			assert.Equal(t, b0.count(), b.count(), "requests at the second provider")
+		})
+	}
 }
