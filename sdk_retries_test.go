@@ -288,9 +288,7 @@ func baseline(t *testing.T, k sdkKind, tc sdkCase, targets int) (a, b int) {
 		_, _ = io.Copy(io.Discard, res.Body)
 		res.Body.Close()
 	}
-	if c, ok := any(tr).(interface{ CloseIdleConnections() }); ok {
-		c.CloseIdleConnections()
-	}
+	closeIdle(tr)
 	return a0.count(), b0.count()
 }
 
@@ -509,7 +507,7 @@ func TestSDKRetriesProperty(t *testing.T) {
 				_, _ = io.Copy(io.Discard, res.Body)
 				res.Body.Close()
 			}
-			tr.CloseIdleConnections()
+			closeIdle(tr)
 
 			// The same through the SDK.
 			a, b := newUpstreamTLS(t, "a", "", k.tls), newUpstream(t, "b", "")
@@ -529,5 +527,12 @@ func TestSDKRetriesProperty(t *testing.T) {
 			assert.Equal(t, a0.count(), a.count(), "requests at the first provider")
 			assert.Equal(t, b0.count(), b.count(), "requests at the second provider")
 		})
+	}
+}
+
+// closeIdle closes the idle connections of a transport that can.
+func closeIdle(rt http.RoundTripper) {
+	if c, ok := rt.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
 	}
 }
