@@ -254,7 +254,7 @@ func (c *sdkCall) keep(res *http.Response, err error) (*http.Response, error) {
 		c.answer.Store(&sdkAnswer{err: err})
 		return nil, err
 	}
-	if res.StatusCode >= 200 && res.StatusCode < 300 {
+	if res == nil || res.StatusCode >= 200 && res.StatusCode < 300 {
 		return res, nil
 	}
 	// A final failure's body is already in memory (see finish).
