@@ -41,7 +41,7 @@ type upstream struct {
 	// script, when set, is the mode of each request in turn (its last
 	// entry repeats), instead of mode.
 	script []string
-	auth atomic.Value // the Authorization or api-key header of the last request
+	auth   atomic.Value // the Authorization or api-key header of the last request
 }
 
 // Failure kinds an upstream can play.
