@@ -63,8 +63,13 @@ func newUpstream(t *testing.T, name, mode string) *upstream {
 // newUpstreamTLS starts an upstream, on HTTPS when tls is set (an Azure
 // token credential is sent on HTTPS only).
 func newUpstreamTLS(t *testing.T, name, mode string, tls bool) *upstream {
+	return newScripted(t, name, mode, tls, nil)
+}
+
+// newScripted starts an upstream playing script (see upstream.script).
+func newScripted(t *testing.T, name, mode string, tls bool, script []string) *upstream {
 	t.Helper()
-	u := &upstream{mode: mode}
+	u := &upstream{mode: mode, script: script}
 	u.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n := u.n.Add(1)
 		body, _ := io.ReadAll(r.Body)
@@ -208,7 +213,7 @@ type sdkCase struct {
 }
 
 var sdkCases = []sdkCase{
-	{name: "silent target", modeA: modeSilent, modeB: modeSilent, wantA: 1, wantB: 1, cause: "attempt timed out after 50ms"},
+	{name: "silent target", modeA: modeSilent, modeB: modeSilent, wantA: 1, wantB: 1, cause: "attempt timed out after 250ms"},
 	{name: "connection reset forever", modeA: modeReset, modeB: modeReset, wantA: 3, wantB: 3, cause: "connection reset by peer"},
 	{name: "503 forever", modeA: mode503, modeB: mode503, wantA: 3, wantB: 3, cause: "503", status: 503},
 	{name: "429 forever", modeA: mode429, modeB: mode429, wantA: 3, wantB: 1, cause: "429", status: 429}, // the second target's only key rests after a 429
@@ -217,6 +222,11 @@ var sdkCases = []sdkCase{
 	// the baseline, and the cause from the trail.
 	{name: "stream cut before the first event", stream: true, modeA: modeCut, modeB: modeCut},
 }
+
+// silentTimeout is the attempt timeout in these tests: long enough for a
+// TLS handshake on a loaded machine under -race, short enough to keep the
+// silent cases quick.
+const silentTimeout = 250 * time.Millisecond
 
 // sdkSetup is one case under one client kind, installed.
 type sdkSetup struct {
@@ -233,7 +243,7 @@ func setupSDK(t *testing.T, k sdkKind, tc sdkCase, targets int) sdkSetup {
 	opts := []gwtransport.Option{noEnv(), seeded(1), gwtransport.WithClock(s.clock),
 		gwtransport.WithProvider(gwtransport.Provider{Name: "bprov", BaseURL: s.b.srv.URL + "/v1", APIKey: "key-b"})}
 	if tc.modeA == modeSilent {
-		opts = append(opts, gwtransport.WithTimeout(50*time.Millisecond))
+		opts = append(opts, gwtransport.WithTimeout(silentTimeout))
 	}
 	mustInit(t, s.client, models, opts...)
 	return s
@@ -271,7 +281,7 @@ func baseline(t *testing.T, k sdkKind, tc sdkCase, targets int) (a, b int) {
 		gwtransport.WithProvider(gwtransport.Provider{Name: "own", BaseURL: a0.srv.URL + "/v1", APIKey: "key-own"}),
 		gwtransport.WithProvider(gwtransport.Provider{Name: "bprov", BaseURL: b0.srv.URL + "/v1", APIKey: "key-b"})}
 	if tc.modeA == modeSilent {
-		opts = append(opts, gwtransport.WithTimeout(50*time.Millisecond))
+		opts = append(opts, gwtransport.WithTimeout(silentTimeout))
 	}
 	tr, err := gwtransport.NewTransport(nil, models, opts...)
 	require.NoError(t, err)
@@ -372,7 +382,7 @@ func TestSDKRetriesCallerDeadline(t *testing.T) {
 			silent := newUpstreamTLS(t, "silent", modeSilent, k.tls)
 			c := k.client(t, silent)
 			mustInit(t, c, []string{k.own}, noEnv(), gwtransport.WithTimeout(0))
-			ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+			ctx, cancel := context.WithTimeout(context.Background(), 400*time.Millisecond)
 			defer cancel()
 			_, err := sdkSetup{client: c}.send(ctx, false, k.call...)
 			require.Error(t, err)
@@ -489,11 +499,10 @@ func TestSDKRetriesProperty(t *testing.T) {
 		t.Run(fmt.Sprintf("%d/%s/stream=%t/retries=%d/%v/%v", i, k.name, stream, retries, sa, sb), func(t *testing.T) {
 			opts := func(clock *fakeClock) []gwtransport.Option {
 				return []gwtransport.Option{noEnv(), seeded(1), gwtransport.WithClock(clock),
-					gwtransport.WithMaxRetries(retries), gwtransport.WithTimeout(50 * time.Millisecond)}
+					gwtransport.WithMaxRetries(retries), gwtransport.WithTimeout(silentTimeout)}
 			}
 			// The gateway alone.
-			a0, b0 := newUpstream(t, "a", ""), newUpstream(t, "b", "")
-			a0.script, b0.script = sa, sb
+			a0, b0 := newScripted(t, "a", "", false, sa), newScripted(t, "b", "", false, sb)
 			tr, err := gwtransport.NewTransport(nil, []string{"own/m1", "bprov/m2"}, append(opts(newFakeClock()),
 				gwtransport.WithProvider(gwtransport.Provider{Name: "own", BaseURL: a0.srv.URL + "/v1", APIKey: "key-own"}),
 				gwtransport.WithProvider(gwtransport.Provider{Name: "bprov", BaseURL: b0.srv.URL + "/v1", APIKey: "key-b"}))...)
@@ -510,8 +519,7 @@ func TestSDKRetriesProperty(t *testing.T) {
 			closeIdle(tr)
 
 			// The same through the SDK.
-			a, b := newUpstreamTLS(t, "a", "", k.tls), newUpstream(t, "b", "")
-			a.script, b.script = sa, sb
+			a, b := newScripted(t, "a", "", k.tls, sa), newScripted(t, "b", "", false, sb)
 			c := k.client(t, a)
 			mustInit(t, c, []string{k.own, "bprov/m2"}, append(opts(newFakeClock()),
 				gwtransport.WithProvider(gwtransport.Provider{Name: "bprov", BaseURL: b.srv.URL + "/v1", APIKey: "key-b"}))...)
