@@ -3,6 +3,7 @@ module github.com/gwtransport/gwtransport
 go 1.22
 
 require (
+	github.com/Azure/azure-sdk-for-go/sdk/azcore v1.17.0
 	github.com/cenkalti/backoff/v4 v4.3.0
 	github.com/openai/openai-go/v3 v3.8.1
 	github.com/sashabaranov/go-openai v1.41.2
@@ -12,7 +13,6 @@ require (
 )
 
 require (
-	github.com/Azure/azure-sdk-for-go/sdk/azcore v1.17.0 // indirect
 	github.com/Azure/azure-sdk-for-go/sdk/internal v1.10.0 // indirect
 	github.com/davecgh/go-spew v1.1.1 // indirect
 	github.com/pmezard/go-difflib v1.0.0 // indirect

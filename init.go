@@ -23,7 +23,21 @@ import (
 // of weights, each key "<provider>/<model>".
 //
 // Calling Init again on a client already installed replaces its
-// configuration; it never nests. The returned RetryManager can uninstall.
+// configuration, every option included (WithBaseTransport too); it never
+// nests. The returned RetryManager can uninstall.
+//
+// The first Init of a client writes it (an *http.Client's Transport, an
+// openai-go client's service options), so, as with any configuration of a
+// client, it must happen before the client is shared between goroutines.
+// After that, Init, [RetryManager.Uninstall] and [Transport.Reconfigure]
+// never write the client again: they may run while requests are in flight,
+// and each request keeps the configuration it started with.
+//
+// In an openai-go client the gateway does the retrying: for a request it
+// routes, the client's own retries (its MaxRetries, a per-call
+// option.WithMaxRetries, the azcore pipeline of azure.WithTokenCredential)
+// make no further upstream request; they get the gateway's final answer.
+// Requests the gateway passes through keep the client's retries.
 //
 //	client := openai.NewClient()
 //	mgr, err := gwtransport.Init(&client, []string{"openai/gpt-4o", "azure/gpt-4o"})
@@ -90,84 +104,66 @@ func flattenClients(clients any) ([]any, error) {
 }
 
 // installHTTP wraps an http.Client's transport, or reconfigures the gateway
-// already there.
+// already there. Only the first Init of a client writes its Transport
+// field; later ones swap the installed Transport's configuration, so they
+// are safe while requests are in flight.
 func (m *RetryManager) installHTTP(c *http.Client, g *gateway) {
-	if t, ok := c.Transport.(*Transport); ok {
-		t.gw.Store(g)
-		m.httpClients = append(m.httpClients, httpInstall{client: c, t: t})
-		return
+	t, ok := c.Transport.(*Transport)
+	if !ok {
+		t = &Transport{base: c.Transport}
+		t.bind.install(g, m)
+		c.Transport = t
+	} else {
+		t.bind.install(g, m)
 	}
-	base := c.Transport
-	if base == nil {
-		base = http.DefaultTransport
-	}
-	t := &Transport{base: base, orig: c.Transport, installed: true}
-	t.gw.Store(g)
-	c.Transport = t
-	m.httpClients = append(m.httpClients, httpInstall{client: c, t: t})
+	m.slots = append(m.slots, &t.bind)
 }
 
 // installOpenAI adds the gateway to every options list of an openai-go
 // client: each service keeps its own copy, so the client's top-level Options
-// alone would not reach client.Chat.Completions.
+// alone would not reach client.Chat.Completions. A client installed before
+// already has the gateway's option in every list: then nothing is written,
+// only the hook's configuration swapped.
 func (m *RetryManager) installOpenAI(c *openai.Client, g *gateway) {
+	fields := optionFields(c)
 	var hook *openaiHook
-	eachOptions(c, func(opts []option.RequestOption) []option.RequestOption {
-		for _, o := range opts {
-			if h, ok := o.(hookOption); ok && hook == nil {
-				hook = h.hook
+	for _, f := range fields {
+		for _, o := range f.Interface().([]option.RequestOption) {
+			if hook = hookOf(o); hook != nil {
+				break
 			}
 		}
-		return opts
-	})
-	if hook == nil {
-		base := g.s.baseTransport
-		if base == nil {
-			base = http.DefaultTransport
+		if hook != nil {
+			break
 		}
-		hook = &openaiHook{t: &Transport{base: base}}
-		hook.opt = hookOption{RequestOption: option.WithMiddleware(hook.middleware), hook: hook}
 	}
-	hook.t.gw.Store(g)
-	eachOptions(c, func(opts []option.RequestOption) []option.RequestOption {
+	if hook == nil {
+		hook = newOpenAIHook()
+	}
+	hook.bind.install(g, m)
+fields:
+	for _, f := range fields {
+		opts := f.Interface().([]option.RequestOption)
 		for _, o := range opts {
-			if h, ok := o.(hookOption); ok && h.hook == hook {
-				return opts
+			if hookOf(o) == hook {
+				continue fields
 			}
 		}
 		out := make([]option.RequestOption, len(opts), len(opts)+1)
 		copy(out, opts)
-		return append(out, hook.opt)
-	})
-	m.openaiClients = append(m.openaiClients, openaiInstall{client: c, hook: hook})
-}
-
-// openaiHook is the gateway installed in one openai-go client. It runs as
-// the client's innermost middleware and sends each attempt itself: through
-// the client's own HTTP client when the attempt stays on the host the client
-// addressed, through its base transport otherwise.
-type openaiHook struct {
-	t   *Transport
-	opt hookOption
-}
-
-func (h *openaiHook) middleware(req *http.Request, next option.MiddlewareNext) (*http.Response, error) {
-	return h.t.gw.Load().roundTrip(req, sender{base: h.t.base, next: next})
-}
-
-// hookOption marks the option the gateway added, so that Init can find it
-// again (never nesting) and the RetryManager can remove it.
-type hookOption struct {
-	option.RequestOption
-	hook *openaiHook
+		f.Set(reflect.ValueOf(append(out, hook.opt)))
+	}
+	m.slots = append(m.slots, &hook.bind)
 }
 
 var optionsType = reflect.TypeOf([]option.RequestOption(nil))
 
-// eachOptions calls f on every []option.RequestOption field reachable
-// through the client's struct fields (its services and their sub-services)
-// and stores what f returns.
-func eachOptions(c *openai.Client, f func([]option.RequestOption) []option.RequestOption) {
+// optionFields returns every settable []option.RequestOption field
+// reachable through the client's struct fields (its services and their
+// sub-services). Reading them is safe while requests run; Init writes one
+// only where the gateway's option is missing.
+func optionFields(c *openai.Client) []reflect.Value {
+	var out []reflect.Value
 	var walk func(v reflect.Value, depth int)
 	walk = func(v reflect.Value, depth int) {
 		if depth > 8 {
@@ -180,12 +176,12 @@ func eachOptions(c *openai.Client, f func([]option.RequestOption) []option.Reque
 			}
 			switch {
 			case fv.Type() == optionsType:
-				opts := fv.Interface().([]option.RequestOption)
-				fv.Set(reflect.ValueOf(f(opts)))
+				out = append(out, fv)
 			case fv.Kind() == reflect.Struct:
 				walk(fv, depth+1)
 			}
 		}
 	}
 	walk(reflect.ValueOf(c).Elem(), 0)
+	return out
 }

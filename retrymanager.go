@@ -1,30 +1,13 @@
 package gwtransport
 
-import (
-	"net/http"
-	"sync"
-
-	"github.com/openai/openai-go/v3"
-	"github.com/openai/openai-go/v3/option"
-)
+import "sync"
 
 // RetryManager is returned by [Init]. It knows the clients the gateway was
 // installed into and can remove it again.
 type RetryManager struct {
-	mu            sync.Mutex
-	g             *gateway
-	httpClients   []httpInstall
-	openaiClients []openaiInstall
-}
-
-type httpInstall struct {
-	client *http.Client
-	t      *Transport
-}
-
-type openaiInstall struct {
-	client *openai.Client
-	hook   *openaiHook
+	mu    sync.Mutex
+	g     *gateway
+	slots []*slot // the installed layers: a Transport or an openai-go hook each
 }
 
 // Routes returns the intercepted model names, the default route first.
@@ -56,31 +39,20 @@ func (m *RetryManager) Models(route string) []string {
 // installed share this state.
 func (m *RetryManager) Stats() []TargetStats { return m.g.stats() }
 
-// Uninstall removes the gateway from every client Init installed it into,
-// restoring each as it was: an *http.Client gets its original Transport back
-// (unless something else replaced it since), and an openai-go client loses
-// the gateway's option from every service. Requests in flight finish
-// normally. Calling it twice is harmless.
+// Uninstall makes every client Init installed the gateway into behave as
+// before: requests pass through untouched (to the client's original
+// transport, or, for a Transport made by NewTransport, with its own
+// configuration). The gateway's layer stays in the client (its Transport,
+// its services' options), transparent, so that Uninstall never writes a
+// client while requests run; a later Init reactivates it. Only the latest
+// Init of a client is undone: when another Init has replaced this one's
+// configuration since, Uninstall leaves that one in place. Requests in
+// flight finish normally. Calling it twice is harmless.
 func (m *RetryManager) Uninstall() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for _, in := range m.httpClients {
-		if in.client.Transport == http.RoundTripper(in.t) && in.t.installed {
-			in.client.Transport = in.t.orig
-		}
+	for _, s := range m.slots {
+		s.uninstall(m)
 	}
-	for _, in := range m.openaiClients {
-		hook := in.hook
-		eachOptions(in.client, func(opts []option.RequestOption) []option.RequestOption {
-			out := make([]option.RequestOption, 0, len(opts))
-			for _, o := range opts {
-				if h, ok := o.(hookOption); ok && h.hook == hook {
-					continue
-				}
-				out = append(out, o)
-			}
-			return out
-		})
-	}
-	m.httpClients, m.openaiClients = nil, nil
+	m.slots = nil
 }

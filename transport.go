@@ -41,14 +41,16 @@ const maxErrorBody = 1 << 20
 // The caller's request is never modified: each attempt is a new request
 // whose body differs from the caller's only in "model" (and prepended model
 // messages), and which carries only its own provider's credentials.
+//
+// Its configuration can change while requests are in flight (Reconfigure,
+// Init, RetryManager.Uninstall): each request keeps the configuration it
+// started with. A zero Transport passes every request to
+// http.DefaultTransport.
 type Transport struct {
+	// base is set once, when the Transport is made, and never changes.
 	base http.RoundTripper
-	gw   atomic.Pointer[gateway]
-	// orig is the client's Transport before Init wrapped it (nil for the
-	// default), restored by RetryManager.Uninstall; installed marks a
-	// Transport that Init created.
-	orig      http.RoundTripper
-	installed bool
+	// bind is the current configuration, or pass-through.
+	bind slot
 }
 
 // NewTransport returns a Transport sending through base (http.DefaultTransport
@@ -67,32 +69,60 @@ func NewTransport(base http.RoundTripper, models any, opts ...Option) (*Transpor
 		base = http.DefaultTransport
 	}
 	t := &Transport{base: base}
-	t.gw.Store(g)
+	t.bind.reconfigure(g)
 	return t, nil
 }
 
 // Base returns the transport the Transport sends through.
-func (t *Transport) Base() http.RoundTripper { return t.base }
+func (t *Transport) Base() http.RoundTripper {
+	if t.base == nil {
+		return http.DefaultTransport
+	}
+	return t.base
+}
 
 // Stats reports every target's live state: breaker, counters, latency and
-// key states (never a key).
-func (t *Transport) Stats() []TargetStats { return t.gw.Load().stats() }
+// key states (never a key). It is nil while the Transport passes requests
+// through (after RetryManager.Uninstall).
+func (t *Transport) Stats() []TargetStats {
+	if g := t.bind.load().g; g != nil {
+		return g.stats()
+	}
+	return nil
+}
 
 // Reconfigure replaces the models and options for the requests that start
 // from now on; requests in flight finish with the configuration they began
-// with. On error the current configuration is kept.
+// with. On error the current configuration is kept. It is safe to call
+// while requests are in flight and concurrently with Init and
+// RetryManager.Uninstall. On a Transport that Init installed, the new
+// configuration stays the installing RetryManager's, which can still
+// uninstall it; after Uninstall, Reconfigure makes the Transport route
+// again with this configuration.
 func (t *Transport) Reconfigure(models any, opts ...Option) error {
 	g, err := compile(models, opts)
 	if err != nil {
 		return err
 	}
-	t.gw.Store(g)
+	t.bind.reconfigure(g)
 	return nil
 }
 
 // RoundTrip implements http.RoundTripper.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
-	return t.gw.Load().roundTrip(req, sender{base: t.base})
+	g := t.bind.load().g
+	if g == nil {
+		return t.Base().RoundTrip(req)
+	}
+	return g.roundTrip(req, sender{base: t.Base()})
+}
+
+// CloseIdleConnections closes the idle connections of the base transport,
+// when it has that method (http.Client.CloseIdleConnections calls it).
+func (t *Transport) CloseIdleConnections() {
+	if c, ok := t.Base().(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
 }
 
 // sender sends one attempt. Installed in an openai-go client, next is the
@@ -104,6 +134,9 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 type sender struct {
 	base http.RoundTripper
 	next func(*http.Request) (*http.Response, error)
+	// call is the openai-go call the request belongs to, if any: it learns
+	// whether the gateway took the request (see sdk.go).
+	call *sdkCall
 }
 
 func (s sender) send(r *http.Request, own bool) (*http.Response, error) {
@@ -162,6 +195,7 @@ func (g *gateway) roundTrip(req *http.Request, snd sender) (*http.Response, erro
 	if !ok {
 		return snd.pass(withBody(req, body))
 	}
+	snd.call.intercepted()
 	if scanErr != nil {
 		return nil, fmt.Errorf("%w: %v", ErrMalformedBody, scanErr)
 	}

@@ -450,7 +450,10 @@ func TestUninstallRestoresClients(t *testing.T) {
 
 	m.Uninstall()
 	m.Uninstall()
-	assert.Nil(t, orig.Transport)
+	// The wrapper stays (Uninstall never writes a client), transparent.
+	require.IsType(t, &gwtransport.Transport{}, orig.Transport)
+	assert.Equal(t, http.DefaultTransport, orig.Transport.(*gwtransport.Transport).Base())
+	assert.Nil(t, orig.Transport.(*gwtransport.Transport).Stats(), "no gateway configuration left")
 	res, _, err := chat(t, client, "gateway")
 	require.NoError(t, err)
 	assert.Equal(t, "gateway", res.Model, "the request goes to the client's own server untouched")
