@@ -1,0 +1,210 @@
+package gwtransport_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/gwtransport/gwtransport"
+)
+
+// scriptedProvider is an upstream that answers each request with the next
+// step of a random script (then with its default step), and counts what it
+// received per API key.
+type scriptedProvider struct {
+	mu     sync.Mutex
+	script []string
+	dflt   string
+	byKey  map[string]int
+	total  int
+	srv    *httptest.Server
+}
+
+func newScriptedProvider(t *testing.T) *scriptedProvider {
+	p := &scriptedProvider{byKey: map[string]int{}}
+	p.srv = httptest.NewServer(http.HandlerFunc(p.serve))
+	t.Cleanup(p.srv.Close)
+	return p
+}
+
+func (p *scriptedProvider) set(script []string, dflt string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.script, p.dflt = script, dflt
+}
+
+func (p *scriptedProvider) counts() (int, map[string]int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	m := make(map[string]int, len(p.byKey))
+	for k, v := range p.byKey {
+		m[k] = v
+	}
+	return p.total, m
+}
+
+func (p *scriptedProvider) serve(w http.ResponseWriter, r *http.Request) {
+	_, _ = io.Copy(io.Discard, r.Body)
+	p.mu.Lock()
+	step := p.dflt
+	if len(p.script) > 0 {
+		step, p.script = p.script[0], p.script[1:]
+	}
+	p.total++
+	p.byKey[strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")]++
+	p.mu.Unlock()
+	switch step {
+	case "reset":
+		hj, ok := w.(http.Hijacker)
+		if !ok {
+			panic(http.ErrAbortHandler)
+		}
+		if conn, _, err := hj.Hijack(); err == nil {
+			conn.Close()
+		}
+	case "200":
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"id":"x","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}]}`)
+	case "429ra":
+		w.Header().Set("Retry-After", "3")
+		w.WriteHeader(http.StatusTooManyRequests)
+		_, _ = io.WriteString(w, `{"error":{"message":"slow down","type":"rate_limit"}}`)
+	default:
+		status, _ := strconv.Atoi(step)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		_, _ = io.WriteString(w, `{"error":{"message":"step `+step+`","type":"x"}}`)
+	}
+}
+
+// TestAttemptsBoundedProperty attacks "exactly the attempts the policy
+// allows": random providers with key pools, random routes, retries, attempt
+// caps and breakers, and random scripts of every failure kind. For every
+// request: at most max-attempts attempts; each target visited in one block,
+// its tries numbered 1, 2, ... at most retries + 1 + (keys - 1); every
+// attempt that was sent reached exactly one upstream, and nothing else did;
+// the waits slept are exactly the waits recorded; the response headers
+// count the same attempts.
+func TestAttemptsBoundedProperty(t *testing.T) {
+	steps := []string{"200", "503", "500", "429", "429ra", "408", "409", "401", "403", "404", "400", "reset"}
+	rng := rand.New(rand.NewPCG(9, 2026))
+	const configs, perConfig = 40, 6
+	requests := 0
+	for c := 0; c < configs; c++ {
+		nProv := 1 + rng.IntN(3)
+		provs := make([]*scriptedProvider, nProv)
+		keys := make([]int, nProv)
+		clock := newFakeClock()
+		maxRetries := rng.IntN(4)
+		maxAttempts := 1 + rng.IntN(12)
+		opts := []gwtransport.Option{noEnv(), seeded(uint64(c)), gwtransport.WithClock(clock),
+			gwtransport.WithMaxRetries(maxRetries), gwtransport.WithMaxAttempts(maxAttempts),
+			gwtransport.WithClientProvider("p0")}
+		if rng.IntN(2) == 0 {
+			opts = append(opts, gwtransport.WithCircuitBreaker(gwtransport.Breaker{Disabled: true}))
+		}
+		for i := range provs {
+			provs[i] = newScriptedProvider(t)
+			keys[i] = 1 + rng.IntN(3)
+			var pool []string
+			for k := 0; k < keys[i]; k++ {
+				pool = append(pool, fmt.Sprintf("key-p%d-%d", i, k))
+			}
+			opts = append(opts, gwtransport.WithProvider(gwtransport.Provider{Name: fmt.Sprintf("p%d", i), BaseURL: provs[i].srv.URL, APIKeys: pool}))
+		}
+		nTargets := 1 + rng.IntN(5)
+		var targets []string
+		for i := 0; i < nTargets; i++ {
+			targets = append(targets, fmt.Sprintf("p%d/m%d", rng.IntN(nProv), i))
+		}
+		hc := &http.Client{}
+		mustInit(t, hc, targets, opts...)
+		keysOf := func(target string) int {
+			i, _ := strconv.Atoi(strings.TrimPrefix(strings.SplitN(target, "/", 2)[0], "p"))
+			return keys[i]
+		}
+		for r := 0; r < perConfig; r++ {
+			requests++
+			before := make([]int, nProv)
+			for i, p := range provs {
+				script := make([]string, rng.IntN(8))
+				for k := range script {
+					script[k] = steps[rng.IntN(len(steps))]
+				}
+				p.set(script, steps[rng.IntN(len(steps))])
+				before[i], _ = p.counts()
+			}
+			sleptBefore := len(clock.Sleeps())
+			ctx, trail := gwtransport.WithTrail(context.Background())
+			req, err := http.NewRequestWithContext(ctx, http.MethodPost, provs[0].srv.URL+"/chat/completions",
+				strings.NewReader(`{"model":"gateway","messages":[{"role":"user","content":"hi"}]}`))
+			require.NoError(t, err)
+			req.Header.Set("Authorization", "Bearer key-p0-0")
+			req.Header.Set("Content-Type", "application/json")
+			res, rerr := hc.Do(req)
+			if rerr == nil {
+				_, _ = io.Copy(io.Discard, res.Body)
+				res.Body.Close()
+			}
+			as := trail.Attempts()
+			where := fmt.Sprintf("config %d request %d: targets %v retries %d max %d keys %v: %v", c, r, targets, maxRetries, maxAttempts, keys, as)
+
+			require.LessOrEqual(t, len(as), maxAttempts, where)
+			if rerr == nil {
+				assert.Equal(t, strconv.Itoa(len(as)), res.Header.Get(gwtransport.HeaderAttempts), where)
+			} else {
+				var gerr *gwtransport.Error
+				require.True(t, errors.As(rerr, &gerr), "%s: %v", where, rerr)
+				assert.Len(t, gerr.Attempts, len(as), where)
+			}
+
+			// Each target in one block, tries 1..k, k bounded.
+			seen := map[string]bool{}
+			sent := make([]int, nProv)
+			var waits []time.Duration
+			for i, a := range as {
+				if i == 0 || as[i-1].Target != a.Target {
+					require.False(t, seen[a.Target], "%s: %s tried in two blocks", where, a.Target)
+					seen[a.Target] = true
+					require.Equal(t, 1, a.Try, where)
+				} else {
+					require.Equal(t, as[i-1].Try+1, a.Try, where)
+				}
+				require.LessOrEqual(t, a.Try, maxRetries+1+keysOf(a.Target)-1, where)
+				if a.Wait > 0 {
+					waits = append(waits, a.Wait)
+				}
+				if errors.Is(a.Err, gwtransport.ErrNoTarget) || errors.Is(a.Err, gwtransport.ErrMissingCredentials) {
+					continue // never sent
+				}
+				p, _ := strconv.Atoi(strings.TrimPrefix(strings.SplitN(a.Target, "/", 2)[0], "p"))
+				sent[p]++
+			}
+			for i, p := range provs {
+				total, _ := p.counts()
+				assert.Equal(t, sent[i], total-before[i], "%s: provider p%d received", where, i)
+			}
+			assert.Equal(t, waits, noWaits(clock.Sleeps()[sleptBefore:]), "%s: slept", where)
+		}
+	}
+	t.Logf("%d configurations, %d requests", configs, requests)
+}
+
+func noWaits(d []time.Duration) []time.Duration {
+	if len(d) == 0 {
+		return nil
+	}
+	return d
+}
