@@ -88,6 +88,10 @@ type Config struct {
 	TimeZone string `json:"time_zone,omitempty"`
 	// CircuitBreaker configures the per-target breakers.
 	CircuitBreaker *Breaker `json:"circuit_breaker,omitempty"`
+	// ForwardHeaders are more caller headers that attempts at another
+	// provider may carry, as WithForwardHeaders (exact names, or prefixes
+	// ending in "*"; credential headers are refused).
+	ForwardHeaders []string `json:"forward_headers,omitempty"`
 }
 
 // RouteConfig is a named route of a Config.
@@ -145,6 +149,9 @@ type Defaults struct {
 	StreamIdle *Duration `json:"stream_idle,omitempty"`
 	// StreamFinishGrace is as WithStreamFinishGrace.
 	StreamFinishGrace *Duration `json:"stream_finish_grace,omitempty"`
+	// MaxRest is as WithMaxRest: the longest rest a Retry-After can give a
+	// key or add to a breaker's cooldown.
+	MaxRest *Duration `json:"max_rest,omitempty"`
 }
 
 // BackoffConfig is a [Backoff] in a configuration file. Each field it sets
@@ -290,6 +297,11 @@ func (c *Config) Validate() error {
 	if b := c.CircuitBreaker; b != nil {
 		if err := validateBreaker("circuit_breaker", *b); err != nil {
 			return err
+		}
+	}
+	for i, h := range c.ForwardHeaders {
+		if err := checkForwardName(h); err != nil {
+			return errConfig(fmt.Sprintf("forward_headers[%d]", i), "%s", strings.TrimPrefix(err.Error(), "gwtransport: "))
 		}
 	}
 	if err := validateDefaults("defaults", c.Defaults); err != nil {
@@ -472,6 +484,9 @@ func validateDefaults(field string, d Defaults) error {
 			return errConfig(field+"."+dur.name, "must not be negative")
 		}
 	}
+	if d.MaxRest != nil && *d.MaxRest <= 0 {
+		return errConfig(field+".max_rest", "must be positive")
+	}
 	return validateBackoff(field+".backoff", d.Backoff)
 }
 
@@ -565,6 +580,9 @@ func (c *Config) options() []Option {
 	if c.CircuitBreaker != nil {
 		opts = append(opts, WithCircuitBreaker(*c.CircuitBreaker))
 	}
+	if len(c.ForwardHeaders) > 0 {
+		opts = append(opts, WithForwardHeaders(c.ForwardHeaders...))
+	}
 	for _, p := range c.Providers {
 		opts = append(opts, WithProvider(p))
 	}
@@ -632,6 +650,7 @@ func (d Defaults) options() []Option {
 	dur(d.StreamFirstEvent, WithStreamFirstEvent)
 	dur(d.StreamIdle, WithStreamIdle)
 	dur(d.StreamFinishGrace, WithStreamFinishGrace)
+	dur(d.MaxRest, WithMaxRest)
 	return opts
 }
 

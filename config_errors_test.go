@@ -29,7 +29,7 @@ func TestConfigErrorsExact(t *testing.T) {
 		{"unknown field", "models:\n  - target: openai/a\n    wieght: 2\n",
 			p + "models[0].wieght: unknown field (want one of: alias, backoff, max_retries, messages, target, timeout, weight, windows)"},
 		{"unknown top-level field JSON", `{"modles": []}`,
-			p + "modles: unknown field (want one of: circuit_breaker, client_provider, defaults, models, providers, route, routes, strategy, time_zone)"},
+			p + "modles: unknown field (want one of: circuit_breaker, client_provider, defaults, forward_headers, models, providers, route, routes, strategy, time_zone)"},
 		{"secret field not settable", "providers:\n  - name: x\n    base_url: https://x.test/v1\n    api_key: sk-live-123\n",
 			p + "providers[0].api_key: unknown field (want one of: api_key_env, api_keys_env, api_version, api_version_env, auth, base_url, base_url_env, headers_env, key_interval, name, style)"},
 		{"inline header values", "providers:\n  - name: x\n    headers: {X-Secret: s3cr3t}\n",
@@ -47,6 +47,10 @@ func TestConfigErrorsExact(t *testing.T) {
 		{"duration without unit", "defaults:\n  stream_idle: 30\n", p + `defaults.stream_idle: "30" is not a duration: want a duration like 500ms or 1m30s`},
 		{"duration as a list", "defaults:\n  timeout: [1s]\n", p + "defaults.timeout: want a duration like 500ms or 1m30s, got a list"},
 		{"negative duration", "routes:\n  - name: r\n    models: [{target: openai/a}]\n    defaults: {max_retry_wait: -1s}\n", p + "routes[0].defaults.max_retry_wait: must not be negative"},
+		{"zero max rest", "defaults:\n  max_rest: 0s\n", p + "defaults.max_rest: must be positive"},
+		{"negative route max rest", "routes:\n  - name: r\n    models: [{target: openai/a}]\n    defaults: {max_rest: -1s}\n", p + "routes[0].defaults.max_rest: must be positive"},
+		{"credential forwarded", "forward_headers: [X-Request-Id, authorization]\n", p + `forward_headers[1]: forwarded header "authorization" covers Authorization, which never crosses to another provider`},
+		{"forwarded prefix covering a credential", "forward_headers: [\"X-*\"]\n", p + `forward_headers[0]: forwarded header "X-*" covers X-Api-Key, which never crosses to another provider`},
 		{"negative model timeout", "models:\n  - {target: openai/a, timeout: -5s}\n", p + "models[0].timeout: must not be negative"},
 		{"bad key interval", "providers:\n  - {name: x, key_interval: 1h-}\n", p + `providers[0].key_interval: "1h-" is not a duration: want a duration like 500ms or 1m30s`},
 		// Weights.
@@ -225,6 +229,8 @@ defaults:
   max_retry_wait: 10s
   stream_first_event: 2s
   stream_finish_grace: 500ms
+  max_rest: 2m
+forward_headers: [X-Request-Id, "X-Acme-Trace-*"]
 providers:
   - name: az
     base_url_env: AZ_ENDPOINT
@@ -260,7 +266,8 @@ circuit_breaker: {disabled: false, consecutive_failures: 3, failure_rate: 0.5, w
 			Models: []gwtransport.ModelConfig{{Target: "groq/llama"}}, Defaults: gwtransport.Defaults{StreamIdle: d("5s")}}},
 		Defaults: gwtransport.Defaults{MaxRetries: i(3), Timeout: d("30s"),
 			Backoff:     &gwtransport.BackoffConfig{Initial: d("1s"), Multiplier: f(1.5), Max: d("4s"), Jitter: f(0.1)},
-			MaxAttempts: i(6), MaxRetryWait: d("10s"), StreamFirstEvent: d("2s"), StreamFinishGrace: d("500ms")},
+			MaxAttempts: i(6), MaxRetryWait: d("10s"), StreamFirstEvent: d("2s"), StreamFinishGrace: d("500ms"), MaxRest: d("2m")},
+		ForwardHeaders: []string{"X-Request-Id", "X-Acme-Trace-*"},
 		Providers: []gwtransport.Provider{{Name: "az", BaseURLEnv: "AZ_ENDPOINT", APIKeyEnv: "AZ_KEY", Auth: gwtransport.AuthAPIKey,
 			Style: gwtransport.StyleAzure, APIVersion: "2024-10-21", APIKeysEnv: []string{"AZ_KEY_2"},
 			KeyInterval: gwtransport.Duration(time.Second), HeadersEnv: map[string]string{"X-Tenant": "AZ_TENANT"}}},

@@ -21,14 +21,15 @@ type effective struct {
 	FirstEvent   time.Duration
 	Idle         time.Duration
 	Grace        time.Duration
+	MaxRest      time.Duration
 }
 
 func effectiveOf(rt *route, t *target) effective {
-	return effective{t.maxRetries, t.timeout, t.backoff, rt.s.maxAttempts, rt.s.maxRetryWait, rt.s.firstEvent, rt.s.streamIdle, rt.s.finishGrace}
+	return effective{t.maxRetries, t.timeout, t.backoff, rt.s.maxAttempts, rt.s.maxRetryWait, rt.s.firstEvent, rt.s.streamIdle, rt.s.finishGrace, rt.s.maxRest}
 }
 
 func libraryDefaults() effective {
-	return effective{DefaultMaxRetries, DefaultTimeout, DefaultBackoff, DefaultMaxAttempts, DefaultMaxRetryWait, 0, DefaultStreamIdleTimeout, DefaultStreamFinishGrace}
+	return effective{DefaultMaxRetries, DefaultTimeout, DefaultBackoff, DefaultMaxAttempts, DefaultMaxRetryWait, 0, DefaultStreamIdleTimeout, DefaultStreamFinishGrace, DefaultMaxRest}
 }
 
 // inheritField is one setting of the configuration file: its key (under
@@ -56,6 +57,7 @@ var inheritFields = []inheritField{
 	{"stream_first_event", [3]any{"41s", "42s"}, false, func(e *effective, v any) { e.FirstEvent = dur(v) }},
 	{"stream_idle", [3]any{"51s", "52s"}, false, func(e *effective, v any) { e.Idle = dur(v) }},
 	{"stream_finish_grace", [3]any{"61s", "62s"}, false, func(e *effective, v any) { e.Grace = dur(v) }},
+	{"max_rest", [3]any{"71s", "72s"}, false, func(e *effective, v any) { e.MaxRest = dur(v) }},
 }
 
 // put sets field f's value for level into m (a defaults or model map).

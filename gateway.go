@@ -21,7 +21,6 @@ type gateway struct {
 	routes        map[string]*route
 	order         []*route // routes in configuration order, the default first
 	providers     map[string]*provider
-	clientProv    *provider
 	secretHeaders []string
 	secretSet     map[string]bool  // secretHeaders as a set
 	origins       *originTable     // resolves which provider a request's client serves
@@ -155,7 +154,6 @@ func (g *gateway) compileProviders() error {
 	if !ok {
 		return fmt.Errorf("gwtransport: client provider %q is not a known provider", s.clientProvider)
 	}
-	g.clientProv = cp
 	g.secretHeaders = collectSecretHeaders(g.providers)
 	g.secretSet = make(map[string]bool, len(g.secretHeaders))
 	for _, h := range g.secretHeaders {

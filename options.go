@@ -71,8 +71,9 @@ func (b Backoff) validate(name string) error {
 	return nil
 }
 
-// Clock is the source of time for backoff waits and Retry-After dates. Tests
-// inject a fake one so no retry waits for real.
+// Clock is the source of time for backoff waits, Retry-After dates and the
+// live state (breaker cooldowns and probe leases, key rests). Tests inject a
+// fake one so no retry waits for real.
 type Clock interface {
 	// Now returns the current time.
 	Now() time.Time
