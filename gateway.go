@@ -23,6 +23,7 @@ type gateway struct {
 	providers     map[string]*provider
 	secretHeaders []string
 	secretSet     map[string]bool  // secretHeaders as a set
+	secrets       []string         // every key and configured header value, longest first (see scrub)
 	origins       *originTable     // resolves which provider a request's client serves
 	forward       *headerAllowlist // caller headers that may reach another provider
 }
@@ -155,6 +156,7 @@ func (g *gateway) compileProviders() error {
 		return fmt.Errorf("gwtransport: client provider %q is not a known provider", s.clientProvider)
 	}
 	g.secretHeaders = collectSecretHeaders(g.providers)
+	g.secrets = collectSecrets(g.providers)
 	g.secretSet = make(map[string]bool, len(g.secretHeaders))
 	for _, h := range g.secretHeaders {
 		g.secretSet[h] = true

@@ -103,6 +103,8 @@ type Policy func(Outcome) Action
 //     context_length_exceeded or model_not_found, a 429 with
 //     insufficient_quota, an error event at the start of a stream:
 //     NextTarget at once;
+//   - an informational status as the final answer (an unsolicited 101):
+//     NextTarget at once, its body unread;
 //   - content-policy refusals and every other 4xx: FailFast.
 func DefaultPolicy(o Outcome) Action {
 	switch {
@@ -121,6 +123,10 @@ func DefaultPolicy(o Outcome) Action {
 			return NextTarget
 		}
 		return Succeed
+	case o.Status > 0 && o.Status < 200:
+		// An informational status as the final answer (an unsolicited
+		// 101): the target does not speak HTTP as it should.
+		return NextTarget
 	case o.Status >= 300 && o.Status < 400:
 		return NextTarget
 	case o.Status == http.StatusTooManyRequests && o.QuotaExhausted():

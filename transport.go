@@ -27,7 +27,15 @@ const (
 	// HeaderPrefer is a request header naming a target or alias to try
 	// first (see also WithPreference). It never reaches a provider.
 	HeaderPrefer = "X-Gwtransport-Prefer"
+	// HeaderBodyTruncated is set on a failure response handed to the
+	// caller whose body was longer than the gateway keeps (1 MiB): its
+	// value is the number of bytes kept, the body's first bytes.
+	HeaderBodyTruncated = "X-Gwtransport-Body-Truncated"
 )
+
+// gatewayHeaderPrefix starts every response header the gateway sets; a
+// provider's headers of that form are dropped.
+const gatewayHeaderPrefix = "X-Gwtransport-"
 
 // maxErrorBody bounds how much of an error response is read to classify it
 // and to hand it back to the caller.
@@ -331,6 +339,9 @@ type failure struct {
 	// rejection marks a fallback's refusal of the request itself (a 400,
 	// say): it never hides an earlier target's real failure.
 	rejection bool
+	// truncated marks a body longer than maxErrorBody, of which the first
+	// maxErrorBody bytes are kept.
+	truncated bool
 }
 
 // do tries the targets in the route's order until one succeeds.
@@ -387,10 +398,16 @@ targets:
 				r.keep(f)
 			}
 			switch {
-			case a.Action == FailFast:
+			case a.Action == FailFast && r.final != nil:
 				r.record(rt, a)
 				probe.release()
 				return r.finish(), nil
+			case a.Action == FailFast:
+				// Final, but with no response to hand over (a custom
+				// policy failing fast on a network error, say): the
+				// caller gets the attempts.
+				r.record(rt, a)
+				break targets
 			case ctx.Err() != nil:
 				r.record(rt, a)
 				stop = ctx.Err()
@@ -575,6 +592,9 @@ func (r *run) attempt(ctx context.Context, rt *route, t *target, try int, body [
 		if a.Code == "" {
 			a.Code = o.Type
 		}
+		// A provider may echo a key in its error code: the code goes to
+		// the reason header, the trail, events and logs.
+		a.Code = g.scrub(a.Code, r.req.Header)
 		a.Action = s.policy(o)
 		if a.Action == Succeed {
 			a.Action = NextTarget
@@ -602,16 +622,28 @@ func (r *run) attempt(ctx context.Context, rt *route, t *target, try int, body [
 	}
 	if !own {
 		stripCookies(res.Header) // another provider's cookies never reach the caller's jar
+		// Nor its trailers: net/http fills the trailers of the response
+		// it returned once the body is read, so the caller gets a copy
+		// without them.
+		cp := *res
+		cp.Trailer = nil
+		res = &cp
 	}
 	a.Status = res.StatusCode
-	if res.StatusCode < 200 || res.StatusCode >= 300 {
-		errBody, rerr := io.ReadAll(io.LimitReader(res.Body, maxErrorBody))
+	if res.StatusCode < 200 {
+		// An unsolicited 101 Switching Protocols: its body is the raw
+		// connection, which no deadline ends. Nothing to read or keep.
+		res.Body.Close()
+		return nil, fail(Outcome{Status: res.StatusCode, Header: res.Header}), nil
+	}
+	if res.StatusCode >= 300 {
+		errBody, truncated, rerr := readErrorBody(res.Body)
 		res.Body.Close()
 		o := Outcome{Status: res.StatusCode, Header: res.Header}
 		if rerr == nil || len(errBody) > 0 {
 			parseErrorBody(&o, errBody)
 		}
-		return nil, fail(o), &failure{res: res, body: errBody, target: t.name}
+		return nil, fail(o), &failure{res: res, body: errBody, truncated: truncated, target: t.name}
 	}
 	if r.info.stream && isEventStream(res.Header) {
 		up := newUpstream(res.Body)
@@ -621,7 +653,10 @@ func (r *run) attempt(ctx context.Context, rt *route, t *target, try int, body [
 			if o, bad := eventFailure(ev); bad {
 				res.Body.Close()
 				o.Status = res.StatusCode
-				return nil, fail(o), nil
+				// The bytes up to the error event are the provider's
+				// answer: if it is final (a content-policy refusal) or the
+				// last failure, the caller's SDK reads the error from them.
+				return nil, fail(o), &failure{res: res, body: prefix, target: t.name}
 			}
 		}
 		if perr != nil || !disarm() {
@@ -712,10 +747,30 @@ func (r *run) finish() *http.Response {
 	res.Header.Set("X-Should-Retry", "false")
 	res.Request = r.req
 	r.decorate(res.Header, f.target)
+	if f.truncated {
+		res.Header.Set(HeaderBodyTruncated, strconv.Itoa(maxErrorBody))
+	}
 	return res
 }
 
+// readErrorBody reads an error response's body, keeping at most
+// maxErrorBody bytes; truncated reports that there was more.
+func readErrorBody(body io.Reader) (p []byte, truncated bool, err error) {
+	p, err = io.ReadAll(io.LimitReader(body, maxErrorBody+1))
+	if len(p) > maxErrorBody {
+		return p[:maxErrorBody], true, err
+	}
+	return p, false, err
+}
+
 func (r *run) decorate(h http.Header, target string) {
+	// A provider's own X-Gwtransport-* headers never pass for the
+	// gateway's.
+	for k := range h {
+		if len(k) >= len(gatewayHeaderPrefix) && strings.EqualFold(k[:len(gatewayHeaderPrefix)], gatewayHeaderPrefix) {
+			delete(h, k)
+		}
+	}
 	h.Set(HeaderTarget, target)
 	h.Set(HeaderAttempts, strconv.Itoa(len(r.attempts)))
 	var b strings.Builder

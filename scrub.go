@@ -1,0 +1,85 @@
+package gwtransport
+
+import (
+	"net/http"
+	"strings"
+)
+
+// A provider can echo what it received (a key, in an error code) and the
+// gateway copies an error's code into the fallback-reason header, the
+// trail, events and logs. scrub keeps secrets out of all of them: every
+// key and configured header value the gateway knows, and the caller's own
+// credential header values, are masked wherever they appear.
+
+// minSecretLen is the shortest value treated as a secret: shorter ones
+// would mask ordinary words.
+const minSecretLen = 6
+
+// maxCodeLen bounds an error code copied from a provider's body.
+const maxCodeLen = 128
+
+// redactedSecret replaces a secret in text.
+const redactedSecret = "[REDACTED]"
+
+// collectSecrets returns every key and configured header value of the
+// providers, the longest first (so that a key containing another is masked
+// whole).
+func collectSecrets(ps map[string]*provider) []string {
+	var out []string
+	add := func(v string) {
+		if len(v) >= minSecretLen {
+			out = append(out, v)
+		}
+	}
+	for _, p := range ps {
+		if p.pool != nil {
+			for i := range p.pool.keys {
+				add(p.pool.keys[i].secret)
+			}
+		}
+		for _, vs := range p.headers {
+			for _, v := range vs {
+				add(v)
+			}
+		}
+	}
+	sortLongestFirst(out)
+	return out
+}
+
+func sortLongestFirst(s []string) {
+	for i := 1; i < len(s); i++ {
+		for j := i; j > 0 && len(s[j]) > len(s[j-1]); j-- {
+			s[j], s[j-1] = s[j-1], s[j]
+		}
+	}
+}
+
+// scrub returns s, bounded to maxCodeLen, with every secret the gateway
+// knows and every credential value of the caller's header h masked.
+func (g *gateway) scrub(s string, h http.Header) string {
+	if s == "" {
+		return s
+	}
+	if len(s) > maxCodeLen {
+		s = s[:maxCodeLen]
+	}
+	for _, v := range g.secrets {
+		if strings.Contains(s, v) {
+			s = strings.ReplaceAll(s, v, redactedSecret)
+		}
+	}
+	for k, vs := range h {
+		if !g.secretSet[http.CanonicalHeaderKey(k)] {
+			continue
+		}
+		for _, v := range vs {
+			for _, part := range []string{v, strings.TrimSpace(strings.TrimPrefix(v, "Bearer "))} {
+				if len(part) >= minSecretLen && strings.Contains(s, part) {
+					s = strings.ReplaceAll(s, part, redactedSecret)
+				}
+			}
+		}
+	}
+	return s
+}
