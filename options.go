@@ -425,10 +425,12 @@ func WithClientProvider(name string) Option {
 	}
 }
 
-// WithBaseTransport sets the transport used for attempts that an
-// openai-go client cannot send itself (targets on another host). The
-// default is http.DefaultTransport. For an *http.Client or [NewTransport]
-// the wrapped transport is used instead.
+// WithBaseTransport sets the transport that sends an openai-go client's
+// attempts at providers other than its own (on another host or the same
+// one: the client's own HTTP client, its cookie jar and middleware serve
+// only its own provider). The default is http.DefaultTransport; the latest
+// Init's wins. For an *http.Client or [NewTransport] the wrapped transport
+// is used instead.
 func WithBaseTransport(rt http.RoundTripper) Option {
 	return func(s *settings) error {
 		s.baseTransport = rt

@@ -6,8 +6,9 @@ import (
 )
 
 // WithStreamFirstEvent sets the longest time from sending a streamed request
-// to its first event (default 0: the attempt timeout alone applies); a
-// target that misses it fails over. It leaves the idle limit as it is.
+// to its first content event (default 0: the attempt timeout alone
+// applies); keep-alives and lifecycle events do not count. A target that
+// misses it fails over. It leaves the idle limit as it is.
 func WithStreamFirstEvent(d time.Duration) Option {
 	return func(s *settings) error {
 		if d < 0 {
