@@ -161,9 +161,15 @@ func TestAttemptsBoundedProperty(t *testing.T) {
 			as := trail.Attempts()
 			where := fmt.Sprintf("config %d request %d: targets %v retries %d max %d keys %v: %v", c, r, targets, maxRetries, maxAttempts, keys, as)
 
-			require.LessOrEqual(t, len(as), maxAttempts, where)
+			sentAll := 0
+			for _, a := range as {
+				if !errors.Is(a.Err, gwtransport.ErrNoTarget) && !errors.Is(a.Err, gwtransport.ErrMissingCredentials) {
+					sentAll++
+				}
+			}
+			require.LessOrEqual(t, sentAll, maxAttempts, where)
 			if rerr == nil {
-				assert.Equal(t, strconv.Itoa(len(as)), res.Header.Get(gwtransport.HeaderAttempts), where)
+				assert.Equal(t, strconv.Itoa(sentAll), res.Header.Get(gwtransport.HeaderAttempts), where)
 			} else {
 				var gerr *gwtransport.Error
 				require.True(t, errors.As(rerr, &gerr), "%s: %v", where, rerr)
@@ -207,4 +213,49 @@ func noWaits(d []time.Duration) []time.Duration {
 		return nil
 	}
 	return d
+}
+
+// TestUnsentTargetsAreNotAttempts: a target skipped without being sent
+// (its provider has no key) is listed in the trail but is not an attempt:
+// it does not use up WithMaxAttempts, the attempts header does not count
+// it, and it never counts against the target's breaker.
+func TestUnsentTargetsAreNotAttempts(t *testing.T) {
+	b := newScriptedProvider(t)
+	b.set(nil, "200")
+	hc := &http.Client{}
+	mustInit(t, hc, []string{"groq/llama", "b/m"}, noEnv(), gwtransport.WithClock(newFakeClock()), gwtransport.WithMaxAttempts(1),
+		gwtransport.WithProvider(gwtransport.Provider{Name: "b", BaseURL: b.srv.URL, APIKeys: []string{"key-b"}}))
+	var stats []gwtransport.TargetStats
+	for i := 0; i < 8; i++ {
+		ctx, trail := gwtransport.WithTrail(context.Background())
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, b.srv.URL+"/chat/completions", strings.NewReader(`{"model":"gateway","messages":[]}`))
+		require.NoError(t, err)
+		res, err := hc.Do(req)
+		require.NoError(t, err)
+		res.Body.Close()
+		assert.Equal(t, "b/m", res.Header.Get(gwtransport.HeaderTarget))
+		assert.Equal(t, "1", res.Header.Get(gwtransport.HeaderAttempts))
+		as := trail.Attempts()
+		require.Len(t, as, 2)
+		assert.Equal(t, "groq/llama", as[0].Target)
+		assert.ErrorIs(t, as[0].Err, gwtransport.ErrMissingCredentials)
+		assert.Contains(t, as[0].Err.Error(), "GROQ_API_KEY")
+		assert.Equal(t, gwtransport.Succeed, as[1].Action)
+	}
+	for _, st := range hcStats(t, hc) {
+		stats = append(stats, st)
+	}
+	require.Len(t, stats, 2)
+	assert.Equal(t, gwtransport.BreakerClosed, stats[0].Breaker)
+	assert.Zero(t, stats[0].Attempts)
+	assert.Zero(t, stats[0].Failures)
+	total, _ := b.counts()
+	assert.Equal(t, 8, total)
+}
+
+func hcStats(t *testing.T, hc *http.Client) []gwtransport.TargetStats {
+	t.Helper()
+	tr, ok := hc.Transport.(*gwtransport.Transport)
+	require.True(t, ok)
+	return tr.Stats()
 }

@@ -332,8 +332,9 @@ func WithModelMessages(m map[string][]Message) Option {
 	}
 }
 
-// WithMaxAttempts caps the attempts of one request across all retries and
-// fallbacks (default 10).
+// WithMaxAttempts caps the attempts one request sends across all retries
+// and fallbacks (default 10). A target skipped without being sent (no key,
+// every key resting) does not count.
 func WithMaxAttempts(n int) Option {
 	return func(s *settings) error {
 		if n < 1 {

@@ -19,7 +19,8 @@ const (
 	// HeaderTarget names the "<provider>/<model>" that served the response
 	// (or produced the final failure).
 	HeaderTarget = "X-Gwtransport-Target"
-	// HeaderAttempts is the number of attempts the request took.
+	// HeaderAttempts is the number of attempts the request sent (a target
+	// skipped unsent, for want of a key, is not one; the trail lists it).
 	HeaderAttempts = "X-Gwtransport-Attempts"
 	// HeaderReason lists the failed attempts, when there were any, as
 	// "target#try status-or-error [code]" joined by "; ".
@@ -323,8 +324,9 @@ type run struct {
 	origin   origin
 	snd      sender
 	trail    *Trail
-	ownCreds *provider // the provider whose credentials the caller's request carries
-	attempts []Attempt
+	ownCreds *provider  // the provider whose credentials the caller's request carries
+	attempts []Attempt  // every attempt, the ones never sent (no key, say) included
+	sent     int        // the attempts actually sent: what max attempts bounds
 	key      int        // the pooled key of the last attempt, -1 for none
 	inPlace  [3]Attempt // the first attempts, without an allocation
 	final    *failure   // the response to give the caller if every target fails
@@ -372,7 +374,7 @@ targets:
 		var bo interface{ NextBackOff() time.Duration }
 		retries, switches := 0, 0
 		for try := 1; ; try++ {
-			if len(r.attempts) >= s.maxAttempts {
+			if r.sent >= s.maxAttempts {
 				break targets
 			}
 			res, a, f := r.attempt(ctx, rt, t, try, out)
@@ -616,6 +618,7 @@ func (r *run) attempt(ctx context.Context, rt *route, t *target, try int, body [
 		return nil, a, nil
 	}
 	own := t.prov == r.origin.provider
+	r.sent++
 	res, err := r.snd.send(out, own)
 	if err != nil {
 		return nil, fail(Outcome{Err: err}), nil
@@ -772,7 +775,7 @@ func (r *run) decorate(h http.Header, target string) {
 		}
 	}
 	h.Set(HeaderTarget, target)
-	h.Set(HeaderAttempts, strconv.Itoa(len(r.attempts)))
+	h.Set(HeaderAttempts, strconv.Itoa(r.sent))
 	var b strings.Builder
 	for _, a := range r.attempts {
 		if a.Action == Succeed {
