@@ -304,6 +304,11 @@ func decodeConf(n *confNode, v reflect.Value, path string) error {
 			return errConfig(path, "want a duration like 500ms or 1m30s, got %s", n.kind)
 		}
 		if err := v.Addr().Interface().(encoding.TextUnmarshaler).UnmarshalText([]byte(n.text)); err != nil {
+			if strings.HasPrefix(path, "providers") {
+				// A provider's fields sit next to its credentials: never
+				// echo what was written there.
+				return errConfig(path, "not a duration: want a duration like 500ms or 1m30s")
+			}
 			return errConfig(path, "%q is not a duration: want a duration like 500ms or 1m30s", n.text)
 		}
 		return nil

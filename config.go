@@ -537,17 +537,17 @@ func validateProvider(field string, p Provider) error {
 		return errConfig(field+".name", "must not be empty")
 	}
 	if strings.Contains(p.Name, "/") {
-		return errConfig(field+".name", "%q must not contain a slash: targets are <provider>/<model>", p.Name)
+		return errConfig(field+".name", "must not contain a slash: targets are <provider>/<model>")
 	}
 	switch p.Auth {
 	case "", AuthBearer, AuthAPIKey, AuthNone:
 	default:
-		return errConfig(field+".auth", "unknown auth scheme %q (want bearer, api-key or none)", p.Auth)
+		return errConfig(field+".auth", "unknown auth scheme (want bearer, api-key or none)")
 	}
 	switch p.Style {
 	case "", StyleOpenAI, StyleAzure, StyleAzureV1:
 	default:
-		return errConfig(field+".style", "unknown URL style %q (want openai, azure or azure-v1)", p.Style)
+		return errConfig(field+".style", "unknown URL style (want openai, azure or azure-v1)")
 	}
 	if p.BaseURL != "" {
 		if u, err := url.Parse(p.BaseURL); err != nil || u.Scheme == "" || u.Host == "" {

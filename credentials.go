@@ -222,3 +222,71 @@ func stripCookies(h http.Header) {
 
 // errForwardInRoute is returned when WithForwardHeaders is given to a route.
 var errForwardInRoute = errors.New("WithForwardHeaders applies to the whole gateway: give it to Init or NewTransport, not to WithRoute")
+
+// hasHeaderKey reports whether h has the header name (canonical) under any
+// spelling of it, with or without values. It allocates nothing.
+func hasHeaderKey(h http.Header, name string) bool {
+	if _, ok := h[name]; ok {
+		return true
+	}
+	for k := range h {
+		if len(k) == len(name) && strings.EqualFold(k, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// delHeaderKey removes the header name (canonical) under every spelling.
+func delHeaderKey(h http.Header, name string) {
+	delete(h, name)
+	for k := range h {
+		if len(k) == len(name) && strings.EqualFold(k, name) {
+			delete(h, k)
+		}
+	}
+}
+
+// headerKeyValue returns the first value of the header name (canonical)
+// under any spelling, the canonical one first.
+func headerKeyValue(h http.Header, name string) string {
+	if vs := h[name]; len(vs) > 0 {
+		return vs[0]
+	}
+	for k, vs := range h {
+		if len(vs) > 0 && len(k) == len(name) && strings.EqualFold(k, name) {
+			return vs[0]
+		}
+	}
+	return ""
+}
+
+// unsendable reports whether net/http refuses to write r at all: a header
+// name that is not a token or a value with a control character (a
+// caller's header forwarded as is). Such an attempt failed before
+// anything reached the target, so it says nothing about the target's
+// availability. It is called only after an attempt failed.
+func unsendable(r *http.Request) bool {
+	for k, vs := range r.Header {
+		if !validHeaderName(k) {
+			return true
+		}
+		for _, v := range vs {
+			if !validHeaderValue(v) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// validHeaderName reports whether net/http accepts s as a header name: an
+// RFC 9110 token ("*" included, unlike in forwarding patterns).
+func validHeaderName(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] != '*' && !validHeaderToken(s[i:i+1]) {
+			return false
+		}
+	}
+	return s != ""
+}

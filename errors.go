@@ -183,5 +183,5 @@ func preference(req *http.Request) string {
 	if p, ok := req.Context().Value(preferenceKey{}).(string); ok && p != "" {
 		return p
 	}
-	return strings.TrimSpace(req.Header.Get(HeaderPrefer))
+	return strings.TrimSpace(headerKeyValue(req.Header, HeaderPrefer))
 }

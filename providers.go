@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -197,7 +198,7 @@ func resolveProvider(p Provider, env func(string) (string, bool)) (*provider, er
 	switch r.auth {
 	case AuthBearer, AuthAPIKey, AuthNone:
 	default:
-		return nil, fmt.Errorf("gwtransport: provider %q: unknown auth scheme %q", p.Name, p.Auth)
+		return nil, fmt.Errorf("gwtransport: provider %q: unknown auth scheme (want bearer, api-key or none)", p.Name)
 	}
 	switch r.style {
 	case StyleOpenAI, StyleAzureV1:
@@ -206,7 +207,7 @@ func resolveProvider(p Provider, env func(string) (string, bool)) (*provider, er
 			r.apiVersion = defaultAzureAPIVersion
 		}
 	default:
-		return nil, fmt.Errorf("gwtransport: provider %q: unknown URL style %q", p.Name, p.Style)
+		return nil, fmt.Errorf("gwtransport: provider %q: unknown URL style (want openai, azure or azure-v1)", p.Name)
 	}
 	if r.base != "" {
 		u, err := url.Parse(r.base)
@@ -220,22 +221,44 @@ func resolveProvider(p Provider, env func(string) (string, bool)) (*provider, er
 	}
 	if len(p.Headers)+len(p.HeadersEnv) > 0 {
 		r.headers = make(http.Header, len(p.Headers)+len(p.HeadersEnv))
-		for k, v := range p.Headers {
-			r.headers.Set(k, v)
+		for _, k := range sortedKeys(p.Headers) {
+			if err := checkHeader(p.Name, k, p.Headers[k], "Headers["+strconv.Quote(k)+"]"); err != nil {
+				return nil, err
+			}
+			r.headers.Set(k, p.Headers[k])
 		}
-		for k, name := range p.HeadersEnv {
+		for _, k := range sortedKeys(p.HeadersEnv) {
+			name := p.HeadersEnv[k]
 			if v, ok := env(name); ok {
+				if err := checkHeader(p.Name, k, v, "environment variable "+name); err != nil {
+					return nil, err
+				}
 				r.headers.Set(k, v)
 			}
 		}
 	}
 	var keys []string
 	if r.key != "" {
+		src := "APIKey"
+		if p.APIKey == "" {
+			src = "environment variable " + p.APIKeyEnv
+		}
+		if err := checkKey(p.Name, r.key, src); err != nil {
+			return nil, err
+		}
 		keys = append(keys, r.key)
+	}
+	for i, k := range p.APIKeys {
+		if err := checkKey(p.Name, k, "APIKeys["+strconv.Itoa(i)+"]"); err != nil {
+			return nil, err
+		}
 	}
 	keys = append(keys, p.APIKeys...)
 	for _, name := range p.APIKeysEnv {
 		if v, ok := env(name); ok && v != "" {
+			if err := checkKey(p.Name, v, "environment variable "+name); err != nil {
+				return nil, err
+			}
 			keys = append(keys, v)
 		}
 	}
@@ -244,6 +267,52 @@ func resolveProvider(p Provider, env func(string) (string, bool)) (*provider, er
 	}
 	r.pool = newKeyPool(keys, time.Duration(p.KeyInterval))
 	return r, nil
+}
+
+// checkKey refuses an API key no HTTP header can carry (a control
+// character, such as the trailing newline of a key file read as is): every
+// attempt would fail before anything is sent. The error names the provider
+// and where the key came from (src), never the key.
+func checkKey(provName, key, src string) error {
+	if !validHeaderValue(key) {
+		return fmt.Errorf("gwtransport: provider %q: the API key from %s contains a character no HTTP header can carry (a control character such as a trailing newline)", provName, src)
+	}
+	return nil
+}
+
+// checkHeader refuses a configured header whose name is not an HTTP token
+// or whose value no HTTP header can carry. The error names the provider,
+// the header and where the value came from (src), never the value.
+func checkHeader(provName, name, value, src string) error {
+	if !validHeaderName(name) {
+		return fmt.Errorf("gwtransport: provider %q: header name %q is not a valid HTTP header name", provName, name)
+	}
+	if !validHeaderValue(value) {
+		return fmt.Errorf("gwtransport: provider %q: the value of header %q from %s contains a character no HTTP header can carry (a control character such as a trailing newline)", provName, name, src)
+	}
+	return nil
+}
+
+// validHeaderValue reports whether net/http accepts v as a header value:
+// no control character but horizontal tab.
+func validHeaderValue(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; (c < ' ' && c != '\t') || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// sortedKeys returns the keys of m in order, so that the first invalid
+// entry reported is the same on every run.
+func sortedKeys(m map[string]string) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
 }
 
 // credentialHeaders are the request headers that carry a provider's
@@ -307,6 +376,12 @@ type origin struct {
 	basePath   string    // the path before the operation, no trailing slash
 	op         string    // "chat/completions", ...
 	deployment bool      // the path was Azure's /openai/deployments/{name}/op
+	// matched says the request URL is under provider's base URL (rule 1 of
+	// originTable). When false the provider was inferred (an Azure shape,
+	// or the client provider by default): its attempts carry the caller's
+	// headers as they are, never its configured key or headers, which go
+	// to its base URL only.
+	matched bool
 }
 
 // azureDeployments is the path segment of Azure's classic URLs.
@@ -405,9 +480,18 @@ func sameBaseHasClient(a, client *provider) bool {
 }
 
 // normalizeSchemeHost returns scheme and host in lower case, the host
-// without the scheme's default port: the form base URLs are compared in.
+// without the scheme's default port and without the trailing dot of a
+// fully qualified name ("localhost." is "localhost"): the form base URLs
+// are compared in.
 func normalizeSchemeHost(scheme, host string) (string, string) {
 	scheme, host = strings.ToLower(scheme), strings.ToLower(host)
+	name, port := host, ""
+	if i := strings.LastIndexByte(host, ':'); i >= 0 && !strings.Contains(host[i:], "]") {
+		name, port = host[:i], host[i:]
+	}
+	if strings.HasSuffix(name, ".") {
+		host = strings.TrimRight(name, ".") + port
+	}
 	switch {
 	case scheme == "http" && strings.HasSuffix(host, ":80"):
 		host = host[:len(host)-3]
@@ -424,13 +508,20 @@ func (t *originTable) parse(u *url.URL, h http.Header) (origin, error) {
 	o := origin{url: u}
 	path := strings.TrimRight(u.Path, "/")
 	if i := strings.Index(path, azureDeployments); i >= 0 {
+		// The deployment is everything between the prefix and a known
+		// operation: go-openai puts the request's model there as is, so a
+		// target "b/gpt-4o" makes a deployment of two segments.
 		rest := path[i+len(azureDeployments):]
-		j := strings.IndexByte(rest, '/')
-		if j < 0 {
-			return o, fmt.Errorf("gwtransport: cannot route %s: no operation after the deployment", u.Path)
+		for _, op := range operations {
+			if len(rest) > len(op)+1 && strings.HasSuffix(rest, "/"+op) {
+				o.op = op
+				break
+			}
+		}
+		if o.op == "" {
+			return o, fmt.Errorf("gwtransport: cannot route %s: no operation that takes a model after the deployment", u.Path)
 		}
 		o.basePath = path[:i]
-		o.op = rest[j+1:]
 		o.deployment = true
 	} else {
 		for _, op := range operations {
@@ -467,6 +558,7 @@ func (t *originTable) match(o *origin, h http.Header) (*provider, error) {
 			ties = append(ties, p)
 		}
 	}
+	o.matched = len(ties) > 0
 	switch len(ties) {
 	case 0:
 		if o.deployment || azureShaped(u, o.basePath, h) {

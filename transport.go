@@ -158,10 +158,10 @@ func (s sender) send(r *http.Request, own bool) (*http.Response, error) {
 // pass sends a request the gateway does not handle, untouched but for the
 // preference header, which is the gateway's and never reaches a provider.
 func (s sender) pass(r *http.Request) (*http.Response, error) {
-	if _, ok := r.Header[HeaderPrefer]; ok {
+	if hasHeaderKey(r.Header, HeaderPrefer) {
 		r2 := *r
 		r2.Header = r.Header.Clone()
-		r2.Header.Del(HeaderPrefer)
+		delHeaderKey(r2.Header, HeaderPrefer)
 		r = &r2
 	}
 	if s.next != nil {
@@ -230,7 +230,9 @@ func (r *run) start(rt *route, first int) (*http.Response, error) {
 	}
 	ctx := r.req.Context()
 	r.trail = trailFrom(ctx)
-	if r.g.hasCredentials(r.req.Header) {
+	if !o.matched || r.g.hasCredentials(r.req.Header) {
+		// An inferred origin's attempts carry the caller's headers as they
+		// are, never a pooled key: its key pool does not matter either.
 		r.ownCreds = o.provider
 	}
 	if first < 0 {
@@ -568,6 +570,7 @@ func (r *run) attempt(ctx context.Context, rt *route, t *target, try int, body [
 		limit = s.firstEvent
 	}
 	keyIdx := -1
+	notSent := false // the request could not be written at all (see unsendable)
 	var timer *time.Timer
 	var timedOut atomic.Bool
 	if limit > 0 {
@@ -603,8 +606,9 @@ func (r *run) attempt(ctx context.Context, rt *route, t *target, try int, body [
 		}
 		a.Duration = time.Since(start)
 		// Without a response, the caller's own cancellation or deadline
-		// says nothing about the target.
-		r.observe(rt, t, keyIdx, o, a.Duration, o.Status == 0 && ctx.Err() != nil)
+		// says nothing about the target, nor does a request net/http
+		// refused to send.
+		r.observe(rt, t, keyIdx, o, a.Duration, o.Status == 0 && (ctx.Err() != nil || notSent))
 		return a
 	}
 
@@ -621,6 +625,13 @@ func (r *run) attempt(ctx context.Context, rt *route, t *target, try int, body [
 	r.sent++
 	res, err := r.snd.send(out, own)
 	if err != nil {
+		if notSent = unsendable(out); notSent {
+			// Retrying the same request at the same target fails the
+			// same way, before anything is sent.
+			a = fail(Outcome{Err: err})
+			a.Action = NextTarget
+			return nil, a, nil
+		}
 		return nil, fail(Outcome{Err: err}), nil
 	}
 	if !own {
@@ -828,21 +839,28 @@ func (g *gateway) newAttemptRequest(ctx context.Context, req *http.Request, o *o
 	out.Body = io.NopCloser(bytes.NewReader(body))
 	out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 	out.ContentLength = int64(len(body))
-	if own && (hasCreds || p.auth == AuthNone || p.pool == nil) && len(p.headers) == 0 &&
-		req.Header[HeaderPrefer] == nil && req.Header["Content-Length"] == nil {
+	// Only a provider whose base URL the request URL matched gets its
+	// configured key and headers on the caller's URL: an inferred origin
+	// (an Azure shape, the client provider by default) may be any host.
+	inject := !own || o.matched
+	if own && (hasCreds || !inject || p.auth == AuthNone || p.pool == nil) && (len(p.headers) == 0 || !inject) &&
+		!hasHeaderKey(req.Header, HeaderPrefer) && !hasHeaderKey(req.Header, "Content-Length") {
 		// The caller's own provider, with nothing to add or remove: the
 		// caller's header is shared, read-only, as RoundTrip requires.
 		return out, -1, nil
 	}
 	if own {
 		out.Header = req.Header.Clone()
-		out.Header.Del("Content-Length")
-		out.Header.Del(HeaderPrefer)
+		delHeaderKey(out.Header, "Content-Length")
+		delHeaderKey(out.Header, HeaderPrefer)
 	} else {
 		out.Header = g.forward.filter(req.Header)
 		out.Trailer = nil // trailers are headers too
 	}
 	keyIdx := -1
+	if !inject {
+		return out, keyIdx, nil
+	}
 	if !own || !hasCreds {
 		switch {
 		case p.auth == AuthNone:
