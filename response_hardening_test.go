@@ -54,8 +54,8 @@ func fbProvider(fb *httptest.Server, key string) gwtransport.Option {
 	return gwtransport.WithProvider(gwtransport.Provider{Name: "fb", BaseURL: fb.URL, APIKey: key})
 }
 
-// postChat sends body to url through tr with the caller's key.
-func postChat(t *testing.T, tr http.RoundTripper, url, body, key string) (*http.Response, []byte, error) {
+// postChatVia sends body to url through tr with the caller's key.
+func postChatVia(t *testing.T, tr http.RoundTripper, url, body, key string) (*http.Response, []byte, error) {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodPost, url+"/chat/completions", strings.NewReader(body))
 	require.NoError(t, err)
@@ -92,7 +92,7 @@ func TestStreamStartRefusalIsHandedOver(t *testing.T) {
 			require.NoError(t, err)
 			var res *http.Response
 			var got []byte
-			require.NotPanics(t, func() { res, got, err = postChat(t, tr, prim.URL, chatBody, "key-p") })
+			require.NotPanics(t, func() { res, got, err = postChatVia(t, tr, prim.URL, chatBody, "key-p") })
 			require.NoError(t, err)
 			assert.Equal(t, http.StatusOK, res.StatusCode)
 			assert.Equal(t, ": keep-alive\n\n"+first, string(got))
@@ -138,7 +138,7 @@ func TestFailFastWithoutResponseEndsWithAttempts(t *testing.T) {
 			return gwtransport.DefaultPolicy(o)
 		}))
 	require.NoError(t, err)
-	require.NotPanics(t, func() { _, _, err = postChat(t, tr, url, `{"model":"gateway","messages":[]}`, "key-p") })
+	require.NotPanics(t, func() { _, _, err = postChatVia(t, tr, url, `{"model":"gateway","messages":[]}`, "key-p") })
 	var gerr *gwtransport.Error
 	require.ErrorAs(t, err, &gerr)
 	require.Len(t, gerr.Attempts, 1)
@@ -232,7 +232,7 @@ func TestCrossProviderTrailersDropped(t *testing.T) {
 			if c.stream {
 				body = chatBody
 			}
-			res, _, err := postChat(t, tr, prim.URL, body, "key-p")
+			res, _, err := postChatVia(t, tr, prim.URL, body, "key-p")
 			require.NoError(t, err)
 			require.Equal(t, c.status, res.StatusCode)
 			require.Equal(t, "fb/m", res.Header.Get(gwtransport.HeaderTarget))
@@ -245,7 +245,7 @@ func TestCrossProviderTrailersDropped(t *testing.T) {
 		defer prim.Close()
 		tr, err := gwtransport.NewTransport(nil, []string{"openai/gpt-4o"}, noEnv(), gwtransport.WithClock(newFakeClock()))
 		require.NoError(t, err)
-		res, _, err := postChat(t, tr, prim.URL, `{"model":"gateway","messages":[]}`, "key-p")
+		res, _, err := postChatVia(t, tr, prim.URL, `{"model":"gateway","messages":[]}`, "key-p")
 		require.NoError(t, err)
 		assert.Equal(t, "abc", res.Trailer.Get("X-Checksum"))
 	})
@@ -265,7 +265,7 @@ func TestProviderCannotForgeGatewayHeaders(t *testing.T) {
 	defer prim.Close()
 	tr, err := gwtransport.NewTransport(nil, []string{"openai/gpt-4o"}, noEnv(), gwtransport.WithClock(newFakeClock()))
 	require.NoError(t, err)
-	res, _, err := postChat(t, tr, prim.URL, `{"model":"gateway","messages":[]}`, "key-p")
+	res, _, err := postChatVia(t, tr, prim.URL, `{"model":"gateway","messages":[]}`, "key-p")
 	require.NoError(t, err)
 	var gw []string
 	for k, v := range res.Header {
@@ -336,7 +336,7 @@ func TestLargeErrorBodyMarkedTruncated(t *testing.T) {
 			defer prim.Close()
 			tr, err := gwtransport.NewTransport(nil, []string{"openai/gpt-4o"}, noEnv(), gwtransport.WithClock(newFakeClock()))
 			require.NoError(t, err)
-			res, got, err := postChat(t, tr, prim.URL, `{"model":"gateway","messages":[]}`, "key-p")
+			res, got, err := postChatVia(t, tr, prim.URL, `{"model":"gateway","messages":[]}`, "key-p")
 			require.NoError(t, err)
 			assert.Equal(t, 400, res.StatusCode)
 			assert.Equal(t, strconv.Itoa(len(got)), res.Header.Get("Content-Length"))
