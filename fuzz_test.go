@@ -233,7 +233,8 @@ func FuzzStream(f *testing.F) {
 		if grammar {
 			in = grammarStream(in, seed)
 		}
-		want := refStream(in, int(n%4), maxLine, maxFirstEvent)
+		op := [...]string{"chat/completions", "responses", "", "completions"}[n/4%4]
+		want := refStream(in, int(n%4), op, maxLine, maxFirstEvent)
 		up := newUpstream(io.NopCloser(&chunkReader{in: in, seed: seed}))
 		br := bufio.NewReaderSize(up, 16)
 		prefix, ev, err := peekFirstEvent(br)
@@ -255,7 +256,7 @@ func FuzzStream(f *testing.F) {
 			t.Fatalf("committed after %d bytes; the model after %d\n%q", len(prefix), want.prefix, in)
 		}
 		_, cancel := context.WithCancel(context.Background())
-		sb := newStreamBody(prefix, br, up, cancel, 0, 0, int(n%4))
+		sb := newStreamBody(prefix, br, up, cancel, 0, 0, int(n%4), op)
 		sb.maxLine = maxLine
 		defer sb.Close()
 		var out []byte
