@@ -28,9 +28,9 @@ import (
 //     request's top-level "n", default 1) has a "finish_reason" that is a
 //     non-empty string (null and "" are not finishes); a choice without
 //     "index" is choice 0, as openai-go reads it;
-//   - for responses, a Responses terminal event: "response.completed" or
-//     "response.incomplete", named by the event: line or by the data's
-//     top-level "type";
+//   - for responses, a Responses terminal event: data whose top-level
+//     "type" is "response.completed" or "response.incomplete" (an event:
+//     line alone does not count: openai-go reads the type from the data);
 //   - for any other operation, either of the last two.
 //
 // A marker counts only if it holds under every decoder's reading of
@@ -892,12 +892,11 @@ func (s *streamBody) inspect(line []byte) (bool, error) {
 		return s.data(bytes.TrimSpace(fieldValue(l, len(dataField))))
 	case bytes.HasPrefix(l, eventField):
 		name := fieldValue(l, len(eventField))
-		switch {
-		case errorEvent(name):
+		// A terminal event name alone completes nothing: openai-go reads
+		// an event's type from its data.
+		if errorEvent(name) {
 			s.inFail, s.failName = true, string(name)
 			return false, nil
-		case terminalEvent(name) && s.mode&byTerminal != 0:
-			s.pendDone = true
 		}
 	}
 	return true, nil

@@ -340,6 +340,8 @@ func TestStreamCompletionMarkersPerOperation(t *testing.T) {
 			script: ev(`{"id":"c","object":"text_completion","choices":[{"index":0,"text":"Hi","finish_reason":null}]}`) + ev(`{"id":"c","object":"text_completion","choices":[{"index":0,"text":"","finish_reason":"stop"}]}`), complete: true},
 		{name: "responses: finished choice", path: "/responses", body: respBody, script: ev(rDelta) + ev(c0stop)},
 		{name: "responses: terminal type", path: "/responses", body: respBody, script: ev(rDelta) + ev(rCompleted), complete: true},
+		{name: "responses: terminal event line over a delta", path: "/responses", body: respBody, script: ev(rDelta) + named("response.completed", rDelta)},
+		{name: "responses: terminal event line and type", path: "/responses", body: respBody, script: ev(rDelta) + named("response.completed", rCompleted), complete: true},
 		{name: "responses: [DONE]", path: "/responses", body: respBody, script: ev(rDelta) + done, complete: true},
 	}
 	for _, tc := range tests {

@@ -215,8 +215,8 @@ func field(l []byte) (name string, value []byte, ok bool) {
 // refStream is the model: the outcome of a provider stream in for a request
 // of operation op asking for n choices, with maxLine bounding the lines
 // after the commit. Chat and completions streams complete by [DONE] or
-// their choices, Responses streams by [DONE] or a terminal event, others
-// by any of them.
+// their choices, Responses streams by [DONE] or a terminal data "type"
+// (never by an event: line), others by any of them.
 func refStream(in []byte, n int, op string, maxLine, maxFirst int) modelOutcome {
 	if n <= 0 {
 		n = 1
@@ -336,12 +336,9 @@ func refStream(in []byte, n int, op string, maxLine, maxFirst int) modelOutcome 
 				pend = append(pend, e.finished...)
 			}
 		case f == "event":
-			switch {
-			case isErrorName(string(v)):
+			if isErrorName(string(v)) {
 				inFail = true
 				return false, ""
-			case (string(v) == "response.completed" || string(v) == "response.incomplete") && terminalCompletes:
-				pendDone = true
 			}
 		}
 		return true, ""
