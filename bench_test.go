@@ -378,7 +378,11 @@ func BenchmarkStreamBody(b *testing.B) {
 						b.Fatal(err)
 					}
 					_, cancel := context.WithCancel(context.Background())
-					sb := newStreamBody(prefix, br, up, cancel, time.Minute, time.Second, 1)
+					op := "chat/completions"
+					if kind == "responses" {
+						op = "responses"
+					}
+					sb := newStreamBody(prefix, br, up, cancel, time.Minute, time.Second, 1, op)
 					if _, err := io.Copy(io.Discard, sb); err != nil {
 						b.Fatal(err)
 					}

@@ -185,8 +185,9 @@ func referenceRetryAfter(ra, raMs string, now time.Time) (time.Duration, bool) {
 }
 
 // FuzzStream: the stream reader against the reference model of
-// completeness (stream_model_test.go). Random SSE bytes, a random "n",
-// random upstream read sizes and random caller buffer sizes go through
+// completeness (stream_model_test.go). Random SSE bytes, a random "n" and
+// operation (chat/completions, responses, unknown, completions: each
+// completes by its own markers), random upstream read sizes and random caller buffer sizes go through
 // peekFirstEvent, eventFailure and the committed streamBody; the outcome
 // must be the model's exactly: failover or commit (and where), the bytes
 // the caller reads, and how the reading ends (io.EOF only for a complete
@@ -217,6 +218,29 @@ func FuzzStream(f *testing.F) {
 		f.Add([]byte(s), uint8(0), uint64(1), false)
 		f.Add([]byte(s), uint8(2), uint64(7), false)
 	}
+	// The hostile forms: duplicate keys, array-shaped errors, markers of
+	// another operation, choices without "index". n/4 picks the operation
+	// (chat/completions, responses, unknown, completions).
+	for _, s := range []string{
+		"data: {\"x\":1}\n\ndata: {\"choices\":[{\"index\":0,\"finish_reason\":null,\"finish_reason\":\"stop\"}]}\n\n",
+		"data: {\"x\":1}\n\ndata: {\"choices\":[{\"index\":0,\"finish_reason\":\"stop\",\"finish_reason\":\"length\"}]}\n\n",
+		"data: {\"x\":1}\n\ndata: {\"choices\":[{\"finish_reason\":null}],\"choices\":[{\"finish_reason\":\"stop\"}]}\n\n",
+		"data: {\"x\":1}\n\ndata: {\"choices\":[{\"finish_reason\":\"stop\"}],\"choices\":[{\"finish_reason\":\"stop\"}]}\n\n",
+		"data: {\"x\":1}\n\ndata: {\"choices\":[{\"index\":0,\"index\":1,\"finish_reason\":\"stop\"},{\"index\":1,\"index\":1,\"finish_reason\":\"stop\"}]}\n\n",
+		"data: {\"x\":1}\n\ndata: {\"choices\":[{\"index\":0,\"finish_reason\":\"stop\"},{\"finish_reason\":\"stop\"}]}\n\n",
+		"data: {\"x\":1}\n\ndata: {\"type\":\"response.output_text.delta\",\"type\":\"response.completed\"}\n\n",
+		"data: {\"x\":1}\n\ndata: {\"type\":\"response.completed\",\"type\":\"response.incomplete\"}\n\n",
+		"data: {\"x\":1}\n\ndata: {\"type\":\"ping\",\"type\":\"error\"}\n\n",
+		"data: {\"x\":1}\n\nevent: response.completed\ndata: {\"x\":2}\n\n",
+		"data: {\"x\":1}\n\ndata: {\"type\":\"response.completed\",\"choices\":[{\"finish_reason\":\"stop\"}]}\n\n",
+		"data: [{\"error\":{\"code\":503,\"message\":\"m\",\"status\":\"UNAVAILABLE\"}}]\n\n",
+		": x\n\ndata: [{\"a\":1},{\"error\":\"e\"}]\n\n",
+		"data: [1,{\"error\":null},[{\"error\":1}]]\n\ndata: [DONE]\n\ndata: [{\"type\":\"error\"}]\n\n",
+	} {
+		for _, n := range []uint8{1, 2, 5, 9, 13} {
+			f.Add([]byte(s), n, uint64(n), false)
+		}
+	}
 	for _, s := range []string{
 		"\x02\x00\x03\x00\x07\x00\x01\x00",
 		"\x08\x00\x0a\x0b\x00\x0c\x0d\x00\x12\x13\x00",
@@ -233,7 +257,8 @@ func FuzzStream(f *testing.F) {
 		if grammar {
 			in = grammarStream(in, seed)
 		}
-		want := refStream(in, int(n%4), maxLine, maxFirstEvent)
+		op := [...]string{"chat/completions", "responses", "", "completions"}[n/4%4]
+		want := refStream(in, int(n%4), op, maxLine, maxFirstEvent)
 		up := newUpstream(io.NopCloser(&chunkReader{in: in, seed: seed}))
 		br := bufio.NewReaderSize(up, 16)
 		prefix, ev, err := peekFirstEvent(br)
@@ -255,7 +280,7 @@ func FuzzStream(f *testing.F) {
 			t.Fatalf("committed after %d bytes; the model after %d\n%q", len(prefix), want.prefix, in)
 		}
 		_, cancel := context.WithCancel(context.Background())
-		sb := newStreamBody(prefix, br, up, cancel, 0, 0, int(n%4))
+		sb := newStreamBody(prefix, br, up, cancel, 0, 0, int(n%4), op)
 		sb.maxLine = maxLine
 		defer sb.Close()
 		var out []byte

@@ -9,8 +9,6 @@ import (
 	"fmt"
 	"io"
 	"math/bits"
-	"mime"
-	"net/http"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -23,15 +21,21 @@ import (
 // a malformed event or an in-band error ends in a read error, never in a
 // clean EOF on an incomplete answer.
 //
-// Complete means one of:
+// Complete means, by the request's operation:
 //
-//   - a data line "[DONE]";
-//   - every choice 0..n-1 (n: the request's top-level "n", default 1) has
-//     a "finish_reason" that is a non-empty string (null and "" are not
-//     finishes);
-//   - a Responses terminal event: "response.completed" or
-//     "response.incomplete", named by the event: line or by the data's
-//     top-level "type".
+//   - for every operation, a data line "[DONE]";
+//   - for chat/completions and completions, every choice 0..n-1 (n: the
+//     request's top-level "n", default 1) has a "finish_reason" that is a
+//     non-empty string (null and "" are not finishes); a choice without
+//     "index" is choice 0, as openai-go reads it;
+//   - for responses, a Responses terminal event: data whose top-level
+//     "type" is "response.completed" or "response.incomplete" (an event:
+//     line alone does not count: openai-go reads the type from the data);
+//   - for any other operation, either of the last two.
+//
+// A marker counts only if it holds under every decoder's reading of
+// duplicate JSON keys: the first member wins (openai-go) and the last
+// member wins (encoding/json). An in-band error counts under any reading.
 //
 // An event counts once it is dispatched (the blank line that ends it): a
 // stream cut after a finish chunk's data line but before its blank line is
@@ -106,9 +110,25 @@ func (e *StreamError) Error() string {
 // Unwrap returns ErrStreamFailed.
 func (e *StreamError) Unwrap() error { return ErrStreamFailed }
 
-func isEventStream(h http.Header) bool {
-	mt, _, err := mime.ParseMediaType(h.Get("Content-Type"))
-	return err == nil && mt == "text/event-stream"
+// completion is the set of markers that complete a stream, besides
+// [DONE].
+type completion uint8
+
+const (
+	byChoices  completion = 1 << iota // every choice finished
+	byTerminal                        // a Responses terminal event
+)
+
+// completionFor returns the markers that complete a stream of operation op
+// (an operations entry; "" when unknown).
+func completionFor(op string) completion {
+	switch op {
+	case "chat/completions", "completions":
+		return byChoices
+	case "responses":
+		return byTerminal
+	}
+	return byChoices | byTerminal
 }
 
 var (
@@ -239,7 +259,7 @@ func (ev *sseEvent) addData(v []byte) {
 	}
 	e, err := lineEffects(v, 0, nil)
 	if err != nil {
-		ev.quiet = false // JSON, but not an object: content
+		ev.quiet = false // JSON, but neither an object nor an array: content
 		return
 	}
 	if e.failed && !ev.failed {
@@ -368,17 +388,35 @@ type effects struct {
 	typ      []byte // the last top-level "type", when a string
 }
 
-// lineEffects reads the top level of one data line (a JSON object): any
-// top-level "error" that is not null, or any top-level "type" "error" or
-// "response.failed", is an in-band error; the last top-level "type"
-// "response.completed" or "response.incomplete" is terminal; in the last
-// top-level "choices" array, each object whose last "finish_reason" is a
-// non-empty string finishes choice number "index" (its last "index"
-// member, a non-negative integer; its position in the array when it has
-// none), reported through mark when below n. Nested values are skipped,
-// not validated: callers validate a line before acting on its effects.
+// lineEffects reads the top level of one data line, a JSON object or
+// array. In an object: any top-level "error" that is not null, or any
+// top-level "type" "error" or "response.failed", is an in-band error; it
+// is terminal when its first and its last top-level "type" are both
+// "response.completed" or "response.incomplete"; when it has one
+// "choices" array (or several, all the same bytes), each object in it
+// whose first and last "finish_reason" are non-empty strings and whose
+// first and last "index" are the same non-negative integer (0 when it has
+// none) finishes that choice, reported through mark when below n. So a
+// finish or a terminal type counts only when every decoder of duplicate
+// keys reads it, an error when any does. An array is an in-band error
+// when one of its elements is an object that is one (Gemini's error
+// shape); it is never terminal and finishes nothing. Nested values are
+// skipped, not validated: callers validate a line before acting on its
+// effects.
 func lineEffects(v []byte, n int, mark func(int)) (e effects, err error) {
-	var choices []byte
+	if i := skipSpace(v, 0); i < len(v) && v[i] == '[' {
+		err = eachElement(v[i:], func(_ int, el []byte) error {
+			if el[0] == '{' {
+				if ee, err := lineEffects(el, 0, nil); err == nil && ee.failed {
+					e.failed = true
+				}
+			}
+			return nil
+		})
+		return e, err
+	}
+	var choices, firstType []byte
+	sameChoices, types := true, 0
 	err = eachMember(v, func(name []byte, s span) error {
 		val := v[s.start:s.end]
 		switch string(memberName(name)) {
@@ -398,7 +436,14 @@ func lineEffects(v []byte, n int, mark func(int)) (e effects, err error) {
 					e.failed = true
 				}
 			}
+			if types == 0 {
+				firstType = e.typ
+			}
+			types++
 		case "choices":
+			if choices != nil && !bytes.Equal(choices, val) {
+				sameChoices = false
+			}
 			choices = val
 		}
 		return nil
@@ -406,37 +451,55 @@ func lineEffects(v []byte, n int, mark func(int)) (e effects, err error) {
 	if err != nil {
 		return e, err
 	}
-	e.terminal = terminalEvent(e.typ)
-	if choices == nil || choices[0] != '[' || mark == nil {
+	e.terminal = terminalEvent(e.typ) && terminalEvent(firstType)
+	if choices == nil || !sameChoices || choices[0] != '[' || mark == nil {
 		return e, nil
 	}
-	err = eachElement(choices, func(pos int, el []byte) error {
+	err = eachElement(choices, func(_ int, el []byte) error {
 		if el[0] != '{' {
 			return nil
 		}
-		idx, idxOK := pos, true
-		var finish []byte
+		var idx, finish [2][]byte // first and last
 		err := eachMember(el, func(name []byte, s span) error {
 			val := el[s.start:s.end]
 			switch string(memberName(name)) {
 			case "index":
-				idx, idxOK = choiceIndex(val)
+				if idx[0] == nil {
+					idx[0] = val
+				}
+				idx[1] = val
 			case "finish_reason":
-				finish = val
+				if finish[0] == nil {
+					finish[0] = val
+				}
+				finish[1] = val
 			}
 			return nil
 		})
 		if err != nil {
 			return err
 		}
+		i, ok := 0, true
+		if idx[0] != nil {
+			var i1 int
+			var ok1 bool
+			i, ok = choiceIndex(idx[0])
+			i1, ok1 = choiceIndex(idx[1])
+			ok = ok && ok1 && i == i1
+		}
 		// A non-empty JSON string token decodes to a non-empty string.
-		if idxOK && idx < n && len(finish) > 2 && finish[0] == '"' {
-			mark(idx)
+		if ok && i < n && finishes(finish[0]) && finishes(finish[1]) {
+			mark(i)
 			e.finishes = true
 		}
 		return nil
 	})
 	return e, err
+}
+
+// finishes reports whether a "finish_reason" value is a non-empty string.
+func finishes(val []byte) bool {
+	return len(val) > 2 && val[0] == '"'
 }
 
 // choiceIndex reads a choice's "index": a non-negative integer literal.
@@ -626,6 +689,7 @@ type streamBody struct {
 	maxLine int
 
 	// The completeness state, used by the reading goroutine only.
+	mode     completion
 	n        int      // choices to finish; 0: completion by choices is off
 	fin      []uint64 // choices finished
 	pend     []uint64 // choices finished by the event being read
@@ -649,13 +713,16 @@ type streamBody struct {
 }
 
 // newStreamBody commits to a stream whose first bytes, prefix, were read
-// (and checked) by peekFirstEvent. n is the request's "n" (0 or less: 1).
-func newStreamBody(prefix []byte, br *bufio.Reader, up *upstream, cancel context.CancelFunc, idle, grace time.Duration, n int) *streamBody {
+// (and checked) by peekFirstEvent. n is the request's "n" (0 or less: 1);
+// op its operation, which names the markers that complete it (see
+// completionFor).
+func newStreamBody(prefix []byte, br *bufio.Reader, up *upstream, cancel context.CancelFunc, idle, grace time.Duration, n int, op string) *streamBody {
 	s := &streamBody{pending: prefix, br: br, up: up, cancel: cancel, idle: idle, grace: grace, maxLine: MaxStreamLineBytes}
+	s.mode = completionFor(op)
 	if n <= 0 {
 		n = 1
 	}
-	if n <= maxChoices {
+	if n <= maxChoices && s.mode&byChoices != 0 {
 		s.n = n
 		w := (n + 63) / 64
 		if w == 1 {
@@ -825,12 +892,11 @@ func (s *streamBody) inspect(line []byte) (bool, error) {
 		return s.data(bytes.TrimSpace(fieldValue(l, len(dataField))))
 	case bytes.HasPrefix(l, eventField):
 		name := fieldValue(l, len(eventField))
-		switch {
-		case errorEvent(name):
+		// A terminal event name alone completes nothing: openai-go reads
+		// an event's type from its data.
+		if errorEvent(name) {
 			s.inFail, s.failName = true, string(name)
 			return false, nil
-		case terminalEvent(name):
-			s.pendDone = true
 		}
 	}
 	return true, nil
@@ -861,14 +927,14 @@ func (s *streamBody) data(v []byte) (bool, error) {
 		return false, ErrStreamMalformed
 	}
 	if err != nil {
-		return true, nil // JSON, but not an object
+		return true, nil // JSON, but neither an object nor an array
 	}
 	if e.failed {
 		var o Outcome
 		parseStreamError(&o, v)
 		return false, &StreamError{Code: o.Code, Type: o.Type, Message: o.Message}
 	}
-	if e.terminal {
+	if e.terminal && s.mode&byTerminal != 0 {
 		s.pendDone = true
 	}
 	return true, nil

@@ -118,14 +118,42 @@ func TestStreamConformance(t *testing.T) {
 		{name: "n=2: only choice 0 finished, [DONE]", body: twoBody, script: ev(c01) + ev(c0stop) + done},
 		{name: "empty data keep-alives after the commit", script: ev(c0) + "data:\n\n: ping\n\n" + ev(c0stop) + "data: \n\n" + done},
 		{name: "error null is no error", script: ev(c0) + ev(`{"choices":[],"error":null}`) + ev(c0stop)},
+		{name: "choice without index is choice 0", script: ev(c0) + ev(`{"choices":[{"delta":{},"finish_reason":"stop"}]}`)},
+		{name: "n=2: choice without index is choice 0, not 1", body: twoBody, script: ev(c01) + ev(c0stop) + ev(`{"choices":[{"index":0,"delta":{}},{"delta":{},"finish_reason":"stop"}]}`), check: is(gwtransport.ErrStreamTruncated)},
+		{name: "a Responses terminal type does not complete a chat stream", script: ev(c0) + ev(rCompleted), check: is(gwtransport.ErrStreamTruncated)},
+		{name: "a Responses terminal event line does not complete a chat stream", script: ev(c0) + named("response.completed", c0null), check: is(gwtransport.ErrStreamTruncated)},
+
+		// Duplicate keys: a finish counts only when the first and the last
+		// of each duplicate both say so (openai-go reads the first,
+		// encoding/json the last).
+		{name: "duplicate finish_reason: null then stop", script: ev(c0) + ev(`{"choices":[{"index":0,"finish_reason":null,"finish_reason":"stop"}]}`), check: is(gwtransport.ErrStreamTruncated)},
+		{name: "duplicate finish_reason: stop then null", script: ev(c0) + ev(`{"choices":[{"index":0,"finish_reason":"stop","finish_reason":null}]}`), check: is(gwtransport.ErrStreamTruncated)},
+		{name: "duplicate finish_reason: stop then length", script: ev(c0) + ev(`{"choices":[{"index":0,"finish_reason":"stop","finish_reason":"length"}]}`)},
+		{name: "duplicate choices that differ", script: ev(c0) + ev(`{"choices":[{"index":0,"finish_reason":null}],"choices":[{"index":0,"finish_reason":"stop"}]}`), check: is(gwtransport.ErrStreamTruncated)},
+		{name: "duplicate choices that agree", script: ev(c0) + ev(`{"choices":[{"index":0,"finish_reason":"stop"}],"choices":[{"index":0,"finish_reason":"stop"}]}`)},
+		{name: "n=2: duplicate index 0 then 1", body: twoBody, script: ev(c01) + ev(c0stop) + ev(`{"choices":[{"index":0,"index":1,"finish_reason":"stop"}]}`), check: is(gwtransport.ErrStreamTruncated)},
+		{name: "n=2: duplicate index 1 twice", body: twoBody, script: ev(c01) + ev(c0stop) + ev(`{"choices":[{"index":1,"index":1,"finish_reason":"stop"}]}`)},
+		{name: "responses: duplicate type delta then completed", path: "/responses", body: respBody,
+			script: ev(rDelta) + ev(`{"type":"response.output_text.delta","delta":"x","type":"response.completed"}`), check: is(gwtransport.ErrStreamTruncated)},
+		{name: "responses: duplicate type completed then delta", path: "/responses", body: respBody,
+			script: ev(rDelta) + ev(`{"type":"response.completed","type":"response.output_text.delta"}`), check: is(gwtransport.ErrStreamTruncated)},
+		{name: "responses: duplicate type completed then incomplete", path: "/responses", body: respBody,
+			script: ev(rDelta) + ev(`{"type":"response.completed","type":"response.incomplete"}`)},
+		{name: "responses: a finished choice does not complete", path: "/responses", body: respBody,
+			script: ev(rDelta) + ev(c0stop), check: is(gwtransport.ErrStreamTruncated)},
+		{name: "responses: [DONE]", path: "/responses", body: respBody, script: ev(rDelta) + done},
 
 		// Responses.
 		{name: "responses: completed by event line", path: "/responses", body: respBody,
 			script: named("response.created", rCreated) + named("response.output_text.delta", rDelta) + named("response.completed", rCompleted)},
 		{name: "responses: completed by data type only", path: "/responses", body: respBody,
 			script: ev(rCreated) + ev(rDelta) + ev(rCompleted)},
-		{name: "responses: incomplete by event line", path: "/responses", body: respBody,
-			script: named("response.output_text.delta", rDelta) + named("response.incomplete", `{"sequence_number":3}`)},
+		{name: "responses: an event line alone is not terminal", path: "/responses", body: respBody,
+			script: named("response.output_text.delta", rDelta) + named("response.incomplete", `{"sequence_number":3}`), check: is(gwtransport.ErrStreamTruncated)},
+		{name: "responses: an event line over a delta is not terminal", path: "/responses", body: respBody,
+			script: named("response.output_text.delta", rDelta) + named("response.completed", rDelta), check: is(gwtransport.ErrStreamTruncated)},
+		{name: "responses: incomplete by event line and data type", path: "/responses", body: respBody,
+			script: named("response.output_text.delta", rDelta) + named("response.incomplete", rIncomplete)},
 		{name: "responses: incomplete by data type only", path: "/responses", body: respBody,
 			script: ev(rDelta) + ev(rIncomplete)},
 		{name: "responses: deltas only", path: "/responses", body: respBody,
@@ -155,6 +183,12 @@ func TestStreamConformance(t *testing.T) {
 			check: failedWith("error", "overloaded", "Too busy.")},
 		{name: "error event without data", script: ev(c0) + "event: error\n\n" + ev(c0stop), deliver: ev(c0),
 			check: failedWith("error", "", "")},
+		{name: "array-shaped error (Gemini)", script: ev(c0) + ev(`[{"error":{"code":503,"message":"The model is overloaded.","status":"UNAVAILABLE"}}]`) + ev(c0stop), deliver: ev(c0),
+			check: failedWith("", "503", "The model is overloaded.")},
+		{name: "array-shaped error after [DONE]", script: ev(c0) + done + ev(`[{"error":{"code":500,"message":"late"}}]`), deliver: ev(c0) + done,
+			check: failedWith("", "500", "late")},
+		{name: "duplicate type: an error under either reading", path: "/responses", body: respBody,
+			script: ev(rDelta) + ev(`{"type":"error","type":"response.output_text.delta","message":"first"}`), deliver: ev(rDelta), check: failedWith("", "", "first")},
 
 		// Malformed after the commit.
 		{name: "malformed data", script: ev(c0) + "data: {\"choices\": [ not json\n\n" + ev(c0stop), deliver: ev(c0), check: is(gwtransport.ErrStreamMalformed)},
@@ -300,6 +334,8 @@ func TestStreamFailoverBeforeContent(t *testing.T) {
 		"data error object":             {ev(chatError), "overloaded"},
 		"event error, cut":              {"event: error\ndata: " + rError + "\n", "overloaded"},
 		"error object under event ping": {named("ping", chatError), "overloaded"},
+		"array-shaped error (Gemini)":   {ev(`[{"error":{"code":503,"message":"The model is overloaded.","status":"UNAVAILABLE"}}]`), "503"},
+		"array, error in 2nd element":   {ev(`[{"candidates":[]},{"error":{"code":"overloaded","message":"m"}}]`), ""},
 	}
 	for pname, prelude := range preludes {
 		for ename, form := range errorsForms {

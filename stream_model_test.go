@@ -61,13 +61,29 @@ func members(v []byte) (names []string, vals []json.RawMessage, ok bool) {
 	return names, vals, true
 }
 
+// refLine reads one data line the way the completeness definition does:
+// an error under any reading of duplicate keys, a finish or a terminal
+// type only under both (first wins, last wins); an array is an error when
+// one of its object elements is.
 func refLine(v []byte, n int) refEffects {
 	var e refEffects
+	var arr []json.RawMessage
+	if t := bytes.TrimSpace(v); len(t) > 0 && t[0] == '[' {
+		if json.Unmarshal(t, &arr) == nil {
+			for _, el := range arr {
+				if el[0] == '{' && refLine(el, 0).failed {
+					e.failed = true
+				}
+			}
+		}
+		return e
+	}
 	names, vals, ok := members(v)
 	if !ok {
 		return e
 	}
-	var choices json.RawMessage
+	var choices []json.RawMessage
+	var types []*string
 	for i, k := range names {
 		switch k {
 		case "error":
@@ -75,51 +91,71 @@ func refLine(v []byte, n int) refEffects {
 				e.failed = true
 			}
 		case "type":
-			e.typ = nil
+			var t *string
 			var s string
 			if json.Unmarshal(vals[i], &s) == nil && vals[i][0] == '"' {
-				e.typ = &s
+				t = &s
 				if s == "error" || s == "response.failed" {
 					e.failed = true
 				}
 			}
+			types = append(types, t)
 		case "choices":
-			choices = vals[i]
+			choices = append(choices, vals[i])
 		}
 	}
-	if e.typ != nil && (*e.typ == "response.completed" || *e.typ == "response.incomplete") {
-		e.terminal = true
+	terminal := func(t *string) bool {
+		return t != nil && (*t == "response.completed" || *t == "response.incomplete")
 	}
-	var arr []json.RawMessage
-	if len(choices) == 0 || choices[0] != '[' || json.Unmarshal(choices, &arr) != nil {
+	if len(types) > 0 {
+		e.typ = types[len(types)-1]
+		e.terminal = terminal(types[0]) && terminal(e.typ)
+	}
+	for _, c := range choices {
+		if !bytes.Equal(c, choices[0]) {
+			return e // the decoders read different choices
+		}
+	}
+	if len(choices) == 0 || choices[0][0] != '[' || json.Unmarshal(choices[0], &arr) != nil {
 		return e
 	}
-	for pos, el := range arr {
+	for _, el := range arr {
 		names, vals, ok := members(el)
 		if !ok {
 			continue
 		}
-		idx, idxOK := pos, true
-		finish := ""
+		var idxs []json.RawMessage
+		var finish []string
 		for i, k := range names {
 			switch k {
 			case "index":
-				idxOK = digits.Match(vals[i])
-				if idxOK {
-					idx = 0
-					for _, c := range vals[i] {
-						idx = idx*10 + int(c-'0')
-					}
-				}
+				idxs = append(idxs, vals[i])
 			case "finish_reason":
-				finish = ""
 				var s string
-				if vals[i][0] == '"' && json.Unmarshal(vals[i], &s) == nil {
-					finish = s
+				if vals[i][0] != '"' || json.Unmarshal(vals[i], &s) != nil {
+					s = ""
 				}
+				finish = append(finish, s)
 			}
 		}
-		if idxOK && idx < n && finish != "" {
+		// A choice without "index" is choice 0; with several, the first
+		// and the last must be the same non-negative integer.
+		idx, idxOK := 0, true
+		if len(idxs) > 0 {
+			first, last := idxs[0], idxs[len(idxs)-1]
+			idxOK = digits.Match(first) && digits.Match(last)
+			if idxOK {
+				for _, c := range first {
+					idx = idx*10 + int(c-'0')
+				}
+				last := 0
+				for _, c := range idxs[len(idxs)-1] {
+					last = last*10 + int(c-'0')
+				}
+				idxOK = idx == last
+			}
+		}
+		if idxOK && idx < n && len(finish) > 0 && finish[0] != "" && finish[len(finish)-1] != "" {
 			e.finished = append(e.finished, idx)
 		}
 	}
@@ -177,11 +213,16 @@ func field(l []byte) (name string, value []byte, ok bool) {
 }
 
 // refStream is the model: the outcome of a provider stream in for a request
-// asking for n choices, with maxLine bounding the lines after the commit.
-func refStream(in []byte, n, maxLine, maxFirst int) modelOutcome {
+// of operation op asking for n choices, with maxLine bounding the lines
+// after the commit. Chat and completions streams complete by [DONE] or
+// their choices, Responses streams by [DONE] or a terminal data "type"
+// (never by an event: line), others by any of them.
+func refStream(in []byte, n int, op string, maxLine, maxFirst int) modelOutcome {
 	if n <= 0 {
 		n = 1
 	}
+	choicesComplete := op != "responses"
+	terminalCompletes := op != "chat/completions" && op != "completions"
 	lines := refLines(in)
 	var out modelOutcome
 
@@ -265,7 +306,7 @@ func refStream(in []byte, n, maxLine, maxFirst int) modelOutcome {
 				finished[i] = true
 			}
 			pend = pend[:0]
-			if len(finished) >= n {
+			if choicesComplete && len(finished) >= n {
 				pendDone = true
 			}
 			if pendDone {
@@ -289,18 +330,15 @@ func refStream(in []byte, n, maxLine, maxFirst int) modelOutcome {
 				if e.failed {
 					return false, "failed"
 				}
-				if e.terminal {
+				if e.terminal && terminalCompletes {
 					pendDone = true
 				}
 				pend = append(pend, e.finished...)
 			}
 		case f == "event":
-			switch {
-			case isErrorName(string(v)):
+			if isErrorName(string(v)) {
 				inFail = true
 				return false, ""
-			case string(v) == "response.completed" || string(v) == "response.incomplete":
-				pendDone = true
 			}
 		}
 		return true, ""

@@ -659,7 +659,9 @@ func (r *run) attempt(ctx context.Context, rt *route, t *target, try int, body [
 		}
 		return nil, fail(o), &failure{res: res, body: errBody, truncated: truncated, target: t.name}
 	}
-	if r.info.stream && isEventStream(res.Header) {
+	if r.info.stream {
+		// Whatever its Content-Type: a 2xx answer to a streamed request
+		// that is no stream (a JSON error, an empty 204) fails over.
 		up := newUpstream(res.Body)
 		br := bufio.NewReaderSize(up, 4<<10)
 		prefix, ev, perr := peekFirstEvent(br)
@@ -680,7 +682,7 @@ func (r *run) attempt(ctx context.Context, rt *route, t *target, try int, body [
 			}
 			return nil, fail(Outcome{Err: perr}), nil
 		}
-		res.Body = newStreamBody(prefix, br, up, cancel, s.streamIdle, s.finishGrace, r.info.n)
+		res.Body = newStreamBody(prefix, br, up, cancel, s.streamIdle, s.finishGrace, r.info.n, r.origin.op)
 	} else {
 		if !disarm() {
 			res.Body.Close()
