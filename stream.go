@@ -622,29 +622,6 @@ func hasFinish(v []byte) bool {
 	}
 }
 
-// plausibleJSON is the per-event check of a committed stream: the data
-// must be a whole JSON value by its first and last bytes (a cut or garbled
-// line fails). It is O(1) where a full validation would cost more than the
-// rest of the stream's handling; the first event, and every event the
-// gateway acts on (a finish, a terminal event, an error), is fully
-// validated, and the SDK decoding each event rejects what is malformed
-// inside the others.
-func plausibleJSON(v []byte) bool {
-	v = bytes.TrimSpace(v)
-	if len(v) == 0 {
-		return false
-	}
-	switch v[0] {
-	case '{':
-		return v[len(v)-1] == '}'
-	case '[':
-		return v[len(v)-1] == ']'
-	case '"':
-		return len(v) > 1 && v[len(v)-1] == '"'
-	}
-	return json.Valid(v)
-}
-
 // upstream is the provider's body. It records when a read is blocked on
 // it, so the stream's limits measure the provider's silence, never the
 // caller's pauses between reads.
@@ -910,7 +887,10 @@ func (s *streamBody) data(v []byte) (bool, error) {
 	case bytes.Equal(v, doneData):
 		s.pendDone = true
 		return true, nil
-	case !plausibleJSON(v):
+	case !json.Valid(v):
+		// Every data line is validated whole: a raw reader must never
+		// take garbage for an answer (an SDK would reject it, a plain
+		// http.Client reader would not).
 		return false, ErrStreamMalformed
 	case !candidate(v):
 		return true, nil
@@ -922,9 +902,6 @@ func (s *streamBody) data(v []byte) (bool, error) {
 	e, err := lineEffects(v, s.n, mark)
 	if err == nil && !e.failed && !e.terminal && !e.finishes {
 		return true, nil
-	}
-	if !json.Valid(v) {
-		return false, ErrStreamMalformed
 	}
 	if err != nil {
 		return true, nil // JSON, but neither an object nor an array

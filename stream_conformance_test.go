@@ -192,6 +192,8 @@ func TestStreamConformance(t *testing.T) {
 
 		// Malformed after the commit.
 		{name: "malformed data", script: ev(c0) + "data: {\"choices\": [ not json\n\n" + ev(c0stop), deliver: ev(c0), check: is(gwtransport.ErrStreamMalformed)},
+		{name: "garbage inside braces", script: ev(c0) + "data: {this is not json}\n\n" + ev(c0stop) + done, deliver: ev(c0), check: is(gwtransport.ErrStreamMalformed)},
+		{name: "garbage inside brackets", script: ev(c0) + "data: [1,,2]\n\n" + ev(c0stop) + done, deliver: ev(c0), check: is(gwtransport.ErrStreamMalformed)},
 		{name: "malformed finish chunk", script: ev(c0) + `data: {"choices":[{"index":0,"finish_reason":"stop",}]}` + "\n\n", deliver: ev(c0), check: is(gwtransport.ErrStreamMalformed)},
 	}
 	p := server(t, "primary", "key-p")
