@@ -111,7 +111,8 @@ func (t *Transport) Reconfigure(models any, opts ...Option) error {
 // RoundTrip implements http.RoundTripper.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	g := t.bind.load().g
-	if g == nil {
+	if g == nil || isAttempt(req) {
+		// Uninstalled, or an attempt another gateway layer built: untouched.
 		return t.Base().RoundTrip(req)
 	}
 	return g.roundTrip(req, sender{base: t.Base()})
@@ -506,7 +507,9 @@ func (r *run) keep(f *failure) {
 // wait computes the pause before retrying the same target: the larger of the
 // backoff and the response's own Retry-After. ok is false when the gateway
 // should fail over now instead: the backoff is exhausted, or the wait is
-// longer than the cap or than what remains of the caller's deadline.
+// longer than the cap (WithMaxRetryWait, or WithMaxRest when that is 0: a
+// single wait is always bounded) or than what remains of the caller's
+// deadline.
 func (r *run) wait(ctx context.Context, s *settings, bo interface{ NextBackOff() time.Duration }, h http.Header) (time.Duration, bool) {
 	now := s.clock.Now()
 	d := bo.NextBackOff()
@@ -516,7 +519,11 @@ func (r *run) wait(ctx context.Context, s *settings, bo interface{ NextBackOff()
 	if ra, ok := RetryAfter(h, now); ok && ra > d {
 		d = ra
 	}
-	if s.maxRetryWait > 0 && d > s.maxRetryWait {
+	limit := s.maxRetryWait
+	if limit == 0 {
+		limit = s.maxRest
+	}
+	if d > limit {
 		return 0, false
 	}
 	if dl, ok := ctx.Deadline(); ok && d >= dl.Sub(now) {
@@ -543,7 +550,7 @@ func (r *run) attempt(ctx context.Context, rt *route, t *target, try int, body [
 	g, s := r.g, rt.s
 	a := Attempt{Route: rt.name, Target: t.name, Try: try}
 	start := time.Now()
-	actx, cancel := context.WithCancel(ctx)
+	actx, cancel := context.WithCancel(markAttempt(ctx)) // no gateway layer below routes it again
 	limit := t.timeout
 	if r.info.stream && s.firstEvent > 0 && (limit == 0 || s.firstEvent < limit) {
 		limit = s.firstEvent
