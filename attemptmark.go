@@ -14,9 +14,19 @@ import (
 // would re-target it and multiply the attempts.
 type attemptKey struct{}
 
-// markAttempt returns ctx marked as an attempt's.
-func markAttempt(ctx context.Context) context.Context {
-	return context.WithValue(ctx, attemptKey{}, true)
+// attemptCtx is the caller's context marked as an attempt's. A run keeps
+// one for all its attempts, so the mark costs no allocation. Done, Err,
+// Deadline and every other value are the caller's context's, so
+// context.WithCancel over it propagates cancellation just as over the
+// caller's context (no extra goroutine).
+type attemptCtx struct{ context.Context }
+
+// Value reports the mark, and otherwise the caller's context's values.
+func (c *attemptCtx) Value(key any) any {
+	if _, ok := key.(attemptKey); ok {
+		return true
+	}
+	return c.Context.Value(key)
 }
 
 // isAttempt reports whether req is an attempt some gateway built.

@@ -321,6 +321,7 @@ type run struct {
 	key      int        // the pooled key of the last attempt, -1 for none
 	inPlace  [3]Attempt // the first attempts, without an allocation
 	final    *failure   // the response to give the caller if every target fails
+	mark     attemptCtx // the caller's context, marked as an attempt's (attemptmark.go)
 }
 
 // failure is a failed HTTP response kept, body and all, to be handed to the
@@ -550,7 +551,10 @@ func (r *run) attempt(ctx context.Context, rt *route, t *target, try int, body [
 	g, s := r.g, rt.s
 	a := Attempt{Route: rt.name, Target: t.name, Try: try}
 	start := time.Now()
-	actx, cancel := context.WithCancel(markAttempt(ctx)) // no gateway layer below routes it again
+	if r.mark.Context == nil {
+		r.mark.Context = ctx // the caller's, the same for every attempt
+	}
+	actx, cancel := context.WithCancel(&r.mark) // marked: no gateway layer below routes it again
 	limit := t.timeout
 	if r.info.stream && s.firstEvent > 0 && (limit == 0 || s.firstEvent < limit) {
 		limit = s.firstEvent
