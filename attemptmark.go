@@ -14,8 +14,10 @@ import (
 // would re-target it and multiply the attempts.
 type attemptKey struct{}
 
-// attemptCtx is the caller's context marked as an attempt's. A run keeps
-// one for all its attempts, so the mark costs no allocation. Done, Err,
+// attemptCtx is the caller's context marked as an attempt's. A run makes
+// one for all its attempts (one 16-byte allocation per routed request; it
+// is not embedded in run, so a stream the caller reads does not keep the
+// run and its request body alive). Done, Err,
 // Deadline and every other value are the caller's context's, so
 // context.WithCancel over it propagates cancellation just as over the
 // caller's context (no extra goroutine).

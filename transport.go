@@ -321,7 +321,8 @@ type run struct {
 	key      int        // the pooled key of the last attempt, -1 for none
 	inPlace  [3]Attempt // the first attempts, without an allocation
 	final    *failure   // the response to give the caller if every target fails
-	mark     attemptCtx // the caller's context, marked as an attempt's (attemptmark.go)
+	// mark is the caller's context, marked as an attempt's (attemptmark.go).
+	mark *attemptCtx
 }
 
 // failure is a failed HTTP response kept, body and all, to be handed to the
@@ -551,10 +552,10 @@ func (r *run) attempt(ctx context.Context, rt *route, t *target, try int, body [
 	g, s := r.g, rt.s
 	a := Attempt{Route: rt.name, Target: t.name, Try: try}
 	start := time.Now()
-	if r.mark.Context == nil {
-		r.mark.Context = ctx // the caller's, the same for every attempt
+	if r.mark == nil {
+		r.mark = &attemptCtx{ctx} // the caller's, the same for every attempt
 	}
-	actx, cancel := context.WithCancel(&r.mark) // marked: no gateway layer below routes it again
+	actx, cancel := context.WithCancel(r.mark) // marked: no gateway layer below routes it again
 	limit := t.timeout
 	if r.info.stream && s.firstEvent > 0 && (limit == 0 || s.firstEvent < limit) {
 		limit = s.firstEvent
