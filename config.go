@@ -141,7 +141,8 @@ type Defaults struct {
 	Backoff *BackoffConfig `json:"backoff,omitempty"`
 	// MaxAttempts is as WithMaxAttempts.
 	MaxAttempts *int `json:"max_attempts,omitempty"`
-	// MaxRetryWait is as WithMaxRetryWait.
+	// MaxRetryWait is as WithMaxRetryWait: the longest single wait before a
+	// retry; 0s sets no cap of its own, and max_rest then bounds the wait.
 	MaxRetryWait *Duration `json:"max_retry_wait,omitempty"`
 	// StreamFirstEvent is as WithStreamFirstEvent.
 	StreamFirstEvent *Duration `json:"stream_first_event,omitempty"`

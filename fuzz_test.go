@@ -23,7 +23,11 @@ import (
 // one encoding/json decodes (the last duplicate wins in both); the output
 // is valid JSON exactly when the input is (the scanner checks the top level
 // only, so an input malformed deeper stays malformed); and, decoded, the
-// output equals the input except "model" (and the prepended messages).
+// output equals the input except "model" (and the prepended messages); every
+// top-level member named "model" in any case ("Model", "MODEL", which Go's
+// encoding/json matches case-insensitively) is rewritten too, while only
+// the exact "model" is reported; a case-insensitive decoder sees the new
+// model.
 func FuzzRewriteModel(f *testing.F) {
 	for _, s := range []string{
 		`{"model":"gateway","messages":[{"role":"user","content":"hi"}]}`,
@@ -36,6 +40,11 @@ func FuzzRewriteModel(f *testing.F) {
 		` { "model" : "gateway" , "input" : [ ] } `,
 		`{"model":"gateway","messages":[1,2}`,
 		`[]`, ``, `{}`, `{"model":null}`,
+		`{"model":"gateway","Model":"other-model","messages":[]}`,
+		`{"MODEL":{"a":[1]},"model":"gateway","mOdEl":null}`,
+		`{"MOD\u0045L":"x","model":"gateway","Models":"y","Mode":"z"}`,
+		`{"Model":"gateway","input":"hi"}`,
+		`{"model":"gateway","Model":tru}`,
 	} {
 		f.Add([]byte(s), true)
 		f.Add([]byte(s), false)
@@ -76,11 +85,30 @@ func FuzzRewriteModel(f *testing.F) {
 		if err := json.Unmarshal(out, &got); err != nil {
 			t.Fatalf("output is not valid JSON: %v\nin:  %q\nout: %q", err, in, out)
 		}
-		if info.nModels > 0 {
-			if got["model"] != "m2" {
-				t.Fatalf("model not rewritten: %q", out)
+		variants := 0
+		for k := range want {
+			if strings.EqualFold(k, "model") {
+				variants++
 			}
-			want["model"] = "m2"
+		}
+		if (info.nModels > 0) != (variants > 0) || info.nModels < variants {
+			t.Fatalf("scanner found %d model members, the body has %d distinct names: %q", info.nModels, variants, in)
+		}
+		if info.nModels > 0 {
+			for k := range want {
+				if strings.EqualFold(k, "model") {
+					if got[k] != "m2" {
+						t.Fatalf("%q not rewritten: %q", k, out)
+					}
+					want[k] = "m2"
+				}
+			}
+			var goDecoder struct {
+				Model any `json:"model"`
+			}
+			if err := json.Unmarshal(out, &goDecoder); err != nil || goDecoder.Model != "m2" {
+				t.Fatalf("a case-insensitive decoder sees model %#v (%v): %q", goDecoder.Model, err, out)
+			}
 		}
 		if withMessages {
 			stripPrepended(t, got, want)

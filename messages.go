@@ -26,15 +26,19 @@ type span struct{ start, end int }
 
 // bodyInfo is what the scanner learnt about a JSON request body.
 type bodyInfo struct {
-	// nModels counts the top-level "model" members; modelAt returns their
-	// value ranges in body order (the first two are kept in place, to spare
-	// an allocation). Decoders disagree on duplicate keys, so a rewrite
-	// replaces all of them.
+	// nModels counts the top-level members whose decoded name is "model" in
+	// any case ("model", "Model", "MODEL", "mod\u0065l"); modelAt returns
+	// their value ranges in body order (the first two are kept in place, to
+	// spare an allocation). Decoders disagree on duplicate keys, and some
+	// (Go's encoding/json) match names case-insensitively, so a rewrite
+	// replaces all of them: no provider, whatever its decoder, sees a model
+	// other than the target's.
 	nModels  int
 	inPlace  [2]span
 	moreSpan []span
-	// model is the decoded value of the last top-level "model" member when it
-	// is a JSON string. It aliases the body's bytes (no copy) unless the
+	// model is the decoded value of the last top-level member named exactly
+	// "model" (case variants are rewritten but never decide interception)
+	// when it is a JSON string. It aliases the body's bytes (no copy) unless the
 	// string has escapes.
 	model []byte
 	// modelIsString reports whether that last member's value is a string.
@@ -106,6 +110,17 @@ func scanBody(p []byte, info *bodyInfo) error {
 			} else if !json.Valid(p[v.start:v.end]) {
 				// A rewrite replaces this value too: it must not turn a
 				// malformed body into a valid one.
+				return fmt.Errorf("invalid model value at offset %d", v.start)
+			}
+		case keyModelVariant:
+			// Rewritten with the others, never read: the exact "model"
+			// alone decides whether the gateway takes the request.
+			info.addModel(v)
+			if p[v.start] == '"' {
+				if _, err := decodeString(p[v.start:v.end]); err != nil {
+					return err
+				}
+			} else if !json.Valid(p[v.start:v.end]) {
 				return fmt.Errorf("invalid model value at offset %d", v.start)
 			}
 		case keyStream:
@@ -213,6 +228,9 @@ const (
 	keyMessages
 	keyInput
 	keyN
+	// keyModelVariant is a name equal to "model" under case folding but
+	// not exactly "model" ("Model", "MODEL").
+	keyModelVariant
 )
 
 // memberKey identifies a member from its quoted name token. Names are
@@ -238,8 +256,15 @@ func memberKey(tok []byte) (int, error) {
 	case "n":
 		return keyN, nil
 	}
+	if len(inner) == len("model") && bytes.EqualFold(inner, modelName) {
+		// Only ASCII letters fold to m, o, d, e and l (unlike k and s, which
+		// U+212A and U+017F fold to), so a variant is five bytes long.
+		return keyModelVariant, nil
+	}
 	return keyOther, nil
 }
+
+var modelName = []byte("model")
 
 // decodeString decodes a quoted JSON string token, validating it. A plain
 // ASCII string is returned as a sub-slice of tok, without a copy.
@@ -382,8 +407,9 @@ type edit struct {
 }
 
 // rewriteBody returns a copy of body in which every top-level "model" value
-// is replaced by the JSON string model and, when prepend is not empty, the
-// model messages are spliced at the front of "messages" (or of "input" for the
+// ("Model" and other case variants too: see bodyInfo.nModels) is replaced
+// by the JSON string model and, when prepend is not empty, the model
+// messages are spliced at the front of "messages" (or of "input" for the
 // Responses API; a string input becomes a one-message list). quotedModel is
 // the JSON encoding of the model name. The result is appended to dst.
 func rewriteBody(dst, body []byte, info *bodyInfo, quotedModel, prepend []byte) []byte {

@@ -346,7 +346,11 @@ func WithMaxAttempts(n int) Option {
 }
 
 // WithMaxRetryWait sets the longest single wait before a retry (default
-// 60 s). A longer backoff or Retry-After fails over at once instead.
+// 60 s). A longer backoff or Retry-After fails over at once instead. A
+// single wait is always bounded: d == 0 sets no cap of its own, and the
+// wait is then bounded by [WithMaxRest] (default 5 min), so a provider's
+// "Retry-After: 31536000" never holds a request for a year. d must not be
+// negative.
 func WithMaxRetryWait(d time.Duration) Option {
 	return func(s *settings) error {
 		if d < 0 {

@@ -213,6 +213,9 @@ func (g *gateway) sdkBase() http.RoundTripper {
 
 // middleware is the gateway in the client's middleware chain.
 func (h *openaiHook) middleware(req *http.Request, next option.MiddlewareNext) (*http.Response, error) {
+	if isAttempt(req) {
+		return next(req) // an attempt another gateway layer built: untouched
+	}
 	c, _ := req.Context().Value(sdkCallKey{}).(*sdkCall)
 	if c == nil || c.hook != h {
 		c = &sdkCall{hook: h, b: h.bind.load()}

@@ -120,7 +120,8 @@ func (t *Transport) Reconfigure(models any, opts ...Option) error {
 // RoundTrip implements http.RoundTripper.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	g := t.bind.load().g
-	if g == nil {
+	if g == nil || isAttempt(req) {
+		// Uninstalled, or an attempt another gateway layer built: untouched.
 		return t.Base().RoundTrip(req)
 	}
 	return g.roundTrip(req, sender{base: t.Base()})
@@ -332,6 +333,8 @@ type run struct {
 	key      int        // the pooled key of the last attempt, -1 for none
 	inPlace  [3]Attempt // the first attempts, without an allocation
 	final    *failure   // the response to give the caller if every target fails
+	// mark is the caller's context, marked as an attempt's (attemptmark.go).
+	mark *attemptCtx
 }
 
 // failure is a failed HTTP response kept, body and all, to be handed to the
@@ -527,7 +530,9 @@ func (r *run) keep(f *failure) {
 // wait computes the pause before retrying the same target: the larger of the
 // backoff and the response's own Retry-After. ok is false when the gateway
 // should fail over now instead: the backoff is exhausted, or the wait is
-// longer than the cap or than what remains of the caller's deadline.
+// longer than the cap (WithMaxRetryWait, or WithMaxRest when that is 0: a
+// single wait is always bounded) or than what remains of the caller's
+// deadline.
 func (r *run) wait(ctx context.Context, s *settings, bo interface{ NextBackOff() time.Duration }, h http.Header) (time.Duration, bool) {
 	now := s.clock.Now()
 	d := bo.NextBackOff()
@@ -537,7 +542,11 @@ func (r *run) wait(ctx context.Context, s *settings, bo interface{ NextBackOff()
 	if ra, ok := RetryAfter(h, now); ok && ra > d {
 		d = ra
 	}
-	if s.maxRetryWait > 0 && d > s.maxRetryWait {
+	limit := s.maxRetryWait
+	if limit == 0 {
+		limit = s.maxRest
+	}
+	if d > limit {
 		return 0, false
 	}
 	if dl, ok := ctx.Deadline(); ok && d >= dl.Sub(now) {
@@ -564,7 +573,10 @@ func (r *run) attempt(ctx context.Context, rt *route, t *target, try int, body [
 	g, s := r.g, rt.s
 	a := Attempt{Route: rt.name, Target: t.name, Try: try}
 	start := time.Now()
-	actx, cancel := context.WithCancel(ctx)
+	if r.mark == nil {
+		r.mark = &attemptCtx{ctx} // the caller's, the same for every attempt
+	}
+	actx, cancel := context.WithCancel(r.mark) // marked: no gateway layer below routes it again
 	limit := t.timeout
 	if r.info.stream && s.firstEvent > 0 && (limit == 0 || s.firstEvent < limit) {
 		limit = s.firstEvent
