@@ -242,9 +242,7 @@ func TestUnsentTargetsAreNotAttempts(t *testing.T) {
 		assert.Contains(t, as[0].Err.Error(), "GROQ_API_KEY")
 		assert.Equal(t, gwtransport.Succeed, as[1].Action)
 	}
-	for _, st := range hcStats(t, hc) {
-		stats = append(stats, st)
-	}
+	stats = append(stats, hcStats(t, hc)...)
 	require.Len(t, stats, 2)
 	assert.Equal(t, gwtransport.BreakerClosed, stats[0].Breaker)
 	assert.Zero(t, stats[0].Attempts)
