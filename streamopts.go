@@ -19,9 +19,11 @@ func WithStreamFirstEvent(d time.Duration) Option {
 	}
 }
 
-// WithStreamIdle sets the longest silence between two lines of a stream the
-// caller is reading (default 30 s; 0: no limit); a stall ends the stream
-// with [ErrStreamIdle]. It leaves the first-event limit as it is.
+// WithStreamIdle sets how long a read of a committed stream may wait on the
+// provider for its next bytes (default 30 s; 0: no limit); a stall ends the
+// stream with [ErrStreamIdle]. Only time blocked on the provider counts: a
+// caller that pauses between reads is never cut off. It leaves the
+// first-event limit as it is.
 func WithStreamIdle(d time.Duration) Option {
 	return func(s *settings) error {
 		if d < 0 {
