@@ -304,12 +304,9 @@ func decodeConf(n *confNode, v reflect.Value, path string) error {
 			return errConfig(path, "want a duration like 500ms or 1m30s, got %s", n.kind)
 		}
 		if err := v.Addr().Interface().(encoding.TextUnmarshaler).UnmarshalText([]byte(n.text)); err != nil {
-			if strings.HasPrefix(path, "providers") {
-				// A provider's fields sit next to its credentials: never
-				// echo what was written there.
-				return errConfig(path, "not a duration: want a duration like 500ms or 1m30s")
-			}
-			return errConfig(path, "%q is not a duration: want a duration like 500ms or 1m30s", n.text)
+			// Never echo what was written: a key pasted into the wrong
+			// field must not reach a log through this error.
+			return errConfig(path, "not a duration: want a duration like 500ms or 1m30s")
 		}
 		return nil
 	}

@@ -537,6 +537,9 @@ func validateProvider(field string, p Provider) error {
 	if p.Name == "" {
 		return errConfig(field+".name", "must not be empty")
 	}
+	if f := badEnvName(p); f != "" {
+		return errConfig(field+"."+f, "is not an environment variable name (want letters, digits and _, not starting with a digit)")
+	}
 	if strings.Contains(p.Name, "/") {
 		return errConfig(field+".name", "must not contain a slash: targets are <provider>/<model>")
 	}

@@ -76,7 +76,8 @@ func checkForwardName(n string) error {
 	case name == "":
 		return fmt.Errorf("gwtransport: forwarded header %q: empty name", n)
 	case !validHeaderToken(name):
-		return fmt.Errorf("gwtransport: forwarded header %q: not a header name (a \"*\" is allowed only at the end)", n)
+		// Not echoed: a whole "Name: value" line may have been pasted.
+		return errors.New("gwtransport: forwarded header: not a header name (a token, with a \"*\" allowed only at the end)")
 	}
 	name = http.CanonicalHeaderKey(name)
 	for _, c := range append(append([]string(nil), credentialHeaders...), unforwardable...) {

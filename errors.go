@@ -25,8 +25,10 @@ var (
 	// ErrStreamMalformed: an event's data was neither JSON nor [DONE], or a
 	// line was longer than MaxStreamLineBytes.
 	ErrStreamMalformed = errors.New("gwtransport: malformed stream event")
-	// ErrMissingCredentials: a target's provider has no API key configured
-	// and the caller's client does not serve it.
+		// ErrMissingCredentials: a target's provider has no API key (or no base
+	// URL, Azure's endpoint say) configured and the caller's client does not
+	// serve it. The target is skipped unsent; the error names the
+	// environment variable to set.
 	ErrMissingCredentials = errors.New("gwtransport: missing credentials")
 	// ErrNoTarget: no target could be tried: each is in an excluded time
 	// window, behind an open circuit breaker, or out of usable keys.

@@ -162,6 +162,7 @@ type provider struct {
 	baseURL    *url.URL
 	key        string
 	keyEnv     string
+	baseEnv    string // the variable BaseURL comes from, named in errors
 	auth       AuthScheme
 	style      URLStyle
 	apiVersion string
@@ -174,6 +175,9 @@ type provider struct {
 }
 
 func resolveProvider(p Provider, env func(string) (string, bool)) (*provider, error) {
+	if field := badEnvName(p); field != "" {
+		return nil, fmt.Errorf("gwtransport: provider %q: %s is not an environment variable name (want letters, digits and _, not starting with a digit; the value itself is never written here)", p.Name, field)
+	}
 	get := func(v, name string) string {
 		if v == "" && name != "" {
 			v, _ = env(name)
@@ -185,6 +189,7 @@ func resolveProvider(p Provider, env func(string) (string, bool)) (*provider, er
 		base:       strings.TrimRight(get(p.BaseURL, p.BaseURLEnv), "/"),
 		key:        get(p.APIKey, p.APIKeyEnv),
 		keyEnv:     p.APIKeyEnv,
+		baseEnv:    p.BaseURLEnv,
 		auth:       p.Auth,
 		style:      p.Style,
 		apiVersion: get(p.APIVersion, p.APIVersionEnv),
@@ -506,6 +511,11 @@ func normalizeSchemeHost(scheme, host string) (string, string) {
 // query.
 func (t *originTable) parse(u *url.URL, h http.Header) (origin, error) {
 	o := origin{url: u}
+	if hasDotSegment(u.Path) {
+		// A server may resolve "/a/v1/../../b/v1" to another provider's
+		// base: such a path matches none, and is not routed at all.
+		return o, fmt.Errorf("gwtransport: cannot route %s: the path has a . or .. segment", u.Path)
+	}
 	path := strings.TrimRight(u.Path, "/")
 	if i := strings.Index(path, azureDeployments); i >= 0 {
 		// The deployment is everything between the prefix and a known
@@ -680,7 +690,13 @@ func targetURL(o *origin, p *provider, model string) (*url.URL, error) {
 		return &u, nil
 	}
 	if p.baseURL == nil {
-		return nil, fmt.Errorf("gwtransport: provider %q has no base URL", p.name)
+		// Like a missing key: the target is skipped unsent, and the
+		// error says what to set.
+		hint := ""
+		if p.baseEnv != "" {
+			hint = " (set " + p.baseEnv + ")"
+		}
+		return nil, fmt.Errorf("%w: provider %q has no base URL%s", ErrMissingCredentials, p.name, hint)
 	}
 	u := *p.baseURL
 	u.RawPath = ""
@@ -702,4 +718,57 @@ func targetURL(o *origin, p *provider, model string) (*url.URL, error) {
 		u.Path = base + "/" + o.op
 	}
 	return &u, nil
+}
+
+// hasDotSegment reports whether a (decoded) path has a "." or ".." segment.
+func hasDotSegment(path string) bool {
+	for path != "" {
+		var seg string
+		seg, path, _ = strings.Cut(path, "/")
+		if seg == "." || seg == ".." {
+			return true
+		}
+	}
+	return false
+}
+
+// badEnvName returns the field of p that names an environment variable
+// with something that cannot be one (a key pasted in by mistake, say), or
+// "". The value is never echoed: it may be a secret.
+func badEnvName(p Provider) string {
+	for _, f := range []struct{ field, name string }{
+		{"base_url_env", p.BaseURLEnv}, {"api_key_env", p.APIKeyEnv}, {"api_version_env", p.APIVersionEnv},
+	} {
+		if f.name != "" && !validEnvName(f.name) {
+			return f.field
+		}
+	}
+	for i, n := range p.APIKeysEnv {
+		if !validEnvName(n) {
+			return fmt.Sprintf("api_keys_env[%d]", i)
+		}
+	}
+	for h, n := range p.HeadersEnv {
+		if !validEnvName(n) {
+			return "headers_env[" + strconv.Quote(http.CanonicalHeaderKey(h)) + "]"
+		}
+	}
+	return ""
+}
+
+// validEnvName reports whether s can name an environment variable:
+// letters, digits and underscores, not starting with a digit.
+func validEnvName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i, c := range s {
+		switch {
+		case c == '_', c >= 'A' && c <= 'Z', c >= 'a' && c <= 'z':
+		case c >= '0' && c <= '9' && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
 }

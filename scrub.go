@@ -1,6 +1,7 @@
 package gwtransport
 
 import (
+	"bytes"
 	"net/http"
 	"strings"
 )
@@ -55,31 +56,61 @@ func sortLongestFirst(s []string) {
 	}
 }
 
-// scrub returns s, bounded to maxCodeLen, with every secret the gateway
-// knows and every credential value of the caller's header h masked.
+// scrub returns s with every secret the gateway knows and every credential
+// value of the caller's header h masked, then bounded to maxCodeLen (masked
+// first, so that a secret across the cut is never half shown).
 func (g *gateway) scrub(s string, h http.Header) string {
 	if s == "" {
 		return s
 	}
-	if len(s) > maxCodeLen {
-		s = s[:maxCodeLen]
-	}
-	for _, v := range g.secrets {
-		if strings.Contains(s, v) {
-			s = strings.ReplaceAll(s, v, redactedSecret)
-		}
-	}
+	s = g.maskSecrets(s)
 	for k, vs := range h {
 		if !g.secretSet[http.CanonicalHeaderKey(k)] {
 			continue
 		}
 		for _, v := range vs {
-			for _, part := range []string{v, strings.TrimSpace(strings.TrimPrefix(v, "Bearer "))} {
+			for _, part := range []string{v, credentialOf(v)} {
 				if len(part) >= minSecretLen && strings.Contains(s, part) {
 					s = strings.ReplaceAll(s, part, redactedSecret)
 				}
 			}
 		}
 	}
+	if len(s) > maxCodeLen {
+		s = s[:maxCodeLen]
+	}
 	return s
+}
+
+// maskSecrets masks every key and configured header value the gateway
+// knows in s (a provider's error text handed to the caller: another
+// provider's key must not reach it).
+func (g *gateway) maskSecrets(s string) string {
+	for _, v := range g.secrets {
+		if strings.Contains(s, v) {
+			s = strings.ReplaceAll(s, v, redactedSecret)
+		}
+	}
+	return s
+}
+
+// maskSecretBytes is maskSecrets for a body; it returns b itself when
+// there is nothing to mask.
+func (g *gateway) maskSecretBytes(b []byte) []byte {
+	for _, v := range g.secrets {
+		if bytes.Contains(b, []byte(v)) {
+			b = bytes.ReplaceAll(b, []byte(v), []byte(redactedSecret))
+		}
+	}
+	return b
+}
+
+// credentialOf returns the credential of an Authorization-style value: the
+// part after its scheme ("Bearer", in any case), or the value itself.
+func credentialOf(v string) string {
+	v = strings.TrimSpace(v)
+	if i := strings.IndexByte(v, ' '); i > 0 {
+		return strings.TrimSpace(v[i+1:])
+	}
+	return v
 }

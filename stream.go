@@ -657,6 +657,9 @@ func (u *upstream) blocked() time.Duration {
 // streamBody is a committed stream handed to the caller. It passes bytes
 // through line by line, and turns the ways a stream can break into errors.
 type streamBody struct {
+	// mask hides the gateway's known secrets in a provider's in-band error
+	// before the caller sees it (nil: nothing to hide).
+	mask    func(string) string
 	pending []byte // bytes of the current line not yet returned
 	br      *bufio.Reader
 	up      *upstream
@@ -832,7 +835,7 @@ func (s *streamBody) end(err error) error {
 	case errors.Is(err, ErrStreamMalformed): // a line too long
 		return err
 	case s.inFail:
-		return s.streamError()
+		return s.eventError()
 	case s.complete.Load():
 		return io.EOF
 	case s.fired.Load():
@@ -851,7 +854,7 @@ func (s *streamBody) inspect(line []byte) (bool, error) {
 	if s.inFail {
 		switch {
 		case len(l) == 0:
-			return false, s.streamError()
+			return false, s.eventError()
 		case bytes.HasPrefix(l, dataField) && len(s.errData) < maxErrorData:
 			if len(s.errData) > 0 {
 				s.errData = append(s.errData, '\n')
@@ -909,7 +912,7 @@ func (s *streamBody) data(v []byte) (bool, error) {
 	if e.failed {
 		var o Outcome
 		parseStreamError(&o, v)
-		return false, &StreamError{Code: o.Code, Type: o.Type, Message: o.Message}
+		return false, s.streamError("", o)
 	}
 	if e.terminal && s.mode&byTerminal != 0 {
 		s.pendDone = true
@@ -942,11 +945,11 @@ func (s *streamBody) dispatch() {
 	}
 }
 
-// streamError describes the error event being read.
-func (s *streamBody) streamError() error {
+// eventError describes the error event being read.
+func (s *streamBody) eventError() error {
 	var o Outcome
 	parseStreamError(&o, s.errData)
-	return &StreamError{Event: s.failName, Code: o.Code, Type: o.Type, Message: o.Message}
+	return s.streamError(s.failName, o)
 }
 
 // stop records the error that ends the stream and releases it.
@@ -972,4 +975,14 @@ func (s *streamBody) release() {
 		s.cancel()
 		s.up.rc.Close()
 	})
+}
+
+// streamError is the error of an in-band failure, with the gateway's known
+// secrets masked: a provider echoing another provider's key never gets it
+// to the caller.
+func (s *streamBody) streamError(event string, o Outcome) *StreamError {
+	if s.mask != nil {
+		o.Code, o.Type, o.Message = s.mask(o.Code), s.mask(o.Type), s.mask(o.Message)
+	}
+	return &StreamError{Event: event, Code: o.Code, Type: o.Type, Message: o.Message}
 }

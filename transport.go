@@ -694,7 +694,11 @@ func (r *run) attempt(ctx context.Context, rt *route, t *target, try int, body [
 			}
 			return nil, fail(Outcome{Err: perr}), nil
 		}
-		res.Body = newStreamBody(prefix, br, up, cancel, s.streamIdle, s.finishGrace, r.info.n, r.origin.op)
+		sb := newStreamBody(prefix, br, up, cancel, s.streamIdle, s.finishGrace, r.info.n, r.origin.op)
+		if len(g.secrets) > 0 {
+			sb.mask = g.maskSecrets
+		}
+		res.Body = sb
 	} else {
 		if !disarm() {
 			res.Body.Close()
@@ -768,6 +772,7 @@ func (r *run) success(res *http.Response, t *target) *http.Response {
 func (r *run) finish() *http.Response {
 	f := r.final
 	res := f.res
+	f.body = r.g.maskSecretBytes(f.body) // another provider's key echoed in its body
 	res.Body = io.NopCloser(bytes.NewReader(f.body))
 	res.ContentLength = int64(len(f.body))
 	res.Header.Set("Content-Length", strconv.Itoa(len(f.body)))
@@ -857,7 +862,7 @@ func (g *gateway) newAttemptRequest(ctx context.Context, req *http.Request, o *o
 	// configured key and headers on the caller's URL: an inferred origin
 	// (an Azure shape, the client provider by default) may be any host.
 	inject := !own || o.matched
-	if own && (hasCreds || !inject || p.auth == AuthNone || p.pool == nil) && (len(p.headers) == 0 || !inject) &&
+	if own && (hasCreds || !inject || p.auth == AuthNone || p.pool == nil) && (len(p.headers) == 0 || !inject || hasCreds) &&
 		!hasHeaderKey(req.Header, HeaderPrefer) && !hasHeaderKey(req.Header, "Content-Length") {
 		// The caller's own provider, with nothing to add or remove: the
 		// caller's header is shared, read-only, as RoundTrip requires.
@@ -875,28 +880,31 @@ func (g *gateway) newAttemptRequest(ctx context.Context, req *http.Request, o *o
 	if !inject {
 		return out, keyIdx, nil
 	}
-	if !own || !hasCreds {
-		switch {
-		case p.auth == AuthNone:
-		case p.pool == nil:
-			if !own {
-				hint := ""
-				if p.keyEnv != "" {
-					hint = " (set " + p.keyEnv + ")"
-				}
-				return nil, -1, fmt.Errorf("%w: no API key for provider %q%s", ErrMissingCredentials, p.name, hint)
+	if own && hasCreds {
+		// The caller brings its own credentials: its identity, not the
+		// configured one (neither key nor configured headers are mixed in).
+		return out, keyIdx, nil
+	}
+	switch {
+	case p.auth == AuthNone:
+	case p.pool == nil:
+		if !own {
+			hint := ""
+			if p.keyEnv != "" {
+				hint = " (set " + p.keyEnv + ")"
 			}
-		default:
-			i, key := p.pool.acquire(now)
-			if i < 0 {
-				return nil, -1, fmt.Errorf("%w: every API key of provider %q is resting or disabled", ErrNoTarget, p.name)
-			}
-			keyIdx = i
-			if p.auth == AuthAPIKey {
-				out.Header.Set("Api-Key", key)
-			} else {
-				out.Header.Set("Authorization", "Bearer "+key)
-			}
+			return nil, -1, fmt.Errorf("%w: no API key for provider %q%s", ErrMissingCredentials, p.name, hint)
+		}
+	default:
+		i, key := p.pool.acquire(now)
+		if i < 0 {
+			return nil, -1, fmt.Errorf("%w: every API key of provider %q is resting or disabled", ErrNoTarget, p.name)
+		}
+		keyIdx = i
+		if p.auth == AuthAPIKey {
+			out.Header.Set("Api-Key", key)
+		} else {
+			out.Header.Set("Authorization", "Bearer "+key)
 		}
 	}
 	for k, v := range p.headers {
