@@ -43,8 +43,8 @@ func TestConfigErrorsExact(t *testing.T) {
 		{"not a mapping", "- a\n", p + "want a mapping, got a list"},
 		{"bool", "circuit_breaker: {disabled: maybe}\n", p + "circuit_breaker.disabled: want true or false, got a string"},
 		// Durations.
-		{"bad duration", "defaults:\n  timeout: soon\n", p + `defaults.timeout: "soon" is not a duration: want a duration like 500ms or 1m30s`},
-		{"duration without unit", "defaults:\n  stream_idle: 30\n", p + `defaults.stream_idle: "30" is not a duration: want a duration like 500ms or 1m30s`},
+		{"bad duration", "defaults:\n  timeout: soon\n", p + `defaults.timeout: not a duration: want a duration like 500ms or 1m30s`},
+		{"duration without unit", "defaults:\n  stream_idle: 30\n", p + `defaults.stream_idle: not a duration: want a duration like 500ms or 1m30s`},
 		{"duration as a list", "defaults:\n  timeout: [1s]\n", p + "defaults.timeout: want a duration like 500ms or 1m30s, got a list"},
 		{"negative duration", "routes:\n  - name: r\n    models: [{target: openai/a}]\n    defaults: {max_retry_wait: -1s}\n", p + "routes[0].defaults.max_retry_wait: must not be negative"},
 		{"zero max rest", "defaults:\n  max_rest: 0s\n", p + "defaults.max_rest: must be positive"},
