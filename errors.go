@@ -25,7 +25,7 @@ var (
 	// ErrStreamMalformed: an event's data was neither JSON nor [DONE], or a
 	// line was longer than MaxStreamLineBytes.
 	ErrStreamMalformed = errors.New("gwtransport: malformed stream event")
-		// ErrMissingCredentials: a target's provider has no API key (or no base
+	// ErrMissingCredentials: a target's provider has no API key (or no base
 	// URL, Azure's endpoint say) configured and the caller's client does not
 	// serve it. The target is skipped unsent; the error names the
 	// environment variable to set.
@@ -86,10 +86,12 @@ func (a Attempt) String() string {
 }
 
 // Error is returned by RoundTrip when no target produced an HTTP response
-// the caller could be given: every attempt failed at the network level, or
-// the caller's context ended. It names every attempt. errors.Is matches the
-// context's error when the deadline or cancellation stopped the request, and
-// errors.As reaches the last attempt's cause.
+// the caller could be given: every attempt failed at the network level,
+// only a fallback's refusal answered after an earlier target failed with
+// no response (the refusal must not hide that failure), or the caller's
+// context ended. It names every attempt. errors.Is matches the context's
+// error when the deadline or cancellation stopped the request, and any
+// attempt's cause; errors.As reaches the latest cause first.
 type Error struct {
 	// Route is the intercepted model name.
 	Route string
@@ -117,15 +119,19 @@ func (e *Error) Error() string {
 	return b.String()
 }
 
-// Unwrap returns the context error that stopped the request, if any, and the
-// last attempt's cause.
+// Unwrap returns the context error that stopped the request, if any, then
+// every attempt's cause, the last first.
 func (e *Error) Unwrap() []error {
 	var errs []error
 	if e.Stop != nil {
 		errs = append(errs, e.Stop)
 	}
-	if n := len(e.Attempts); n > 0 && e.Attempts[n-1].Err != nil {
-		errs = append(errs, e.Attempts[n-1].Err)
+	// The last cause first, then the earlier ones: errors.As finds the
+	// latest, errors.Is any (a reset before a fallback's refusal, say).
+	for i := len(e.Attempts) - 1; i >= 0; i-- {
+		if err := e.Attempts[i].Err; err != nil {
+			errs = append(errs, err)
+		}
 	}
 	return errs
 }

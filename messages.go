@@ -126,9 +126,17 @@ func scanBody(p []byte, info *bodyInfo) error {
 		case keyStream:
 			info.stream = string(p[v.start:v.end]) == "true"
 		case keyMessages:
+			if info.messages.start >= 0 {
+				return errors.New(`two "messages" members: decoders disagree on which one counts`)
+			}
 			info.messages = v
 		case keyInput:
+			if info.input.start >= 0 {
+				return errors.New(`two "input" members: decoders disagree on which one counts`)
+			}
 			info.input = v
+		case keyConversationVariant:
+			return fmt.Errorf(`a member named like "messages" or "input" in another case, at offset %d: decoders disagree on which one counts`, v.start)
 		case keyN:
 			info.n = choiceCount(p[v.start:v.end])
 		}
@@ -228,6 +236,11 @@ const (
 	keyMessages
 	keyInput
 	keyN
+	// keyConversationVariant is a name equal to "messages" or "input"
+	// under a decoder's case folding but not exactly: a body holding one
+	// is ambiguous (decoders would disagree on which list the model
+	// messages were prepended to).
+	keyConversationVariant
 	// keyModelVariant is a name equal to "model" under case folding but
 	// not exactly "model" ("Model", "MODEL").
 	keyModelVariant
@@ -261,7 +274,35 @@ func memberKey(tok []byte) (int, error) {
 		// U+212A and U+017F fold to), so a variant is five bytes long.
 		return keyModelVariant, nil
 	}
+	if foldsTo(inner, "messages") || foldsTo(inner, "input") {
+		return keyConversationVariant, nil
+	}
 	return keyOther, nil
+}
+
+// foldsTo reports whether name equals want under the case folding of Go's
+// encoding/json (which also folds U+017F to s and U+212A to k). want is
+// lower-case ASCII. Plain ASCII names, nearly all of them, cost no
+// allocation.
+func foldsTo(name []byte, want string) bool {
+	for _, c := range name {
+		if c >= 0x80 {
+			if len(name) > 3*len(want) {
+				return false
+			}
+			s := strings.NewReplacer("\u017f", "s", "\u212a", "k").Replace(string(name))
+			return strings.EqualFold(s, want)
+		}
+	}
+	if len(name) != len(want) {
+		return false
+	}
+	for i, c := range name {
+		if c|0x20 != want[i] {
+			return false
+		}
+	}
+	return true
 }
 
 var modelName = []byte("model")

@@ -56,16 +56,30 @@ func sortLongestFirst(s []string) {
 	}
 }
 
-// scrub returns s with every secret the gateway knows and every credential
-// value of the caller's header h masked, then bounded to maxCodeLen (masked
+// scrub returns s with every secret the gateway knows and the value of
+// every header of the caller's h that would not cross to another provider
+// (deny by default: its credentials, an API-management key...) masked, then bounded to maxCodeLen (masked
 // first, so that a secret across the cut is never half shown).
 func (g *gateway) scrub(s string, h http.Header) string {
+	s = g.maskAll(s, h)
+	if len(s) > maxCodeLen {
+		s = s[:maxCodeLen]
+	}
+	return s
+}
+
+// maskAll masks in s every secret the gateway knows and the value of every
+// header of h that would not cross to another provider.
+func (g *gateway) maskAll(s string, h http.Header) string {
 	if s == "" {
 		return s
 	}
 	s = g.maskSecrets(s)
 	for k, vs := range h {
-		if !g.secretSet[http.CanonicalHeaderKey(k)] {
+		// Every header that would not cross to another provider may be a
+		// secret (an API-management key, an observability vendor's key),
+		// not only the known credential headers.
+		if ck := http.CanonicalHeaderKey(k); !g.secretSet[ck] && g.forward.allows(ck) {
 			continue
 		}
 		for _, v := range vs {
@@ -75,9 +89,6 @@ func (g *gateway) scrub(s string, h http.Header) string {
 				}
 			}
 		}
-	}
-	if len(s) > maxCodeLen {
-		s = s[:maxCodeLen]
 	}
 	return s
 }

@@ -463,9 +463,12 @@ targets:
 	if stop == nil {
 		stop = ctx.Err()
 	}
-	if r.final != nil && stop == nil {
+	if r.final != nil && stop == nil && !(r.final.rejection && r.failedWithoutResponse(r.final.target)) {
 		return r.finish(), nil
 	}
+	// Either nothing answered, or only a fallback's refusal did after an
+	// earlier target failed without a response: that refusal must not
+	// hide the real failure, which the error names.
 	if len(r.attempts) == 0 && stop == nil {
 		stop = fmt.Errorf("%w: %s", ErrNoTarget, pick.reason)
 	}
@@ -505,6 +508,18 @@ func (r *run) worthWaiting(t *target, now time.Time, wait time.Duration) bool {
 func (r *run) failedElsewhere(t *target) bool {
 	for i := range r.attempts {
 		if r.attempts[i].Target != t.name {
+			return true
+		}
+	}
+	return false
+}
+
+// failedWithoutResponse reports whether an attempt at a target other than
+// the named one failed with no HTTP response (a reset, a timeout).
+func (r *run) failedWithoutResponse(target string) bool {
+	for i := range r.attempts {
+		if a := &r.attempts[i]; a.Target != target && a.Status == 0 && a.Err != nil &&
+			!errors.Is(a.Err, ErrMissingCredentials) && !errors.Is(a.Err, ErrNoTarget) {
 			return true
 		}
 	}
@@ -648,13 +663,8 @@ func (r *run) attempt(ctx context.Context, rt *route, t *target, try int, body [
 	}
 	if !own {
 		stripCookies(res.Header) // another provider's cookies never reach the caller's jar
-		// Nor its trailers: net/http fills the trailers of the response
-		// it returned once the body is read, so the caller gets a copy
-		// without them.
-		cp := *res
-		cp.Trailer = nil
-		res = &cp
 	}
+	res = gateTrailers(res, own)
 	a.Status = res.StatusCode
 	if res.StatusCode < 200 {
 		// An unsolicited 101 Switching Protocols: its body is the raw
@@ -695,9 +705,8 @@ func (r *run) attempt(ctx context.Context, rt *route, t *target, try int, body [
 			return nil, fail(Outcome{Err: perr}), nil
 		}
 		sb := newStreamBody(prefix, br, up, cancel, s.streamIdle, s.finishGrace, r.info.n, r.origin.op)
-		if len(g.secrets) > 0 {
-			sb.mask = g.maskSecrets
-		}
+		callerHeader := r.req.Header
+		sb.mask = func(s string) string { return g.maskAll(s, callerHeader) }
 		res.Body = sb
 	} else {
 		if !disarm() {
@@ -755,7 +764,13 @@ func availabilityFailure(o Outcome) bool {
 	case o.Status == http.StatusRequestTimeout, o.Status == http.StatusTooManyRequests, o.Status >= 500:
 		return true
 	case o.Status >= 200 && o.Status < 300:
-		return o.Err != nil || o.Code != "" || o.Type != "" // a broken stream start
+		// A broken stream start, unless the provider refused the request
+		// itself in band (its content, its length, a model it does not
+		// serve): that says nothing about the target's availability.
+		if o.Err == nil && (o.ContentPolicy() || o.ContextLengthExceeded() || o.ModelNotFound()) {
+			return false
+		}
+		return o.Err != nil || o.Code != "" || o.Type != ""
 	}
 	return false
 }
@@ -934,4 +949,60 @@ func (c *cancelOnClose) Close() error {
 	err := c.ReadCloser.Close()
 	c.cancel()
 	return err
+}
+
+// gateTrailers keeps a provider's trailers from passing for more than they
+// are. net/http fills the trailers of the response it returned once the
+// body is read to its end, whatever the provider declared; so the caller
+// gets a copy of the response, whose trailers are copied at the body's end:
+// none from another provider (its cookies among them), and the own
+// provider's without X-Gwtransport-* (the gateway's alone). A body that
+// cannot carry trailers (a known length, not chunked) is left as it is.
+func gateTrailers(res *http.Response, own bool) *http.Response {
+	if res.ContentLength >= 0 && len(res.TransferEncoding) == 0 && res.Trailer == nil {
+		return res
+	}
+	cp := *res
+	cp.Trailer = nil
+	if own {
+		cp.Trailer = withoutGatewayHeaders(res.Trailer) // the declared names
+	}
+	cp.Body = &trailerGate{ReadCloser: res.Body, from: res, to: &cp, keep: own}
+	return &cp
+}
+
+// withoutGatewayHeaders returns a copy of h without X-Gwtransport-*
+// fields, or nil for an empty h.
+func withoutGatewayHeaders(h http.Header) http.Header {
+	if len(h) == 0 {
+		return nil
+	}
+	t := make(http.Header, len(h))
+	for k, v := range h {
+		if !(len(k) >= len(gatewayHeaderPrefix) && strings.EqualFold(k[:len(gatewayHeaderPrefix)], gatewayHeaderPrefix)) {
+			t[k] = v
+		}
+	}
+	return t
+}
+
+// trailerGate copies the trailers of from to to, filtered, when the body
+// reaches its end.
+type trailerGate struct {
+	io.ReadCloser
+	from, to *http.Response
+	keep     bool
+	done     bool
+}
+
+// Read reads the body; at its end, the trailers are handed over.
+func (g *trailerGate) Read(p []byte) (int, error) {
+	n, err := g.ReadCloser.Read(p)
+	if err == io.EOF && !g.done {
+		g.done = true
+		if g.keep {
+			g.to.Trailer = withoutGatewayHeaders(g.from.Trailer)
+		}
+	}
+	return n, err
 }
