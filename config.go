@@ -519,14 +519,19 @@ func validateBreaker(field string, b Breaker) error {
 			return errConfig(field+"."+c.name, "must not be negative")
 		}
 	}
-	if b.Cooldown < 0 {
-		return errConfig(field+".cooldown", "must not be negative")
+	if b.Window > maxBreakerWindow {
+		return errConfig(field+".window", "must be at most %d", maxBreakerWindow)
+	}
+	if b.Cooldown < 0 || time.Duration(b.Cooldown) > maxBreakerCooldown {
+		return errConfig(field+".cooldown", "must be between 0s and %s: a breaker must recover", maxBreakerCooldown)
 	}
 	if !(b.FailureRate >= 0 && b.FailureRate <= 1) {
 		return errConfig(field+".failure_rate", "must be between 0 and 1")
 	}
-	// The combinations the breaker itself refuses (bounds, settings that
-	// could never trip or recover), in the breaker's own words.
+	if d := b.withDefaults(); b.FailureRate > 0 && !b.Disabled && d.MinAttempts > d.Window {
+		return errConfig(field+".min_attempts", "%d is larger than window %d: failure_rate could never open the breaker", d.MinAttempts, d.Window)
+	}
+	// Anything else the breaker itself refuses, in its own words.
 	if err := b.validate(); err != nil {
 		return errConfig(field, "%s", strings.TrimPrefix(err.Error(), "gwtransport: circuit breaker: "))
 	}

@@ -284,3 +284,18 @@ circuit_breaker: {disabled: false, consecutive_failures: 3, failure_rate: 0.5, w
 	assert.Equal(t, want, fromJSON)
 	assert.Contains(t, string(j), `"jitter": 0`, "an explicit zero is kept: it overrides the inherited jitter")
 }
+
+// TestBreakerConfigErrorsNameTheField: every breaker setting a file gets
+// wrong is named by its path, in the file's own words.
+func TestBreakerConfigErrorsNameTheField(t *testing.T) {
+	for doc, want := range map[string]string{
+		"circuit_breaker: {cooldown: 48h}\n":                                 "gwtransport: config: circuit_breaker.cooldown: must be between 0s and 24h0m0s: a breaker must recover",
+		"circuit_breaker: {window: 20000}\n":                                 "gwtransport: config: circuit_breaker.window: must be at most 10000",
+		"circuit_breaker: {failure_rate: 0.5, window: 5, min_attempts: 6}\n": "gwtransport: config: circuit_breaker.min_attempts: 6 is larger than window 5: failure_rate could never open the breaker",
+		"circuit_breaker: {failure_rate: 1.5}\n":                             "gwtransport: config: circuit_breaker.failure_rate: must be between 0 and 1",
+	} {
+		_, err := gwtransport.LoadConfig([]byte(doc))
+		require.Error(t, err, doc)
+		assert.Equal(t, want, err.Error(), doc)
+	}
+}
