@@ -78,8 +78,10 @@ type Provider struct {
 	// APIKeysEnv names environment variables holding more keys for the
 	// pool.
 	APIKeysEnv []string `json:"api_keys_env,omitempty"`
-	// KeyInterval is the least time between two uses of the same key
-	// (aiflows' wait time per key); 0 means none.
+		// KeyInterval is the least time between two uses of the same key
+	// (aiflows' wait time per key); 0 means none. A key inside its
+	// interval is not used; when every key of a provider is, its targets
+	// are skipped like targets whose keys rest (the request does not wait).
 	KeyInterval Duration `json:"key_interval,omitempty"`
 	// Headers are extra headers sent to this provider only. Their names are
 	// treated as this provider's credentials: they are removed from requests

@@ -99,7 +99,7 @@ func (t *target) excluded(now time.Time, ownCreds *provider) string {
 		return "circuit open until " + until.UTC().Format(time.RFC3339)
 	}
 	if t.prov.pool != nil && t.prov != ownCreds && !t.prov.pool.anyUsable(now) {
-		return "every API key is resting or disabled"
+		return "every API key is resting, disabled or within its KeyInterval"
 	}
 	return ""
 }

@@ -913,7 +913,7 @@ func (g *gateway) newAttemptRequest(ctx context.Context, req *http.Request, o *o
 	default:
 		i, key := p.pool.acquire(now)
 		if i < 0 {
-			return nil, -1, fmt.Errorf("%w: every API key of provider %q is resting or disabled", ErrNoTarget, p.name)
+			return nil, -1, fmt.Errorf("%w: every API key of provider %q is resting, disabled or within its KeyInterval", ErrNoTarget, p.name)
 		}
 		keyIdx = i
 		if p.auth == AuthAPIKey {
