@@ -23,7 +23,7 @@ const (
 	// DefaultMaxRetries is how many times a target is retried after its
 	// first attempt, as in the Go SDKs: 2 means up to 3 attempts.
 	DefaultMaxRetries = 2
-		// DefaultTimeout bounds one attempt, up to its response headers (and its
+	// DefaultTimeout bounds one attempt, up to its response headers (and its
 	// first content event for a stream: keep-alives do not count).
 	DefaultTimeout = 60 * time.Second
 	// DefaultMaxAttempts caps the attempts of one request across retries and
