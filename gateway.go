@@ -37,6 +37,7 @@ type route struct {
 	byName   map[string]int // target name and alias -> index
 	strategy Strategy
 	rr       atomicCounter // round-robin position
+	prepends bool          // some target has model messages
 }
 
 // target is one "<provider>/<model>" of a route with its settings resolved
@@ -203,6 +204,7 @@ func (g *gateway) addRoute(name string, models any, s *settings) error {
 			rt.byName[key] = i
 		}
 		rt.targets = append(rt.targets, t)
+		rt.prepends = rt.prepends || len(t.messages) > 0
 	}
 	g.routes[name] = rt
 	g.order = append(g.order, rt)

@@ -306,8 +306,8 @@ func TestAzureWithoutEndpointNamesItsVariable(t *testing.T) {
 
 // TestAmbiguousConversationMembersRefused: a body with two "messages" (or
 // "input") members, or one in another case, is ambiguous: decoders would
-// disagree on where the model messages went. It is refused before
-// anything is sent.
+// disagree on where the model messages went. A route that prepends model
+// messages refuses it before anything is sent.
 func TestAmbiguousConversationMembersRefused(t *testing.T) {
 	var hits atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hits.Add(1); io.WriteString(w, okChat) }))
@@ -326,8 +326,15 @@ func TestAmbiguousConversationMembersRefused(t *testing.T) {
 		require.ErrorIs(t, err, gwtransport.ErrMalformedBody, body)
 	}
 	assert.Zero(t, hits.Load())
-	// Not the gateway's: passed through untouched, ambiguity and all.
+		// Not the gateway's: passed through untouched, ambiguity and all.
 	_, _, err = gw(t, tr, srv.URL+"/chat/completions", `{"model":"gpt-4o","messages":[],"Messages":[]}`, map[string]string{"Authorization": "Bearer k"})
 	require.NoError(t, err)
 	assert.EqualValues(t, 1, hits.Load())
+	// A route with no model messages has nothing to prepend: it routes
+	// the body as it is.
+	plain, err := gwtransport.NewTransport(nil, []string{"openai/gpt-4o"}, noEnv())
+	require.NoError(t, err)
+	_, _, err = gw(t, plain, srv.URL+"/chat/completions", `{"model":"gateway","messages":[],"Messages":[]}`, map[string]string{"Authorization": "Bearer k"})
+	require.NoError(t, err)
+	assert.EqualValues(t, 2, hits.Load())
 }

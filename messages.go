@@ -48,6 +48,11 @@ type bodyInfo struct {
 	// messages and input are the value ranges of the top-level "messages" and
 	// "input" members (the last of each), or start == -1 when absent.
 	messages, input span
+	// ambiguous says why the body's conversation is ambiguous (two
+	// "messages" or "input" members, or one in another case: decoders
+	// disagree on which counts), or is "". A route that prepends model
+	// messages refuses such a body.
+	ambiguous string
 	// n is the last top-level "n" when it is a positive integral number
 	// (2, 2.0), else 0: the number of choices a stream must finish.
 	n int
@@ -127,16 +132,16 @@ func scanBody(p []byte, info *bodyInfo) error {
 			info.stream = string(p[v.start:v.end]) == "true"
 		case keyMessages:
 			if info.messages.start >= 0 {
-				return errors.New(`two "messages" members: decoders disagree on which one counts`)
+				info.ambiguous = `two "messages" members: decoders disagree on which one counts`
 			}
 			info.messages = v
 		case keyInput:
 			if info.input.start >= 0 {
-				return errors.New(`two "input" members: decoders disagree on which one counts`)
+				info.ambiguous = `two "input" members: decoders disagree on which one counts`
 			}
 			info.input = v
 		case keyConversationVariant:
-			return fmt.Errorf(`a member named like "messages" or "input" in another case, at offset %d: decoders disagree on which one counts`, v.start)
+			info.ambiguous = fmt.Sprintf(`a member named like "messages" or "input" in another case, at offset %d: decoders disagree on which one counts`, v.start)
 		case keyN:
 			info.n = choiceCount(p[v.start:v.end])
 		}

@@ -209,6 +209,11 @@ func (g *gateway) roundTrip(req *http.Request, snd sender) (*http.Response, erro
 	if scanErr != nil {
 		return nil, fmt.Errorf("%w: %v", ErrMalformedBody, scanErr)
 	}
+	if info.ambiguous != "" && rt.prepends {
+		// Model messages would go to one list and a decoder might read
+		// another.
+		return nil, fmt.Errorf("%w: %s", ErrMalformedBody, info.ambiguous)
+	}
 	r := &run{g: g, req: req, body: body, info: info, snd: snd}
 	r.attempts = r.inPlace[:0]
 	return r.start(rt, first)
