@@ -48,6 +48,11 @@ import (
 // "data": data}, where no finish or terminal type is visible. It may still
 // be an error.
 //
+// Once complete, a stream ends cleanly when reads have waited on the
+// provider for the finish grace in all since it completed or since its
+// last event with data other than a keep-alive: keep-alives do not extend
+// the grace.
+//
 // An event counts once it is dispatched (the blank line that ends it): a
 // stream cut after a finish chunk's data line but before its blank line is
 // not complete, as an SSE client discards that event.
@@ -73,7 +78,8 @@ const maxErrorData = 64 << 10
 // when the provider reports an error inside a stream the gateway has
 // already committed to: an "error" or "response.failed" event, data whose
 // top-level "type" is "error" or "response.failed", or data with a non-null
-// top-level "error" member. The error is a *StreamError naming the
+// top-level "error" member (a member name is matched as encoding/json
+// matches it, in any case). The error is a *StreamError naming the
 // provider's code, type and message. The event itself is not delivered.
 var ErrStreamFailed = errors.New("gwtransport: provider reported an error in the stream")
 
