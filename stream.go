@@ -1102,6 +1102,10 @@ func (s *streamBody) mark(i int) {
 // pingData reports whether a data line is a keep-alive: JSON whose "type"
 // is quiet (see quietEvent).
 func pingData(v []byte) bool {
+	// Every quiet type has a 'p' ("ping", "response.*"), or is escaped.
+	if bytes.IndexByte(v, 'p') < 0 && !bytes.Contains(v, unicodeEscape) {
+		return false
+	}
 	e, err := lineEffects(v, 0, nil)
 	return err == nil && json.Valid(v) && quietEvent(e.typ)
 }
