@@ -381,10 +381,15 @@ func WithStreamTimeouts(firstEvent, idle time.Duration) Option {
 }
 
 // WithStreamFinishGrace sets how long a complete stream (it sent [DONE],
-// every choice's finish reason, or a Responses terminal event) may keep a
-// read waiting on the provider before the gateway ends it cleanly for the
+// every choice's finish reason, or a Responses terminal event) may keep
+// reads waiting on the provider before the gateway ends it cleanly for the
 // caller (default 1 s). As for idle, only time blocked on the provider
-// counts. Zero waits for the provider to close (bounded by the idle limit).
+// counts. The grace runs from completion, and restarts only at an event
+// with data other than a keep-alive (the usage chunk, [DONE]): comments,
+// empty data, "ping" events and data of a quiet "type" do not extend it,
+// so a provider that pings forever still ends within the grace. Zero
+// waits for the provider to close, bounded by the idle limit counted the
+// same way.
 func WithStreamFinishGrace(d time.Duration) Option {
 	return func(s *settings) error {
 		if d < 0 {

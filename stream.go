@@ -33,9 +33,25 @@ import (
 //     line alone does not count: openai-go reads the type from the data);
 //   - for any other operation, either of the last two.
 //
-// A marker counts only if it holds under every decoder's reading of
-// duplicate JSON keys: the first member wins (openai-go) and the last
-// member wins (encoding/json). An in-band error counts under any reading.
+// A member counts as one of the keys above ("finish_reason", "index",
+// "choices", "type", "error") when its name equals the key under
+// encoding/json's case folding (bytes.EqualFold: "Finish_Reason",
+// "FINISH_REASON" and "finiſh_reason" are all "finish_reason" to
+// encoding/json, and so to go-openai). A marker counts only if every such
+// occurrence says so, so that it holds under every decoder's reading of
+// duplicate and case-variant keys (openai-go reads an exact match, the
+// first; encoding/json the last case-insensitive one). An in-band error
+// counts under any reading.
+//
+// An event whose name (its last "event:" line) starts with "thread." never
+// completes a stream: openai-go decodes such an event as {"event": name,
+// "data": data}, where no finish or terminal type is visible. It may still
+// be an error.
+//
+// Once complete, a stream ends cleanly when reads have waited on the
+// provider for the finish grace in all since it completed or since its
+// last event with data other than a keep-alive: keep-alives do not extend
+// the grace.
 //
 // An event counts once it is dispatched (the blank line that ends it): a
 // stream cut after a finish chunk's data line but before its blank line is
@@ -62,7 +78,8 @@ const maxErrorData = 64 << 10
 // when the provider reports an error inside a stream the gateway has
 // already committed to: an "error" or "response.failed" event, data whose
 // top-level "type" is "error" or "response.failed", or data with a non-null
-// top-level "error" member. The error is a *StreamError naming the
+// top-level "error" member (a member name is matched as encoding/json
+// matches it, in any case). The error is a *StreamError naming the
 // provider's code, type and message. The event itself is not delivered.
 var ErrStreamFailed = errors.New("gwtransport: provider reported an error in the stream")
 
@@ -132,9 +149,10 @@ func completionFor(op string) completion {
 }
 
 var (
-	dataField  = []byte("data:")
-	eventField = []byte("event:")
-	doneData   = []byte("[DONE]")
+	dataField    = []byte("data:")
+	eventField   = []byte("event:")
+	doneData     = []byte("[DONE]")
+	threadPrefix = []byte("thread.")
 )
 
 // quietEvent reports whether an event name or data "type" is one that
@@ -350,13 +368,39 @@ func parseStreamError(o *Outcome, data []byte) {
 	if o.Code != "" || o.Message != "" {
 		return
 	}
-	var resp []byte
+	if i := skipSpace(data, 0); i < len(data) && data[i] == '[' {
+		// An array: its first element that is an error (see lineEffects).
+		var el []byte
+		_ = eachElement(data[i:], func(_ int, v []byte) error {
+			if e, err := lineEffects(v, 0, nil); el == nil && v[0] == '{' && err == nil && e.failed {
+				el = v
+			}
+			return nil
+		})
+		if el == nil {
+			return
+		}
+		data = el
+		parseErrorBody(o, data)
+		if o.Code != "" || o.Message != "" {
+			return
+		}
+	}
+	var resp, errVal []byte
 	_ = eachMember(data, func(name []byte, v span) error {
-		if string(memberName(name)) == "response" && data[v.start] == '{' {
-			resp = data[v.start:v.end]
+		val := data[v.start:v.end]
+		key, _ := guardKey(name)
+		switch {
+		case bytes.EqualFold(memberName(name), []byte("response")) && val[0] == '{':
+			resp = val
+		case key == keyError && (val[0] == '{' || val[0] == '"'):
+			errVal = val // a case variant, such as "Error"
 		}
 		return nil
 	})
+	if resp == nil && errVal != nil {
+		resp = append(append([]byte(`{"error":`), errVal...), '}')
+	}
 	if resp == nil {
 		return
 	}
@@ -388,17 +432,72 @@ type effects struct {
 	typ      []byte // the last top-level "type", when a string
 }
 
+// The keys the completeness guard reads (see guardKey).
+const (
+	keyNone = iota
+	keyError
+	keyType
+	keyChoices
+	keyIndex
+	keyFinish
+)
+
+var guardKeys = [...]struct {
+	name []byte
+	key  int
+}{
+	{[]byte("error"), keyError},
+	{[]byte("type"), keyType},
+	{[]byte("choices"), keyChoices},
+	{[]byte("index"), keyIndex},
+	{[]byte("finish_reason"), keyFinish},
+}
+
+// guardKey names the key the guard reads that the quoted member name tok
+// is, as encoding/json matches a name to a struct field (bytes.EqualFold:
+// any case, and "ſ" for "s", "K" for "k"), or keyNone; exact reports
+// whether it is the key itself, as openai-go matches it.
+func guardKey(tok []byte) (key int, exact bool) {
+	// Every key starts with a letter whose only case folds are ASCII, so
+	// the first byte of a match is that letter in either case, or an
+	// escape.
+	if len(tok) < 2 {
+		return keyNone, false
+	}
+	switch tok[1] | 0x20 {
+	case 'e', 't', 'c', 'i', 'f':
+	default:
+		if tok[1] != '\\' {
+			return keyNone, false
+		}
+	}
+	name := memberName(tok)
+	if len(name) < len("type") || len(name) > 2*len("finish_reason") {
+		return keyNone, false
+	}
+	for _, k := range guardKeys {
+		if bytes.EqualFold(name, k.name) {
+			return k.key, bytes.Equal(name, k.name)
+		}
+	}
+	return keyNone, false
+}
+
 // lineEffects reads the top level of one data line, a JSON object or
-// array. In an object: any top-level "error" that is not null, or any
-// top-level "type" "error" or "response.failed", is an in-band error; it
-// is terminal when its first and its last top-level "type" are both
-// "response.completed" or "response.incomplete"; when it has one
-// "choices" array (or several, all the same bytes), each object in it
-// whose first and last "finish_reason" are non-empty strings and whose
-// first and last "index" are the same non-negative integer (0 when it has
-// none) finishes that choice, reported through mark when below n. So a
-// finish or a terminal type counts only when every decoder of duplicate
-// keys reads it, an error when any does. An array is an in-band error
+// array, matching member names as guardKey does: an occurrence of a key
+// is any member whose name folds to it. In an object: any top-level
+// "error" that is not null, or any top-level "type" "error" or
+// "response.failed", is an in-band error; it is terminal when every
+// top-level "type" is "response.completed" or "response.incomplete" and
+// one of them is spelled exactly "type"; when it has one "choices" array
+// (or several, all the same bytes, one spelled exactly), each object in
+// it whose every "finish_reason" is a non-empty string (one spelled
+// exactly) and whose every "index" is the same non-negative integer (one
+// spelled exactly; 0 when it has none) finishes that choice, reported
+// through mark when below n. So a finish or a terminal type counts only
+// when every decoder of duplicate or case-variant keys reads it (openai-go
+// matches names exactly, encoding/json case-insensitively), an error when
+// any does. An array is an in-band error
 // when one of its elements is an object that is one (Gemini's error
 // shape); it is never terminal and finishes nothing. Nested values are
 // skipped, not validated: callers validate a line before acting on its
@@ -415,16 +514,18 @@ func lineEffects(v []byte, n int, mark func(int)) (e effects, err error) {
 		})
 		return e, err
 	}
-	var choices, firstType []byte
-	sameChoices, types := true, 0
+	var choices []byte
+	sameChoices, types, terminals := true, 0, 0
+	exactType, exactChoices := false, false
 	err = eachMember(v, func(name []byte, s span) error {
 		val := v[s.start:s.end]
-		switch string(memberName(name)) {
-		case "error":
+		key, exact := guardKey(name)
+		switch key {
+		case keyError:
 			if string(val) != "null" {
 				e.failed = true
 			}
-		case "type":
+		case keyType:
 			e.typ = nil
 			if val[0] == '"' {
 				t, err := decodeString(val)
@@ -435,12 +536,14 @@ func lineEffects(v []byte, n int, mark func(int)) (e effects, err error) {
 				if errorEvent(t) {
 					e.failed = true
 				}
-			}
-			if types == 0 {
-				firstType = e.typ
+				if terminalEvent(t) {
+					terminals++
+				}
 			}
 			types++
-		case "choices":
+			exactType = exactType || exact
+		case keyChoices:
+			exactChoices = exactChoices || exact
 			if choices != nil && !bytes.Equal(choices, val) {
 				sameChoices = false
 			}
@@ -451,44 +554,41 @@ func lineEffects(v []byte, n int, mark func(int)) (e effects, err error) {
 	if err != nil {
 		return e, err
 	}
-	e.terminal = terminalEvent(e.typ) && terminalEvent(firstType)
-	if choices == nil || !sameChoices || choices[0] != '[' || mark == nil {
+	e.terminal = exactType && terminals == types
+	if !exactChoices || !sameChoices || choices[0] != '[' || mark == nil {
 		return e, nil
 	}
 	err = eachElement(choices, func(_ int, el []byte) error {
 		if el[0] != '{' {
 			return nil
 		}
-		var idx, finish [2][]byte // first and last
+		i, ok, hasIdx, exactIdx := 0, true, false, false
+		exactFinish, allFinish := false, true
 		err := eachMember(el, func(name []byte, s span) error {
 			val := el[s.start:s.end]
-			switch string(memberName(name)) {
-			case "index":
-				if idx[0] == nil {
-					idx[0] = val
+			switch key, exact := guardKey(name); key {
+			case keyIndex:
+				j, jok := choiceIndex(val)
+				if !jok || (hasIdx && j != i) {
+					ok = false
 				}
-				idx[1] = val
-			case "finish_reason":
-				if finish[0] == nil {
-					finish[0] = val
-				}
-				finish[1] = val
+				i, hasIdx = j, true
+				exactIdx = exactIdx || exact
+			case keyFinish:
+				exactFinish = exactFinish || exact
+				// A non-empty JSON string token decodes to a non-empty
+				// string.
+				allFinish = allFinish && finishes(val)
 			}
 			return nil
 		})
 		if err != nil {
 			return err
 		}
-		i, ok := 0, true
-		if idx[0] != nil {
-			var i1 int
-			var ok1 bool
-			i, ok = choiceIndex(idx[0])
-			i1, ok1 = choiceIndex(idx[1])
-			ok = ok && ok1 && i == i1
+		if hasIdx && !exactIdx {
+			ok = false // openai-go reads choice 0, encoding/json another
 		}
-		// A non-empty JSON string token decodes to a non-empty string.
-		if ok && i < n && finishes(finish[0]) && finishes(finish[1]) {
+		if ok && i < n && exactFinish && allFinish {
 			mark(i)
 			e.finishes = true
 		}
@@ -548,19 +648,20 @@ func eachElement(p []byte, f func(pos int, v []byte) error) error {
 }
 
 var (
-	errorTail     = []byte(`rror"`)
-	finishTail    = []byte(`finish_reason"`)
 	responseWord  = []byte(`response.`)
 	unicodeEscape = []byte(`\u`)
+	longS         = []byte("\u017f") // ſ, which folds to "s"
+	kelvin        = []byte("\u212a") // K, which folds to "k"
 )
 
 // candidate is the per-event filter of a committed stream: it reports
 // whether a data line may carry an error, a terminal type or a finish, so
-// that only those lines are read member by member. Every other event costs
-// a few byte searches, by bytes rarer in JSON than its quotes: 'r' for
-// "error" and "response.(completed|incomplete|failed)", 'f' for
-// "finish_reason" (with a value other than null), '\' for \u escapes,
-// which could spell any of those.
+// that only those lines are read member by member. It must never miss a
+// key that guardKey matches, in any case or with "ſ" for "s". Every other
+// event costs a few byte searches, by bytes rarer in JSON than its quotes:
+// 'r' and 'R' for "error" and "response.(completed|incomplete|failed)"
+// (values, which no decoder folds), '_' for "finish_reason" (with a value
+// other than null), '\' for \u escapes, which could spell any of those.
 func candidate(v []byte) bool {
 	for off := 0; ; {
 		i := bytes.IndexByte(v[off:], 'r')
@@ -568,12 +669,11 @@ func candidate(v []byte) bool {
 			break
 		}
 		i += off
-		rest := v[i:]
 		switch {
-		case i >= 2 && v[i-2] == '"' && v[i-1] == 'e' && bytes.HasPrefix(rest, errorTail):
+		case i >= 2 && v[i-2] == '"' && foldMatch(v[i-1:], `error"`) > 0:
 			return true
-		case i >= 1 && v[i-1] == '"' && bytes.HasPrefix(rest, responseWord):
-			rest = rest[len(responseWord):]
+		case i >= 1 && v[i-1] == '"' && bytes.HasPrefix(v[i:], responseWord):
+			rest := v[i+len(responseWord):]
 			for _, s := range [...]string{`completed"`, `incomplete"`, `failed"`} {
 				if len(rest) >= len(s) && string(rest[:len(s)]) == s {
 					return true
@@ -582,41 +682,70 @@ func candidate(v []byte) bool {
 		}
 		off = i + 1
 	}
-	return hasFinish(v) || (bytes.IndexByte(v, '\\') >= 0 && bytes.Contains(v, unicodeEscape))
-}
-
-// findWord returns the offset just past the first occurrence of head+tail
-// in v, or -1. It searches for tail, whose first byte is rarer in JSON
-// than the quote that starts head, and checks head before it.
-func findWord(v []byte, head string, tail []byte) int {
-	off := 0
-	for {
-		i := bytes.Index(v[off:], tail)
+	for off := 0; ; {
+		i := bytes.IndexByte(v[off:], 'R')
 		if i < 0 {
-			return -1
+			break
 		}
 		i += off
-		if i >= len(head) && string(v[i-len(head):i]) == head {
-			return i + len(tail)
+		if i >= 2 && v[i-2] == '"' && foldMatch(v[i-1:], `error"`) > 0 {
+			return true
 		}
 		off = i + 1
 	}
+	return hasFinish(v) || (bytes.IndexByte(v, '\\') >= 0 && bytes.Contains(v, unicodeEscape))
 }
 
-// hasFinish reports whether a "finish_reason" key is followed by a value
-// other than null.
+// foldMatch reports how many bytes at the start of v spell word (lower-case
+// ASCII) under encoding/json's case folding, or 0 when v does not start
+// with it: a letter matches itself in either case, 's' also "ſ" (U+017F)
+// and 'k' also "K" (U+212A), the only other runes that fold to ASCII.
+func foldMatch(v []byte, word string) int {
+	i := 0
+	for j := 0; j < len(word); j++ {
+		c := word[j]
+		switch {
+		case i >= len(v):
+			return 0
+		case v[i] == c, 'a' <= c && c <= 'z' && v[i] == c-('a'-'A'):
+			i++
+		case c == 's' && bytes.HasPrefix(v[i:], longS):
+			i += 2
+		case c == 'k' && bytes.HasPrefix(v[i:], kelvin):
+			i += 3
+		default:
+			return 0
+		}
+	}
+	return i
+}
+
+// hasFinish reports whether a "finish_reason" key, in any case or with
+// "ſ" for "s", is followed by a value other than null.
 func hasFinish(v []byte) bool {
-	for {
-		i := findWord(v, `"`, finishTail)
-		if i < 0 {
+	for off := 0; ; {
+		u := bytes.IndexByte(v[off:], '_')
+		if u < 0 {
 			return false
 		}
-		v = v[i:]
-		j := skipSpace(v, 0)
-		if j < len(v) && v[j] == ':' {
-			j = skipSpace(v, j+1)
-			if j < len(v) && v[j] != 'n' {
-				return true
+		u += off
+		off = u + 1
+		// '_' is the key's 7th byte, its 8th with "ſ" for its 's'.
+		for _, q := range [...]int{u - 7, u - 8} {
+			if q < 0 || v[q] != '"' {
+				continue
+			}
+			m := foldMatch(v[q+1:], `finish_reason"`)
+			if m == 0 {
+				continue
+			}
+			rest := v[q+1+m:]
+			j := skipSpace(rest, 0)
+			if j < len(rest) && rest[j] == ':' {
+				j = skipSpace(rest, j+1)
+				if j < len(rest) && rest[j] != 'n' {
+					return true
+				}
 			}
 		}
 	}
@@ -631,6 +760,8 @@ type upstream struct {
 	// since is 1 + the nanoseconds from start at which the read in
 	// progress began, or 0 when no read is in progress.
 	since atomic.Int64
+	// done is the nanoseconds every finished read waited, in sum.
+	done atomic.Int64
 }
 
 func newUpstream(rc io.ReadCloser) *upstream {
@@ -639,10 +770,20 @@ func newUpstream(rc io.ReadCloser) *upstream {
 
 // Read implements io.Reader.
 func (u *upstream) Read(p []byte) (int, error) {
-	u.since.Store(int64(time.Since(u.start)) + 1)
+	t0 := time.Since(u.start)
+	u.since.Store(int64(t0) + 1)
 	n, err := u.rc.Read(p)
+	t1 := time.Since(u.start)
 	u.since.Store(0)
+	u.done.Add(int64(t1 - t0))
 	return n, err
+}
+
+// waited returns how long reads have waited on the provider in all, the
+// read in progress included. Seen from another goroutine it may lag
+// behind, never run ahead.
+func (u *upstream) waited() time.Duration {
+	return time.Duration(u.done.Load()) + u.blocked()
 }
 
 // blocked returns how long the read in progress has waited, 0 when none is.
@@ -680,9 +821,17 @@ type streamBody struct {
 	inFail   bool // reading an error event; its data goes to errData
 	failName string
 	errData  []byte
+	thread   bool // the event being read is named "thread.*"
+	ping     bool // the event being read is named "ping"
+	evData   bool // the event being read has data other than a keep-alive
 
 	complete atomic.Bool // a complete event was dispatched
-	fired    atomic.Bool // the idle (or grace) timer ended the stream
+	// graceFrom is up.waited() when the stream completed or, after that,
+	// when the last event with data other than a keep-alive was
+	// dispatched: the finish grace counts the provider's silence from
+	// there, so keep-alives do not extend it.
+	graceFrom atomic.Int64
+	fired     atomic.Bool // the idle (or grace) timer ended the stream
 
 	mu     sync.Mutex // guards timer and closed
 	timer  *time.Timer
@@ -739,13 +888,30 @@ func (s *streamBody) limit() time.Duration {
 }
 
 // check runs when the timer fires: it ends the stream when a read has been
-// blocked on the provider for the whole limit, else looks again when it
-// could next be.
+// blocked on the provider for the whole limit (once the stream is complete:
+// when reads have waited that long in all since it completed or last sent
+// data other than a keep-alive), else looks again when it could next be.
 func (s *streamBody) check() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	d := s.limit()
 	if s.closed || d <= 0 {
+		return
+	}
+	if s.complete.Load() {
+		used := s.up.waited() - time.Duration(s.graceFrom.Load())
+		if used >= d {
+			s.fired.Store(true)
+			s.cancel()
+			return
+		}
+		next := d - used
+		if s.up.blocked() == 0 {
+			// The caller is not reading: the silence does not grow
+			// until it does; look again a little later.
+			next = max(next, d/4)
+		}
+		s.timer.Reset(next)
 		return
 	}
 	b := s.up.blocked()
@@ -763,6 +929,7 @@ func (s *streamBody) completed() {
 	if s.complete.Load() {
 		return
 	}
+	s.graceFrom.Store(int64(s.up.waited()))
 	s.complete.Store(true)
 	d := s.limit()
 	if d <= 0 {
@@ -872,6 +1039,9 @@ func (s *streamBody) inspect(line []byte) (bool, error) {
 		return s.data(bytes.TrimSpace(fieldValue(l, len(dataField))))
 	case bytes.HasPrefix(l, eventField):
 		name := fieldValue(l, len(eventField))
+		// The last event: line names the event.
+		s.thread = bytes.HasPrefix(name, threadPrefix)
+		s.ping = string(name) == "ping"
 		// A terminal event name alone completes nothing: openai-go reads
 		// an event's type from its data.
 		if errorEvent(name) {
@@ -884,6 +1054,9 @@ func (s *streamBody) inspect(line []byte) (bool, error) {
 
 // data reads one data line's value.
 func (s *streamBody) data(v []byte) (bool, error) {
+	if len(v) > 0 && !s.evData && (!s.complete.Load() || !pingData(v)) {
+		s.evData = true
+	}
 	switch {
 	case len(v) == 0: // a keep-alive
 		return true, nil
@@ -926,8 +1099,29 @@ func (s *streamBody) mark(i int) {
 	s.pendAny = true
 }
 
+// pingData reports whether a data line is a keep-alive: JSON whose "type"
+// is quiet (see quietEvent).
+func pingData(v []byte) bool {
+	// Every quiet type has a 'p' ("ping", "response.*"), or is escaped.
+	if bytes.IndexByte(v, 'p') < 0 && !bytes.Contains(v, unicodeEscape) {
+		return false
+	}
+	e, err := lineEffects(v, 0, nil)
+	return err == nil && json.Valid(v) && quietEvent(e.typ)
+}
+
 // dispatch applies the effects of the event that a blank line ends.
 func (s *streamBody) dispatch() {
+	if s.thread {
+		// openai-go decodes a "thread.*" event as {"event", "data"}: no
+		// finish, terminal type or [DONE] of it is visible to it.
+		clear(s.pend)
+		s.pendAny, s.pendDone = false, false
+	}
+	if s.evData && !s.ping && s.complete.Load() {
+		s.graceFrom.Store(int64(s.up.waited()))
+	}
+	s.thread, s.ping, s.evData = false, false, false
 	if s.pendAny {
 		for i, p := range s.pend {
 			s.nFin += bits.OnesCount64(p &^ s.fin[i])

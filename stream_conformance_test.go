@@ -139,6 +139,40 @@ func TestStreamConformance(t *testing.T) {
 			script: ev(rDelta) + ev(`{"type":"response.completed","type":"response.output_text.delta"}`), check: is(gwtransport.ErrStreamTruncated)},
 		{name: "responses: duplicate type completed then incomplete", path: "/responses", body: respBody,
 			script: ev(rDelta) + ev(`{"type":"response.completed","type":"response.incomplete"}`)},
+		// Case-variant keys: encoding/json (go-openai) matches member names
+		// case-insensitively ("ſ" is "s", "K" is "k") and reads the last
+		// match; openai-go matches them exactly. A finish or a terminal
+		// type counts only when every occurrence under folding says so and
+		// one is spelled exactly; an error counts under any spelling.
+		{name: "case variant: Finish_Reason empty after finish_reason stop", script: ev(c0) + ev(`{"choices":[{"index":0,"finish_reason":"stop","Finish_Reason":""}]}`), check: is(gwtransport.ErrStreamTruncated)},
+		{name: "case variant: FINISH_REASON null after finish_reason stop", script: ev(c0) + ev(`{"choices":[{"index":0,"finish_reason":"stop","FINISH_REASON":null}]}`), check: is(gwtransport.ErrStreamTruncated)},
+		{name: "case variant: finiſh_reason (U+017F) empty after finish_reason stop", script: ev(c0) + ev(`{"choices":[{"index":0,"finish_reason":"stop","finiſh_reason":""}]}`), check: is(gwtransport.ErrStreamTruncated)},
+		{name: "case variant: finish_reaſon (U+017F) empty before finish_reason stop", script: ev(c0) + ev(`{"choices":[{"index":0,"finish_reaſon":"","finish_reason":"stop"}]}`), check: is(gwtransport.ErrStreamTruncated)},
+		{name: "case variant: escaped Finish_Re\u0061son empty", script: ev(c0) + ev(`{"choices":[{"index":0,"finish_reason":"stop","Finish_Re\u0061son":""}]}`), check: is(gwtransport.ErrStreamTruncated)},
+		{name: "case variant: Finish_Reason alone (openai-go sees no finish)", script: ev(c0) + ev(`{"choices":[{"index":0,"Finish_Reason":"stop"}]}`), check: is(gwtransport.ErrStreamTruncated)},
+		{name: "case variant: Finish_Reason agrees", script: ev(c0) + ev(`{"choices":[{"index":0,"finish_reason":"stop","Finish_Reason":"length"}]}`)},
+		{name: "case variant: Choices after choices", script: ev(c0) + ev(`{"choices":[{"index":0,"finish_reason":"stop"}],"Choices":[{"index":0,"finish_reason":""}]}`), check: is(gwtransport.ErrStreamTruncated)},
+		{name: "case variant: CHOICES alone", script: ev(c0) + ev(`{"CHOICES":[{"index":0,"finish_reason":"stop"}]}`), check: is(gwtransport.ErrStreamTruncated)},
+		{name: "n=2: case variant: Index 0 after index 1", body: twoBody, script: ev(c01) + ev(c0stop) + ev(`{"choices":[{"index":1,"Index":0,"finish_reason":"stop"}]}`), check: is(gwtransport.ErrStreamTruncated)},
+		{name: "n=2: case variant: INDEX 1 alone (openai-go reads choice 0)", body: twoBody, script: ev(c01) + ev(c0stop) + ev(`{"choices":[{"INDEX":1,"finish_reason":"stop"}]}`), check: is(gwtransport.ErrStreamTruncated)},
+		{name: "responses: case variant: Type delta after type completed", path: "/responses", body: respBody,
+			script: ev(rDelta) + ev(`{"type":"response.completed","Type":"response.output_text.delta"}`), check: is(gwtransport.ErrStreamTruncated)},
+		{name: "responses: case variant: TYPE completed alone", path: "/responses", body: respBody,
+			script: ev(rDelta) + ev(`{"TYPE":"response.completed"}`), check: is(gwtransport.ErrStreamTruncated)},
+		{name: "responses: case variant: Type incomplete after type completed", path: "/responses", body: respBody,
+			script: ev(rDelta) + ev(`{"type":"response.completed","Type":"response.incomplete"}`)},
+
+		// thread.* events: openai-go decodes them as {"event","data"}, so
+		// they never complete a stream; they may still fail it.
+		{name: "finish under event thread.message", script: ev(c0) + named("thread.message", c0stop), check: is(gwtransport.ErrStreamTruncated)},
+		{name: "[DONE] under event thread.done", script: ev(c0) + named("thread.done", "[DONE]"), check: is(gwtransport.ErrStreamTruncated)},
+		{name: "finish under event thread.message renamed by a later event line", script: ev(c0) + "event: thread.message\nevent: message\n" + ev(c0stop)},
+		{name: "finish under thread.message, then a plain finish", script: ev(c0) + named("thread.message", c0stop) + ev(c0stop)},
+		{name: "responses: completed under event thread.run.completed", path: "/responses", body: respBody,
+			script: ev(rDelta) + named("thread.run.completed", rCompleted), check: is(gwtransport.ErrStreamTruncated)},
+		{name: "error data under event thread.message", script: ev(c0) + named("thread.message", chatError) + done, deliver: ev(c0) + "event: thread.message\n",
+			check: failedWith("", "overloaded", "Upstream overloaded.")},
+
 		{name: "responses: a finished choice does not complete", path: "/responses", body: respBody,
 			script: ev(rDelta) + ev(c0stop), check: is(gwtransport.ErrStreamTruncated)},
 		{name: "responses: [DONE]", path: "/responses", body: respBody, script: ev(rDelta) + done},
@@ -187,6 +221,16 @@ func TestStreamConformance(t *testing.T) {
 			check: failedWith("", "503", "The model is overloaded.")},
 		{name: "array-shaped error after [DONE]", script: ev(c0) + done + ev(`[{"error":{"code":500,"message":"late"}}]`), deliver: ev(c0) + done,
 			check: failedWith("", "500", "late")},
+		{name: "case-variant Error object after the finish", script: ev(c0) + ev(c0stop) + ev(`{"Error":{"message":"boom","type":"server_error","code":"late"}}`) + done, deliver: ev(c0) + ev(c0stop),
+			check: failedWith("", "late", "boom")},
+		{name: "case-variant ERROR string after [DONE]", script: ev(c0) + ev(c0stop) + done + ev(`{"ERROR":"quota exhausted"}`), deliver: ev(c0) + ev(c0stop) + done,
+			check: failedWith("", "", "quota exhausted")},
+		{name: "escaped case-variant \u0045rror", script: ev(c0) + ev(`{"\u0045rror":{"message":"esc","code":"e1"}}`) + ev(c0stop), deliver: ev(c0),
+			check: failedWith("", "e1", "esc")},
+		{name: "case-variant Error in an array", script: ev(c0) + done + ev(`[{"eRRoR":{"code":500,"message":"late"}}]`), deliver: ev(c0) + done,
+			check: failedWith("", "500", "late")},
+		{name: "case-variant Type error", path: "/responses", body: respBody,
+			script: ev(rDelta) + ev(`{"Type":"error","message":"typed"}`), deliver: ev(rDelta), check: failedWith("", "", "typed")},
 		{name: "duplicate type: an error under either reading", path: "/responses", body: respBody,
 			script: ev(rDelta) + ev(`{"type":"error","type":"response.output_text.delta","message":"first"}`), deliver: ev(rDelta), check: failedWith("", "", "first")},
 
@@ -252,6 +296,9 @@ func TestStreamConformanceOpenAI(t *testing.T) {
 		{name: "error after content", script: ev(c0) + named("error", rError) + ev(c0stop), wantErr: gwtransport.ErrStreamFailed},
 		{name: "error object after content", script: ev(c0) + ev(chatError), wantErr: gwtransport.ErrStreamFailed},
 		{name: "usage after the finish", script: ev(c0) + ev(c0stop) + ev(cUsage)},
+		{name: "case-variant Finish_Reason alone", script: ev(c0) + ev(`{"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{},"Finish_Reason":"stop"}]}`), wantErr: gwtransport.ErrStreamTruncated},
+		{name: "finish under event thread.message", script: ev(c0) + named("thread.message", c0stop), wantErr: gwtransport.ErrStreamTruncated},
+		{name: "case-variant Error object", script: ev(c0) + ev(`{"Error":{"message":"boom","code":"late"}}`), wantErr: gwtransport.ErrStreamFailed},
 	}
 	for _, tc := range chatTests {
 		t.Run("chat/"+tc.name, func(t *testing.T) {
@@ -336,8 +383,9 @@ func TestStreamFailoverBeforeContent(t *testing.T) {
 		"data error object":             {ev(chatError), "overloaded"},
 		"event error, cut":              {"event: error\ndata: " + rError + "\n", "overloaded"},
 		"error object under event ping": {named("ping", chatError), "overloaded"},
+		"case-variant Error object":     {ev(`{"Error":{"message":"m","code":"overloaded"}}`), "overloaded"},
 		"array-shaped error (Gemini)":   {ev(`[{"error":{"code":503,"message":"The model is overloaded.","status":"UNAVAILABLE"}}]`), "503"},
-		"array, error in 2nd element":   {ev(`[{"candidates":[]},{"error":{"code":"overloaded","message":"m"}}]`), ""},
+		"array, error in 2nd element":   {ev(`[{"candidates":[]},{"error":{"code":"overloaded","message":"m"}}]`), "overloaded"},
 	}
 	for pname, prelude := range preludes {
 		for ename, form := range errorsForms {

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"io"
 	"regexp"
+	"strings"
 )
 
 // modelOutcome is what the model expects of a stream.
@@ -61,10 +62,46 @@ func members(v []byte) (names []string, vals []json.RawMessage, ok bool) {
 	return names, vals, true
 }
 
-// refLine reads one data line the way the completeness definition does:
-// an error under any reading of duplicate keys, a finish or a terminal
-// type only under both (first wins, last wins); an array is an error when
-// one of its object elements is.
+// jsonKey names the key the definition reads ("error", "type",
+// "choices", "index", "finish_reason") that encoding/json itself decodes
+// a member named name into, or ""; exact reports whether name is that key
+// spelled exactly (as openai-go matches it).
+func jsonKey(name string) (key string, exact bool) {
+	q, err := json.Marshal(name)
+	if err != nil {
+		return "", false
+	}
+	var probe struct {
+		Error   json.RawMessage `json:"error"`
+		Type    json.RawMessage `json:"type"`
+		Choices json.RawMessage `json:"choices"`
+		Index   json.RawMessage `json:"index"`
+		Finish  json.RawMessage `json:"finish_reason"`
+	}
+	if json.Unmarshal([]byte("{"+string(q)+":1}"), &probe) != nil {
+		return "", false
+	}
+	switch {
+	case probe.Error != nil:
+		key = "error"
+	case probe.Type != nil:
+		key = "type"
+	case probe.Choices != nil:
+		key = "choices"
+	case probe.Index != nil:
+		key = "index"
+	case probe.Finish != nil:
+		key = "finish_reason"
+	}
+	return key, key != "" && name == key
+}
+
+// refLine reads one data line the way the completeness definition does,
+// a member being an occurrence of a key when encoding/json decodes it
+// into that key: an error under any reading of duplicate or case-variant
+// keys, a finish or a terminal type only when every occurrence says so
+// and one is spelled exactly; an array is an error when one of its object
+// elements is.
 func refLine(v []byte, n int) refEffects {
 	var e refEffects
 	var arr []json.RawMessage
@@ -84,7 +121,9 @@ func refLine(v []byte, n int) refEffects {
 	}
 	var choices []json.RawMessage
 	var types []*string
-	for i, k := range names {
+	exactType, exactChoices := false, false
+	for i, name := range names {
+		k, exact := jsonKey(name)
 		switch k {
 		case "error":
 			if string(vals[i]) != "null" {
@@ -100,8 +139,10 @@ func refLine(v []byte, n int) refEffects {
 				}
 			}
 			types = append(types, t)
+			exactType = exactType || exact
 		case "choices":
 			choices = append(choices, vals[i])
+			exactChoices = exactChoices || exact
 		}
 	}
 	terminal := func(t *string) bool {
@@ -109,14 +150,17 @@ func refLine(v []byte, n int) refEffects {
 	}
 	if len(types) > 0 {
 		e.typ = types[len(types)-1]
-		e.terminal = terminal(types[0]) && terminal(e.typ)
+		e.terminal = exactType
+		for _, t := range types {
+			e.terminal = e.terminal && terminal(t)
+		}
 	}
 	for _, c := range choices {
 		if !bytes.Equal(c, choices[0]) {
 			return e // the decoders read different choices
 		}
 	}
-	if len(choices) == 0 || choices[0][0] != '[' || json.Unmarshal(choices[0], &arr) != nil {
+	if !exactChoices || choices[0][0] != '[' || json.Unmarshal(choices[0], &arr) != nil {
 		return e
 	}
 	for _, el := range arr {
@@ -126,36 +170,47 @@ func refLine(v []byte, n int) refEffects {
 		}
 		var idxs []json.RawMessage
 		var finish []string
-		for i, k := range names {
-			switch k {
+		exactIdx, exactFinish := false, false
+		for i, name := range names {
+			switch k, exact := jsonKey(name); k {
 			case "index":
 				idxs = append(idxs, vals[i])
+				exactIdx = exactIdx || exact
 			case "finish_reason":
 				var s string
 				if vals[i][0] != '"' || json.Unmarshal(vals[i], &s) != nil {
 					s = ""
 				}
 				finish = append(finish, s)
+				exactFinish = exactFinish || exact
 			}
 		}
-		// A choice without "index" is choice 0; with several, the first
-		// and the last must be the same non-negative integer.
+		// A choice without "index" is choice 0; with any, every one must
+		// be the same non-negative integer, and one spelled exactly.
 		idx, idxOK := 0, true
 		if len(idxs) > 0 {
-			first, last := idxs[0], idxs[len(idxs)-1]
-			idxOK = digits.Match(first) && digits.Match(last)
-			if idxOK {
-				for _, c := range first {
-					idx = idx*10 + int(c-'0')
+			idxOK = exactIdx
+			for j, raw := range idxs {
+				if !digits.Match(raw) {
+					idxOK = false
+					break
 				}
-				last := 0
-				for _, c := range idxs[len(idxs)-1] {
-					last = last*10 + int(c-'0')
+				v := 0
+				for _, c := range raw {
+					v = v*10 + int(c-'0')
 				}
-				idxOK = idx == last
+				if j == 0 {
+					idx = v
+				} else if v != idx {
+					idxOK = false
+				}
 			}
 		}
-		if idxOK && idx < n && len(finish) > 0 && finish[0] != "" && finish[len(finish)-1] != "" {
+		finishOK := exactFinish
+		for _, f := range finish {
+			finishOK = finishOK && f != ""
+		}
+		if idxOK && idx < n && finishOK {
 			e.finished = append(e.finished, idx)
 		}
 	}
@@ -216,7 +271,8 @@ func field(l []byte) (name string, value []byte, ok bool) {
 // of operation op asking for n choices, with maxLine bounding the lines
 // after the commit. Chat and completions streams complete by [DONE] or
 // their choices, Responses streams by [DONE] or a terminal data "type"
-// (never by an event: line), others by any of them.
+// (never by an event: line), others by any of them; an event named
+// "thread.*" completes nothing.
 func refStream(in []byte, n int, op string, maxLine, maxFirst int) modelOutcome {
 	if n <= 0 {
 		n = 1
@@ -291,6 +347,7 @@ func refStream(in []byte, n int, op string, maxLine, maxFirst int) modelOutcome 
 	pendDone := false
 	pend := []int{}
 	inFail := false
+	evName := "" // the event being read: its last event: line
 	delivered := 0
 	step := func(line []byte, committed bool) (deliver bool, end string) {
 		f, v, blank := field(line)
@@ -302,6 +359,11 @@ func refStream(in []byte, n int, op string, maxLine, maxFirst int) modelOutcome 
 		}
 		switch {
 		case blank && f == "":
+			if strings.HasPrefix(evName, "thread.") {
+				// openai-go reads such an event as {"event","data"}.
+				pend, pendDone = pend[:0], false
+			}
+			evName = ""
 			for _, i := range pend {
 				finished[i] = true
 			}
@@ -336,6 +398,7 @@ func refStream(in []byte, n int, op string, maxLine, maxFirst int) modelOutcome 
 				pend = append(pend, e.finished...)
 			}
 		case f == "event":
+			evName = string(v)
 			if isErrorName(string(v)) {
 				inFail = true
 				return false, ""
