@@ -326,7 +326,7 @@ func TestAmbiguousConversationMembersRefused(t *testing.T) {
 		require.ErrorIs(t, err, gwtransport.ErrMalformedBody, body)
 	}
 	assert.Zero(t, hits.Load())
-		// Not the gateway's: passed through untouched, ambiguity and all.
+	// Not the gateway's: passed through untouched, ambiguity and all.
 	_, _, err = gw(t, tr, srv.URL+"/chat/completions", `{"model":"gpt-4o","messages":[],"Messages":[]}`, map[string]string{"Authorization": "Bearer k"})
 	require.NoError(t, err)
 	assert.EqualValues(t, 1, hits.Load())

@@ -78,7 +78,7 @@ type Provider struct {
 	// APIKeysEnv names environment variables holding more keys for the
 	// pool.
 	APIKeysEnv []string `json:"api_keys_env,omitempty"`
-		// KeyInterval is the least time between two uses of the same key
+	// KeyInterval is the least time between two uses of the same key
 	// (aiflows' wait time per key); 0 means none. A key inside its
 	// interval is not used; when every key of a provider is, its targets
 	// are skipped like targets whose keys rest (the request does not wait).
