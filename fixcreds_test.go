@@ -138,7 +138,7 @@ func TestKeyNoHeaderCanCarryRefusedAtInit(t *testing.T) {
 		{"HeadersEnv", gwtransport.Provider{APIKey: "sk-ok", HeadersEnv: map[string]string{"X-Org": "B_HDR"}},
 			`gwtransport: provider "b": the value of header "X-Org" from environment variable B_HDR contains a character no HTTP header can carry (a control character such as a trailing newline)`},
 		{"header name", gwtransport.Provider{APIKey: "sk-ok", Headers: map[string]string{"X Org": "v"}},
-			`gwtransport: provider "b": header name "X Org" is not a valid HTTP header name`},
+			`gwtransport: provider "b": a configured header name is not a valid HTTP header name (a token: no spaces, no colon)`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

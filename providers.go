@@ -292,7 +292,8 @@ func checkKey(provName, key, src string) error {
 // the header and where the value came from (src), never the value.
 func checkHeader(provName, name, value, src string) error {
 	if !validHeaderName(name) {
-		return fmt.Errorf("gwtransport: provider %q: header name %q is not a valid HTTP header name", provName, name)
+		// Not echoed: a whole "Name: value" line may have been pasted.
+		return fmt.Errorf("gwtransport: provider %q: a configured header name is not a valid HTTP header name (a token: no spaces, no colon)", provName)
 	}
 	if !validHeaderValue(value) {
 		return fmt.Errorf("gwtransport: provider %q: the value of header %q from %s contains a character no HTTP header can carry (a control character such as a trailing newline)", provName, name, src)

@@ -24,10 +24,17 @@ const redacted = "REDACTED"
 // a query anywhere below it is kept as is, so errors.Is against sentinels
 // such as syscall.ECONNRESET or context.DeadlineExceeded still holds.
 func redactError(err error) error {
+	return cleanError(err, redactQueries)
+}
+
+// cleanError is redactError with another cleaning of the text: clean
+// returns its argument unchanged when there is nothing to hide (the
+// gateway also masks the secrets it knows this way).
+func cleanError(err error, clean func(string) string) error {
 	if err == nil {
 		return nil
 	}
-	return redactNode(err, 0)
+	return redactNode(err, 0, clean)
 }
 
 // maxRedactDepth bounds the walk of a pathological (cyclic or very deep)
@@ -36,10 +43,10 @@ const maxRedactDepth = 64
 
 // redactNode returns err redacted (see redactError): err itself when
 // nothing it reaches shows a query.
-func redactNode(err error, depth int) error {
+func redactNode(err error, depth int, cleanText func(string) string) error {
 	if depth >= maxRedactDepth {
 		msg := err.Error()
-		if clean := redactQueries(msg); clean != msg {
+		if clean := cleanText(msg); clean != msg {
 			return &redactedError{msg: clean}
 		}
 		return err
@@ -48,10 +55,10 @@ func redactNode(err error, depth int) error {
 		if ue == nil {
 			return err
 		}
-		u := redactURL(ue.URL)
+		u := cleanText(redactURL(ue.URL))
 		var inner error
 		if ue.Err != nil {
-			inner = redactNode(ue.Err, depth+1)
+			inner = redactNode(ue.Err, depth+1, cleanText)
 		}
 		if u == ue.URL && inner == ue.Err {
 			return err
@@ -64,9 +71,9 @@ func redactNode(err error, depth int) error {
 		if child == nil {
 			break
 		}
-		rc := redactNode(child, depth+1)
+		rc := redactNode(child, depth+1, cleanText)
 		msg := err.Error()
-		clean := redactQueries(msg)
+		clean := cleanText(msg)
 		if rc == child && clean == msg {
 			return err
 		}
@@ -78,7 +85,7 @@ func redactNode(err error, depth int) error {
 			if c == nil {
 				continue
 			}
-			if rc := redactNode(c, depth+1); rc != c && rcs == nil {
+			if rc := redactNode(c, depth+1, cleanText); rc != c && rcs == nil {
 				rcs = make([]error, 0, len(children))
 				for _, k := range children[:i] {
 					if k != nil {
@@ -91,7 +98,7 @@ func redactNode(err error, depth int) error {
 			}
 		}
 		msg := err.Error()
-		clean := redactQueries(msg)
+		clean := cleanText(msg)
 		if rcs == nil && clean == msg {
 			return err
 		}
@@ -105,7 +112,7 @@ func redactNode(err error, depth int) error {
 		return &redactedJoin{msg: clean, orig: err, errs: rcs}
 	}
 	msg := err.Error()
-	if clean := redactQueries(msg); clean != msg {
+	if clean := cleanText(msg); clean != msg {
 		return &redactedError{msg: clean, orig: err}
 	}
 	return err

@@ -512,19 +512,24 @@ func (r *run) worthWaiting(t *target, now time.Time, wait time.Duration) bool {
 // failed earlier in this request.
 func (r *run) failedElsewhere(t *target) bool {
 	for i := range r.attempts {
-		if r.attempts[i].Target != t.name {
+		if a := &r.attempts[i]; a.Target != t.name && !unsent(a) {
 			return true
 		}
 	}
 	return false
 }
 
+// unsent reports whether an attempt was skipped without being sent (no
+// key, no endpoint, every key resting).
+func unsent(a *Attempt) bool {
+	return errors.Is(a.Err, ErrMissingCredentials) || errors.Is(a.Err, ErrNoTarget)
+}
+
 // failedWithoutResponse reports whether an attempt at a target other than
 // the named one failed with no HTTP response (a reset, a timeout).
 func (r *run) failedWithoutResponse(target string) bool {
 	for i := range r.attempts {
-		if a := &r.attempts[i]; a.Target != target && a.Status == 0 && a.Err != nil &&
-			!errors.Is(a.Err, ErrMissingCredentials) && !errors.Is(a.Err, ErrNoTarget) {
+		if a := &r.attempts[i]; a.Target != target && a.Status == 0 && a.Err != nil && !unsent(a) {
 			return true
 		}
 	}
@@ -618,7 +623,10 @@ func (r *run) attempt(ctx context.Context, rt *route, t *target, try int, body [
 		disarm()
 		cancel()
 		o.Target = t.name
-		o.Err = redactError(o.Err) // no query string reaches an error, header or log
+		// No query string, and no secret a provider echoed (net/http
+		// quotes a malformed status line, say), reaches an error, header
+		// or log.
+		o.Err = cleanError(o.Err, func(s string) string { return g.maskAll(redactQueries(s), r.req.Header) })
 		if o.Err == nil && o.Status == 0 {
 			o.Err = errors.New("no response")
 		}
@@ -964,8 +972,8 @@ func (c *cancelOnClose) Close() error {
 // provider's without X-Gwtransport-* (the gateway's alone). A body that
 // cannot carry trailers (a known length, not chunked) is left as it is.
 func gateTrailers(res *http.Response, own bool) *http.Response {
-	if res.ContentLength >= 0 && len(res.TransferEncoding) == 0 && res.Trailer == nil {
-		return res
+	if res.ProtoMajor < 2 && res.ContentLength >= 0 && len(res.TransferEncoding) == 0 && res.Trailer == nil {
+		return res // HTTP/1 with a known length: no trailers can come (HTTP/2 sends them anyway)
 	}
 	cp := *res
 	cp.Trailer = nil
