@@ -338,3 +338,28 @@ func TestAmbiguousConversationMembersRefused(t *testing.T) {
 	require.NoError(t, err)
 	assert.EqualValues(t, 2, hits.Load())
 }
+
+// TestSingleKey429IsRetried: a 429 without Retry-After from a provider
+// whose one key is configured is retried after the backoff, as the failure
+// table says (the key is not rested past the backoff into a failover).
+func TestSingleKey429IsRetried(t *testing.T) {
+	a := newScriptedProvider(t)
+	a.set([]string{"429"}, "200")
+	b := newScriptedProvider(t)
+	b.set(nil, "200")
+	clock := newFakeClock()
+	tr, err := gwtransport.NewTransport(nil, []string{"a/m", "b/m"}, noEnv(), gwtransport.WithClock(clock), seeded(1),
+		gwtransport.WithProvider(gwtransport.Provider{Name: "a", BaseURL: a.srv.URL, APIKey: "key-a"}),
+		gwtransport.WithProvider(gwtransport.Provider{Name: "b", BaseURL: b.srv.URL, APIKey: "key-b"}))
+	require.NoError(t, err)
+	res, _, err := gw(t, tr, a.srv.URL+"/chat/completions", `{"model":"gateway","messages":[]}`, nil)
+	require.NoError(t, err)
+	assert.Equal(t, "a/m", res.Header.Get(gwtransport.HeaderTarget))
+	assert.Equal(t, "2", res.Header.Get(gwtransport.HeaderAttempts))
+	na, _ := a.counts()
+	nb, _ := b.counts()
+	assert.Equal(t, 2, na)
+	assert.Zero(t, nb)
+	require.Len(t, clock.Sleeps(), 1)
+	assert.InDelta(t, 500, clock.Sleeps()[0].Milliseconds(), 125)
+}

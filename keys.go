@@ -58,8 +58,12 @@ type keyState struct {
 // key fixed at the provider comes back without a restart.
 const keyDisabledFor = 10 * time.Minute
 
-// defaultKeyRest is the rest of a rate-limited key without Retry-After.
-const defaultKeyRest = time.Second
+// defaultKeyRest is the rest of a rate-limited key without Retry-After:
+// none. Nothing says how long the limit lasts; the backoff spaces the
+// retries, and another key of the pool is used first when there is one (a
+// rest here would outlast the first backoff and turn every 429 of a
+// single-key provider into a failover, against the retry rule).
+const defaultKeyRest = 0
 
 func newKeyPool(secrets []string, interval time.Duration) *keyPool {
 	if len(secrets) == 0 {

@@ -216,7 +216,7 @@ var sdkCases = []sdkCase{
 	{name: "silent target", modeA: modeSilent, modeB: modeSilent, wantA: 1, wantB: 1, cause: "attempt timed out after 250ms"},
 	{name: "connection reset forever", modeA: modeReset, modeB: modeReset, wantA: 3, wantB: 3, cause: "connection reset by peer"},
 	{name: "503 forever", modeA: mode503, modeB: mode503, wantA: 3, wantB: 3, cause: "503", status: 503},
-	{name: "429 forever", modeA: mode429, modeB: mode429, wantA: 3, wantB: 1, cause: "429", status: 429}, // the second target's only key rests after a 429
+	{name: "429 forever", modeA: mode429, modeB: mode429, wantA: 3, wantB: 3, cause: "429", status: 429}, // a 429 without Retry-After is retried at every target, as the policy says
 	{name: "500 then 200", modeA: mode500Then200, modeB: modeOK, wantA: 2, wantB: 0, ok: true},
 	// The policy for this one is the stream reader's; the figures come from
 	// the baseline, and the cause from the trail.
