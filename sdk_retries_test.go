@@ -213,7 +213,7 @@ type sdkCase struct {
 }
 
 var sdkCases = []sdkCase{
-	{name: "silent target", modeA: modeSilent, modeB: modeSilent, wantA: 1, wantB: 1, cause: "attempt timed out after 250ms"},
+	{name: "silent target", modeA: modeSilent, modeB: modeSilent, wantA: 1, wantB: 1, cause: "attempt timed out after 750ms"},
 	{name: "connection reset forever", modeA: modeReset, modeB: modeReset, wantA: 3, wantB: 3, cause: "connection reset by peer"},
 	{name: "503 forever", modeA: mode503, modeB: mode503, wantA: 3, wantB: 3, cause: "503", status: 503},
 	{name: "429 forever", modeA: mode429, modeB: mode429, wantA: 3, wantB: 3, cause: "429", status: 429}, // a 429 without Retry-After is retried at every target, as the policy says
@@ -226,7 +226,7 @@ var sdkCases = []sdkCase{
 // silentTimeout is the attempt timeout in these tests: long enough for a
 // TLS handshake on a loaded machine under -race, short enough to keep the
 // silent cases quick.
-const silentTimeout = 250 * time.Millisecond
+const silentTimeout = 750 * time.Millisecond
 
 // sdkSetup is one case under one client kind, installed.
 type sdkSetup struct {
