@@ -2,6 +2,7 @@ package gwtransport_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -362,4 +363,42 @@ func TestSingleKey429IsRetried(t *testing.T) {
 	assert.Zero(t, nb)
 	require.Len(t, clock.Sleeps(), 1)
 	assert.InDelta(t, 500, clock.Sleeps()[0].Milliseconds(), 125)
+}
+
+// TestFailureHandedBackMasksEscapedAndHeaderKeys: another provider's
+// failure handed back never carries its key, whether its JSON body escapes
+// it ("sk-fb\/..." as PHP writes "/", or "\u0073k-...") or a header
+// echoes it.
+func TestFailureHandedBackMasksEscapedAndHeaderKeys(t *testing.T) {
+	const key = "sk-fb/SECRET/0123456789"
+	for name, esc := range map[string]string{
+		"solidus escaped": `sk-fb\/SECRET\/0123456789`,
+		"unicode escaped": `\u0073k-fb/SECRET/0123456789`,
+		"plain":           key,
+	} {
+		t.Run(name, func(t *testing.T) {
+			prim := httptest.NewServer(http.HandlerFunc(failing503))
+			defer prim.Close()
+			fb := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("X-Debug-Authorization", r.Header.Get("Authorization"))
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(401)
+				io.WriteString(w, `{"error":{"message":"Incorrect API key provided: `+esc+`","type":"invalid_request_error","code":"invalid_api_key"}}`)
+			}))
+			defer fb.Close()
+			tr, err := gwtransport.NewTransport(nil, []string{"fb/m"}, noEnv(), gwtransport.WithClock(newFakeClock()), fbProvider(fb, key))
+			require.NoError(t, err)
+			res, body, err := gw(t, tr, prim.URL+"/chat/completions", `{"model":"gateway","messages":[]}`, map[string]string{"Authorization": "Bearer key-p"})
+			require.NoError(t, err)
+			require.Equal(t, 401, res.StatusCode)
+			var e struct {
+				Error struct{ Message, Code string }
+			}
+			require.NoError(t, json.Unmarshal(body, &e))
+			assert.Equal(t, "Incorrect API key provided: [REDACTED]", e.Error.Message)
+			assert.Equal(t, "invalid_api_key", e.Error.Code)
+			assert.Equal(t, fmt.Sprint(len(body)), res.Header.Get("Content-Length"))
+			assert.Equal(t, "Bearer [REDACTED]", res.Header.Get("X-Debug-Authorization"))
+		})
+	}
 }

@@ -2,6 +2,7 @@ package gwtransport
 
 import (
 	"bytes"
+	"encoding/json"
 	"net/http"
 	"strings"
 )
@@ -105,15 +106,79 @@ func (g *gateway) maskSecrets(s string) string {
 	return s
 }
 
-// maskSecretBytes is maskSecrets for a body; it returns b itself when
-// there is nothing to mask.
+// maskSecretBytes is maskSecrets for a failure body handed back; it
+// returns b itself when there is nothing to mask. A JSON body may carry a
+// key escaped ("sk\/..." or "\u0073k-..."): when a decoded string holds
+// one, the body is re-encoded with every string masked.
 func (g *gateway) maskSecretBytes(b []byte) []byte {
+	if len(g.secrets) == 0 {
+		return b
+	}
 	for _, v := range g.secrets {
 		if bytes.Contains(b, []byte(v)) {
 			b = bytes.ReplaceAll(b, []byte(v), []byte(redactedSecret))
 		}
 	}
-	return b
+	if bytes.IndexByte(b, '\\') < 0 || !json.Valid(b) {
+		return b // no escape, so nothing hidden from the raw replace
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var v any
+	if dec.Decode(&v) != nil {
+		return b
+	}
+	masked, changed := g.maskJSON(v)
+	if !changed {
+		return b
+	}
+	out, err := json.Marshal(masked)
+	if err != nil {
+		return b
+	}
+	return out
+}
+
+// maskJSON masks the secrets in every string of a decoded JSON value, keys
+// included, and reports whether it changed anything.
+func (g *gateway) maskJSON(v any) (any, bool) {
+	switch x := v.(type) {
+	case string:
+		m := g.maskSecrets(x)
+		return m, m != x
+	case []any:
+		changed := false
+		for i, e := range x {
+			var c bool
+			x[i], c = g.maskJSON(e)
+			changed = changed || c
+		}
+		return x, changed
+	case map[string]any:
+		changed := false
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			mk := g.maskSecrets(k)
+			me, c := g.maskJSON(e)
+			out[mk] = me
+			changed = changed || c || mk != k
+		}
+		return out, changed
+	}
+	return v, false
+}
+
+// maskHeader masks the secrets the gateway knows in the values of a
+// response's header (a provider echoing a key it was sent).
+func (g *gateway) maskHeader(h http.Header) {
+	if len(g.secrets) == 0 {
+		return
+	}
+	for _, vs := range h {
+		for i, v := range vs {
+			vs[i] = g.maskSecrets(v) // the response's own header: written in place
+		}
+	}
 }
 
 // credentialOf returns the credential of an Authorization-style value: the

@@ -676,6 +676,7 @@ func (r *run) attempt(ctx context.Context, rt *route, t *target, try int, body [
 	}
 	if !own {
 		stripCookies(res.Header) // another provider's cookies never reach the caller's jar
+		g.maskHeader(res.Header) // nor a key it echoes in a header
 	}
 	res = gateTrailers(res, own)
 	a.Status = res.StatusCode
