@@ -402,3 +402,30 @@ func TestFailureHandedBackMasksEscapedAndHeaderKeys(t *testing.T) {
 		})
 	}
 }
+
+// TestCaseVariantStreamAndNAreRead: a case-insensitive provider streams on
+// "Stream": true (and reads "N"): the gateway guards that stream too, and
+// refuses a body whose variants disagree.
+func TestCaseVariantStreamAndNAreRead(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(w, ev(c0)) // cut: no finish, no [DONE]
+	}))
+	defer srv.Close()
+	tr, err := gwtransport.NewTransport(nil, []string{"openai/gpt-4o"}, noEnv(), gwtransport.WithClock(newFakeClock()), gwtransport.WithMaxRetries(0))
+	require.NoError(t, err)
+	for _, body := range []string{
+		`{"model":"gateway","Stream":true,"messages":[]}`,
+		`{"model":"gateway","STREAM":true,"messages":[]}`,
+	} {
+		_, _, err := gw(t, tr, srv.URL+"/chat/completions", body, map[string]string{"Authorization": "Bearer k"})
+		require.ErrorIs(t, err, gwtransport.ErrStreamTruncated, body)
+	}
+	for _, body := range []string{
+		`{"model":"gateway","stream":false,"Stream":true,"messages":[]}`,
+		`{"model":"gateway","stream":true,"n":1,"N":2,"messages":[]}`,
+	} {
+		_, _, err := gw(t, tr, srv.URL+"/chat/completions", body, map[string]string{"Authorization": "Bearer k"})
+		require.ErrorIs(t, err, gwtransport.ErrMalformedBody, body)
+	}
+}

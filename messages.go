@@ -53,6 +53,11 @@ type bodyInfo struct {
 	// disagree on which counts), or is "". A route that prepends model
 	// messages refuses such a body.
 	ambiguous string
+	// conflict says why decoders would read the request differently in a
+	// way the gateway's guard depends on ("stream" or "n" members that
+	// disagree), or is "": such a body is refused.
+	conflict          string
+	streamSeen, nSeen bool
 	// n is the last top-level "n" when it is a positive integral number
 	// (2, 2.0), else 0: the number of choices a stream must finish.
 	n int
@@ -128,8 +133,12 @@ func scanBody(p []byte, info *bodyInfo) error {
 			} else if !json.Valid(p[v.start:v.end]) {
 				return fmt.Errorf("invalid model value at offset %d", v.start)
 			}
-		case keyStream:
-			info.stream = string(p[v.start:v.end]) == "true"
+		case keyStream, keyStreamVariant:
+			on := string(p[v.start:v.end]) == "true"
+			if info.streamSeen && on != info.stream {
+				info.conflict = `"stream" members (in some case) disagree: decoders would not agree on whether the answer streams`
+			}
+			info.stream, info.streamSeen = info.stream || on, true
 		case keyMessages:
 			if info.messages.start >= 0 {
 				info.ambiguous = `two "messages" members: decoders disagree on which one counts`
@@ -142,8 +151,12 @@ func scanBody(p []byte, info *bodyInfo) error {
 			info.input = v
 		case keyConversationVariant:
 			info.ambiguous = fmt.Sprintf(`a member named like "messages" or "input" in another case, at offset %d: decoders disagree on which one counts`, v.start)
-		case keyN:
-			info.n = choiceCount(p[v.start:v.end])
+		case keyN, keyNVariant:
+			n := choiceCount(p[v.start:v.end])
+			if info.nSeen && n != info.n {
+				info.conflict = `"n" members (in some case) disagree: decoders would not agree on how many choices stream`
+			}
+			info.n, info.nSeen = max(info.n, n), true
 		}
 		return nil
 	})
@@ -246,6 +259,10 @@ const (
 	// is ambiguous (decoders would disagree on which list the model
 	// messages were prepended to).
 	keyConversationVariant
+	// keyStreamVariant and keyNVariant are "stream" and "n" in another
+	// case: a case-insensitive decoder reads them, so the gateway does too.
+	keyStreamVariant
+	keyNVariant
 	// keyModelVariant is a name equal to "model" under case folding but
 	// not exactly "model" ("Model", "MODEL").
 	keyModelVariant
@@ -281,6 +298,12 @@ func memberKey(tok []byte) (int, error) {
 	}
 	if foldsTo(inner, "messages") || foldsTo(inner, "input") {
 		return keyConversationVariant, nil
+	}
+	if foldsTo(inner, "stream") {
+		return keyStreamVariant, nil
+	}
+	if foldsTo(inner, "n") {
+		return keyNVariant, nil
 	}
 	return keyOther, nil
 }

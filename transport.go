@@ -209,6 +209,9 @@ func (g *gateway) roundTrip(req *http.Request, snd sender) (*http.Response, erro
 	if scanErr != nil {
 		return nil, fmt.Errorf("%w: %v", ErrMalformedBody, scanErr)
 	}
+	if info.conflict != "" {
+		return nil, fmt.Errorf("%w: %s", ErrMalformedBody, info.conflict)
+	}
 	if info.ambiguous != "" && rt.prepends {
 		// Model messages would go to one list and a decoder might read
 		// another.
