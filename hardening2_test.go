@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/option"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -428,4 +430,24 @@ func TestCaseVariantStreamAndNAreRead(t *testing.T) {
 		_, _, err := gw(t, tr, srv.URL+"/chat/completions", body, map[string]string{"Authorization": "Bearer k"})
 		require.ErrorIs(t, err, gwtransport.ErrMalformedBody, body)
 	}
+}
+
+// TestNullErrorMemberFailsOver: openai-go fails on a stream event with any
+// "error" member, null included (and go-openai on any line starting with
+// one): such a first event fails over rather than commit a stream the SDK
+// will reject.
+func TestNullErrorMemberFailsOver(t *testing.T) {
+	prim := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(w, ev(`{"error":null,"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":null}]}`)+ev(c0stop)+done)
+	}))
+	defer prim.Close()
+	fb, hits := hostileFallback(t)
+	c := openai.NewClient(option.WithBaseURL(prim.URL), option.WithAPIKey("key-p"), option.WithHTTPClient(&http.Client{}))
+	mustInit(t, &c, []string{"openai/gpt-4o", "fb/m"}, noEnv(), gwtransport.WithClock(newFakeClock()), fbProvider(fb, "key-fb"))
+	text, raw, err := streamChat(t, context.Background(), &c, "gateway")
+	require.NoError(t, err)
+	assert.Equal(t, "Hi", text) // the fallback's stream (c0)
+	assert.Equal(t, "fb/m", raw.Header.Get(gwtransport.HeaderTarget))
+	assert.EqualValues(t, 1, hits.Load())
 }

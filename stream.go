@@ -503,10 +503,16 @@ func guardKey(tok []byte) (key int, exact bool) {
 // skipped, not validated: callers validate a line before acting on its
 // effects.
 func lineEffects(v []byte, n int, mark func(int)) (e effects, err error) {
+	return effectsOf(v, n, mark, true)
+}
+
+// effectsOf is lineEffects; top is false for an array's element, whose
+// null "error" is no error (the SDKs look for a top-level one only).
+func effectsOf(v []byte, n int, mark func(int), top bool) (e effects, err error) {
 	if i := skipSpace(v, 0); i < len(v) && v[i] == '[' {
 		err = eachElement(v[i:], func(_ int, el []byte) error {
 			if el[0] == '{' {
-				if ee, err := lineEffects(el, 0, nil); err == nil && ee.failed {
+				if ee, err := effectsOf(el, 0, nil, false); err == nil && ee.failed {
 					e.failed = true
 				}
 			}
@@ -522,7 +528,10 @@ func lineEffects(v []byte, n int, mark func(int)) (e effects, err error) {
 		key, exact := guardKey(name)
 		switch key {
 		case keyError:
-			if string(val) != "null" {
+			// At the top level even null: openai-go fails on any "error"
+			// member it finds (gjson Exists), go-openai on any line that
+			// starts with one.
+			if top || string(val) != "null" {
 				e.failed = true
 			}
 		case keyType:

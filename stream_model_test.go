@@ -102,13 +102,17 @@ func jsonKey(name string) (key string, exact bool) {
 // keys, a finish or a terminal type only when every occurrence says so
 // and one is spelled exactly; an array is an error when one of its object
 // elements is.
-func refLine(v []byte, n int) refEffects {
+func refLine(v []byte, n int) refEffects { return refLineAt(v, n, true) }
+
+// refLineAt is refLine; top is false for an array's element, whose null
+// "error" is no error.
+func refLineAt(v []byte, n int, top bool) refEffects {
 	var e refEffects
 	var arr []json.RawMessage
 	if t := bytes.TrimSpace(v); len(t) > 0 && t[0] == '[' {
 		if json.Unmarshal(t, &arr) == nil {
 			for _, el := range arr {
-				if el[0] == '{' && refLine(el, 0).failed {
+				if el[0] == '{' && refLineAt(el, 0, false).failed {
 					e.failed = true
 				}
 			}
@@ -126,8 +130,8 @@ func refLine(v []byte, n int) refEffects {
 		k, exact := jsonKey(name)
 		switch k {
 		case "error":
-			if string(vals[i]) != "null" {
-				e.failed = true
+			if top || string(vals[i]) != "null" {
+				e.failed = true // at the top level null too, as the SDKs read it
 			}
 		case "type":
 			var t *string
