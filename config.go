@@ -58,7 +58,10 @@ func (b *Backoff) UnmarshalJSON(p []byte) error {
 	return nil
 }
 
-// Config is everything Init takes, as a file: load it with [LoadConfig] or
+// Config is what of Init's configuration a file can carry (everything but
+// the options that take Go values: the clock, random source, hooks,
+// logger, policy, backoff factory, base transport, environment, and
+// WithMaxBodyBytes): load it with [LoadConfig] or
 // [LoadConfigFile] and install it with Init(clients, nil,
 // WithConfig(cfg)). Secrets never appear in it: providers name the
 // environment variables that hold their keys. A Config marshals back to the

@@ -428,7 +428,8 @@ func WithProvider(p Provider) Option {
 // matches no configured provider (default "openai"). A request from such a
 // client to a target of that provider keeps the client's base URL and
 // credentials. The client provider also wins between providers that share
-// one base URL; Init refuses two such providers when it is neither.
+// one base URL; Init refuses two such providers of the same URL style
+// (Azure deployments, Azure v1, OpenAI) when it is neither.
 func WithClientProvider(name string) Option {
 	return func(s *settings) error {
 		s.clientProvider = name

@@ -19,8 +19,11 @@ const (
 	RetrySame
 	// NextTarget moves to the next target at once, without waiting.
 	NextTarget
-	// FailFast returns the provider's response to the caller unchanged: the
-	// request itself is at fault and no target would accept it.
+	// FailFast returns the provider's response to the caller (unchanged
+	// but for the secrets the gateway masks and its own headers): the
+	// request itself is at fault and no target would accept it. After
+	// another target failed it means "next target": a fallback's refusal
+	// never hides the earlier failure.
 	FailFast
 )
 

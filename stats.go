@@ -45,11 +45,20 @@ func (s *targetStats) snapshot() (attempts, failures int64, latency time.Duratio
 // TargetStats describes one target of one route, live. It never contains a
 // credential.
 type TargetStats struct {
-	Route, Target, Provider, Model, Alias string
-	Weight                                float64
-	// Breaker is the circuit breaker's state; BreakerUntil the end of its
-	// cooldown when open, the end of its probe's lease when half-open with
-	// a probe in flight, zero otherwise.
+	// Route is the intercepted model name the target belongs to.
+	Route string
+	// Target is "<provider>/<model>".
+	Target string
+	// Provider and Model are the two halves of Target.
+	Provider, Model string
+	// Alias is the target's alias, if any (see WithAliases).
+	Alias string
+	// Weight is the configured weight (1 for a list of models).
+	Weight float64
+	// Breaker is the circuit breaker's state ("" when the breaker is
+	// disabled); BreakerUntil the end of its cooldown when open, the end
+	// of its probe's lease when half-open with a probe in flight, zero
+	// otherwise.
 	Breaker      BreakerState
 	BreakerUntil time.Time
 	// Attempts made at this target, of which Successes and Failures
@@ -123,14 +132,23 @@ const (
 // Event is what the event hook (see [WithOnEvent]) and the logger receive.
 // It never contains a credential.
 type Event struct {
-	Kind     EventKind
-	Time     time.Time
-	Route    string
-	Target   string
-	Next     string
-	State    string
+	// Kind says what happened.
+	Kind EventKind
+	// Time is when, on the injected clock.
+	Time time.Time
+	// Route is the intercepted model name.
+	Route string
+	// Target is the "<provider>/<model>" the event is about.
+	Target string
+	// Next is the target a fallback moves to (EventFallback).
+	Next string
+	// State is the breaker's new state (EventBreaker) or the key's
+	// ("resting", "disabled"; EventKey).
+	State string
+	// KeyIndex is the key's position in its provider's pool (EventKey).
 	KeyIndex int
-	Attempt  *Attempt
+	// Attempt is the attempt that ended (EventAttempt).
+	Attempt *Attempt
 }
 
 // emit sends an event to the hook and the logger.

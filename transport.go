@@ -14,7 +14,11 @@ import (
 	"time"
 )
 
-// Response headers set on every response to an intercepted request.
+// The gateway's headers: HeaderTarget, HeaderAttempts and, when attempts
+// failed, HeaderReason are set on every response to an intercepted
+// request, HeaderBodyTruncated on a failure handed back whose body was
+// cut; HeaderPrefer is a request header. A provider's own X-Gwtransport-*
+// headers and trailers are dropped from intercepted responses.
 const (
 	// HeaderTarget names the "<provider>/<model>" that served the response
 	// (or produced the final failure).

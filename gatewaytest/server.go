@@ -78,16 +78,19 @@ type Fault struct {
 
 // Request is one request as the server received it.
 type Request struct {
+	// Method is the HTTP method.
 	Method string
 	// Path is the URL path, e.g. "/v1/chat/completions" or
 	// "/openai/deployments/gpt-4o/chat/completions".
-	Path  string
+	Path string
+	// Query is the raw query string (Azure's api-version, say).
 	Query string
 	// Model is the body's "model"; Deployment the Azure deployment in the
 	// path, if any.
 	Model      string
 	Deployment string
-	Stream     bool
+	// Stream reports whether the body asked for a stream.
+	Stream bool
 	// Header is the request header with every secret replaced by [Mask].
 	Header http.Header
 	// Body is the raw body.
