@@ -66,7 +66,7 @@ func WithForwardHeaders(names ...string) Option {
 
 // unforwardable are headers that never cross to another provider, whatever
 // the allowlist says: framing headers net/http owns, and the gateway's own.
-var unforwardable = []string{"Host", "Content-Length", "Transfer-Encoding", "Connection", "X-Gwtransport-"}
+var unforwardable = []string{"Host", "Content-Length", "Transfer-Encoding", "Connection", gatewayHeaderPrefix}
 
 // checkForwardName validates one name of WithForwardHeaders against the
 // built-in credential headers.
@@ -169,7 +169,7 @@ func ownerOf(h string, ps map[string]*provider) string {
 // allows reports whether the caller's header name (canonical) may reach a
 // provider other than the caller's own.
 func (a *headerAllowlist) allows(name string) bool {
-	if a.deny[name] || strings.HasPrefix(name, "X-Gwtransport-") {
+	if a.deny[name] || isGatewayHeader(name) {
 		return false
 	}
 	if a.exact[name] {

@@ -451,3 +451,55 @@ func TestNullErrorMemberFailsOver(t *testing.T) {
 	assert.Equal(t, "fb/m", raw.Header.Get(gwtransport.HeaderTarget))
 	assert.EqualValues(t, 1, hits.Load())
 }
+
+// TestHTTP2TrailersGated: over HTTP/2 a response with a Content-Length still
+// gets trailers, declared or not: another provider's never reach the
+// caller, the own provider's lose their X-Gwtransport-* ones.
+func TestHTTP2TrailersGated(t *testing.T) {
+	newH2 := func(name string, status int) *httptest.Server {
+		s := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Length", fmt.Sprint(len(okChat)))
+			w.WriteHeader(status)
+			io.WriteString(w, okChat)
+			w.Header().Set(http.TrailerPrefix+"Set-Cookie", "session=evil")
+			w.Header().Set(http.TrailerPrefix+"X-Gwtransport-Target", "forged/target")
+			w.Header().Set(http.TrailerPrefix+"X-Checksum", name)
+		}))
+		s.EnableHTTP2 = true
+		s.StartTLS()
+		t.Cleanup(s.Close)
+		return s
+	}
+	own := newH2("own", 200)
+	require.Equal(t, "HTTP/2.0", func() string {
+		res, err := own.Client().Get(own.URL)
+		require.NoError(t, err)
+		res.Body.Close()
+		return res.Proto
+	}())
+	for _, c := range []struct {
+		name string
+		fb   int // the primary's status when the fallback serves, else 0
+		want http.Header
+	}{
+		{"own provider", 0, http.Header{"X-Checksum": {"own"}, "Set-Cookie": {"session=evil"}}},
+		{"other provider", 503, nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			prim := own
+			opts := []gwtransport.Option{noEnv(), gwtransport.WithClock(newFakeClock()), gwtransport.WithMaxRetries(0)}
+			models := []string{"openai/gpt-4o"}
+			if c.fb != 0 {
+				prim = newH2("primary", c.fb)
+				fb := newH2("fb", 200)
+				opts = append(opts, fbProvider(fb, "key-fb"))
+				models = append(models, "fb/m")
+			}
+			tr, err := gwtransport.NewTransport(own.Client().Transport, models, opts...)
+			require.NoError(t, err)
+			res, _, err := gw(t, tr, prim.URL+"/chat/completions", `{"model":"gateway","messages":[]}`, map[string]string{"Authorization": "Bearer key-p"})
+			require.NoError(t, err)
+			assert.Equal(t, c.want, res.Trailer)
+		})
+	}
+}

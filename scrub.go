@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strings"
 )
 
@@ -45,16 +46,8 @@ func collectSecrets(ps map[string]*provider) []string {
 			}
 		}
 	}
-	sortLongestFirst(out)
+	slices.SortFunc(out, func(a, b string) int { return len(b) - len(a) })
 	return out
-}
-
-func sortLongestFirst(s []string) {
-	for i := 1; i < len(s); i++ {
-		for j := i; j > 0 && len(s[j]) > len(s[j-1]); j-- {
-			s[j], s[j-1] = s[j-1], s[j]
-		}
-	}
 }
 
 // scrub returns s with every secret the gateway knows and the value of
@@ -189,4 +182,18 @@ func credentialOf(v string) string {
 		return strings.TrimSpace(v[i+1:])
 	}
 	return v
+}
+
+// masker masks the secrets the gateway knows and the caller's
+// non-forwarded header values (see maskAll); its zero value masks nothing.
+type masker struct {
+	g *gateway
+	h http.Header
+}
+
+func (m masker) mask(s string) string {
+	if m.g == nil {
+		return s
+	}
+	return m.g.maskAll(s, m.h)
 }

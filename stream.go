@@ -807,9 +807,9 @@ func (u *upstream) blocked() time.Duration {
 // streamBody is a committed stream handed to the caller. It passes bytes
 // through line by line, and turns the ways a stream can break into errors.
 type streamBody struct {
-	// mask hides the gateway's known secrets in a provider's in-band error
-	// before the caller sees it (nil: nothing to hide).
-	mask    func(string) string
+	// mask hides secrets in a provider's in-band error before the caller
+	// sees it (the zero value hides nothing).
+	mask    masker
 	pending []byte // bytes of the current line not yet returned
 	br      *bufio.Reader
 	up      *upstream
@@ -1184,8 +1184,6 @@ func (s *streamBody) release() {
 // secrets masked: a provider echoing another provider's key never gets it
 // to the caller.
 func (s *streamBody) streamError(event string, o Outcome) *StreamError {
-	if s.mask != nil {
-		o.Code, o.Type, o.Message = s.mask(o.Code), s.mask(o.Type), s.mask(o.Message)
-	}
+	o.Code, o.Type, o.Message = s.mask.mask(o.Code), s.mask.mask(o.Type), s.mask.mask(o.Message)
 	return &StreamError{Event: event, Code: o.Code, Type: o.Type, Message: o.Message}
 }

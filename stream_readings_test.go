@@ -214,19 +214,7 @@ func TestStreamFinishGraceIgnoresKeepAlives(t *testing.T) {
 				}
 			}))
 			t.Cleanup(prim.Close)
-			tr, err := gwtransport.NewTransport(nil, []string{"openai/gpt-4o"}, noEnv(), gwtransport.WithClock(newFakeClock()),
-				gwtransport.WithStreamFinishGrace(100*time.Millisecond))
-			require.NoError(t, err)
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			defer cancel()
-			req, err := http.NewRequestWithContext(ctx, http.MethodPost, prim.URL+"/chat/completions", strings.NewReader(chatBody))
-			require.NoError(t, err)
-			res, err := (&http.Client{Transport: tr}).Do(req)
-			require.NoError(t, err)
-			defer res.Body.Close()
-			start := time.Now()
-			b, err := io.ReadAll(res.Body)
-			took := time.Since(start)
+			b, took, err := readWithGrace(t, prim.URL, 100*time.Millisecond, 2*time.Second)
 			require.NoError(t, err, "a complete stream ends in io.EOF")
 			// The grace counts time blocked on the provider: at least
 			// 100 ms, and far less than the caller's deadline.
@@ -269,20 +257,29 @@ func TestStreamFinishGraceRestartsOnData(t *testing.T) {
 		}
 	}))
 	t.Cleanup(prim.Close)
-	tr, err := gwtransport.NewTransport(nil, []string{"openai/gpt-4o"}, noEnv(), gwtransport.WithClock(newFakeClock()),
-		gwtransport.WithStreamFinishGrace(200*time.Millisecond))
+	b, took, err := readWithGrace(t, prim.URL, 200*time.Millisecond, 3*time.Second)
 	require.NoError(t, err)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	assert.Less(t, took, 2*time.Second)
+	assert.Contains(t, string(b), ev(cUsage))
+	assert.Contains(t, string(b), done, "the usage chunk restarted the grace")
+}
+
+// readWithGrace sends a streamed request to url through a gateway with the
+// given finish grace, under a caller deadline, and reads the whole body,
+// timing the read.
+func readWithGrace(t *testing.T, url string, grace, deadline time.Duration) ([]byte, time.Duration, error) {
+	t.Helper()
+	tr, err := gwtransport.NewTransport(nil, []string{"openai/gpt-4o"}, noEnv(), gwtransport.WithClock(newFakeClock()),
+		gwtransport.WithStreamFinishGrace(grace))
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), deadline)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, prim.URL+"/chat/completions", strings.NewReader(chatBody))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url+"/chat/completions", strings.NewReader(chatBody))
 	require.NoError(t, err)
 	res, err := (&http.Client{Transport: tr}).Do(req)
 	require.NoError(t, err)
 	defer res.Body.Close()
 	start := time.Now()
 	b, err := io.ReadAll(res.Body)
-	require.NoError(t, err)
-	assert.Less(t, time.Since(start), 2*time.Second)
-	assert.Contains(t, string(b), ev(cUsage))
-	assert.Contains(t, string(b), done, "the usage chunk restarted the grace")
+	return b, time.Since(start), err
 }

@@ -38,9 +38,24 @@ const (
 	HeaderBodyTruncated = "X-Gwtransport-Body-Truncated"
 )
 
-// gatewayHeaderPrefix starts every response header the gateway sets; a
-// provider's headers of that form are dropped.
+// gatewayHeaderPrefix starts every header of the gateway's; a provider's
+// headers of that form are dropped.
 const gatewayHeaderPrefix = "X-Gwtransport-"
+
+// isGatewayHeader reports whether a header name, in any spelling, is of
+// the gateway's form.
+func isGatewayHeader(k string) bool {
+	return len(k) >= len(gatewayHeaderPrefix) && strings.EqualFold(k[:len(gatewayHeaderPrefix)], gatewayHeaderPrefix)
+}
+
+// dropGatewayHeaders removes every header of the gateway's form from h.
+func dropGatewayHeaders(h http.Header) {
+	for k := range h {
+		if isGatewayHeader(k) {
+			delete(h, k)
+		}
+	}
+}
 
 // maxErrorBody bounds how much of an error response is read to classify it
 // and to hand it back to the caller.
@@ -399,20 +414,7 @@ targets:
 				r.record(rt, a)
 				return r.success(res, t), nil
 			}
-			if (a.Action == FailFast || (f != nil && refusal(f.res.StatusCode))) && r.failedElsewhere(t) {
-				// A fallback refused the request (an assistant prefill it
-				// does not support, a model it does not serve, a key it
-				// does not accept). That must not hide the failure that led
-				// here: try the other targets, and keep the earlier failure
-				// as the one the caller will see. A target's refusal after
-				// its own failures is final.
-				if a.Action == FailFast {
-					a.Action = NextTarget
-				}
-				if f != nil {
-					f.rejection = true
-				}
-			}
+			r.fallbackRefusal(t, &a, f)
 			if f != nil {
 				r.keep(f)
 			}
@@ -513,6 +515,23 @@ func (r *run) worthWaiting(t *target, now time.Time, wait time.Duration) bool {
 		return false
 	}
 	return true
+}
+
+// fallbackRefusal marks a fallback's refusal of the request (an assistant
+// prefill it does not support, a model it does not serve, a key it does
+// not accept): it must not hide the failure that led here, so the other
+// targets are tried and the earlier failure stays the one the caller will
+// see. A target's refusal after only its own failures stays final.
+func (r *run) fallbackRefusal(t *target, a *Attempt, f *failure) {
+	if !(a.Action == FailFast || (f != nil && refusal(f.res.StatusCode))) || !r.failedElsewhere(t) {
+		return
+	}
+	if a.Action == FailFast {
+		a.Action = NextTarget
+	}
+	if f != nil {
+		f.rejection = true
+	}
 }
 
 // failedElsewhere reports whether an attempt at a target other than t
@@ -726,8 +745,7 @@ func (r *run) attempt(ctx context.Context, rt *route, t *target, try int, body [
 			return nil, fail(Outcome{Err: perr}), nil
 		}
 		sb := newStreamBody(prefix, br, up, cancel, s.streamIdle, s.finishGrace, r.info.n, r.origin.op)
-		callerHeader := r.req.Header
-		sb.mask = func(s string) string { return g.maskAll(s, callerHeader) }
+		sb.mask = masker{g: g, h: r.req.Header}
 		res.Body = sb
 	} else {
 		if !disarm() {
@@ -833,13 +851,7 @@ func readErrorBody(body io.Reader) (p []byte, truncated bool, err error) {
 }
 
 func (r *run) decorate(h http.Header, target string) {
-	// A provider's own X-Gwtransport-* headers never pass for the
-	// gateway's.
-	for k := range h {
-		if len(k) >= len(gatewayHeaderPrefix) && strings.EqualFold(k[:len(gatewayHeaderPrefix)], gatewayHeaderPrefix) {
-			delete(h, k)
-		}
-	}
+	dropGatewayHeaders(h) // a provider's own never pass for the gateway's
 	h.Set(HeaderTarget, target)
 	h.Set(HeaderAttempts, strconv.Itoa(r.sent))
 	var b strings.Builder
@@ -973,57 +985,45 @@ func (c *cancelOnClose) Close() error {
 }
 
 // gateTrailers keeps a provider's trailers from passing for more than they
-// are. net/http fills the trailers of the response it returned once the
-// body is read to its end, whatever the provider declared; so the caller
-// gets a copy of the response, whose trailers are copied at the body's end:
-// none from another provider (its cookies among them), and the own
-// provider's without X-Gwtransport-* (the gateway's alone). A body that
-// cannot carry trailers (a known length, not chunked) is left as it is.
+// are. net/http fills the trailers of the response it returned when the
+// body reaches its end (HTTP/2 and chunked HTTP/1, declared or not), so
+// they are filtered in place then, and at once for the names declared: none
+// from another provider (its cookies among them), the own provider's
+// without X-Gwtransport-* (the gateway's alone). A body that cannot carry
+// trailers (HTTP/1 with a known length) is left as it is.
 func gateTrailers(res *http.Response, own bool) *http.Response {
 	if res.ProtoMajor < 2 && res.ContentLength >= 0 && len(res.TransferEncoding) == 0 && res.Trailer == nil {
-		return res // HTTP/1 with a known length: no trailers can come (HTTP/2 sends them anyway)
+		return res
 	}
-	cp := *res
-	cp.Trailer = nil
-	if own {
-		cp.Trailer = withoutGatewayHeaders(res.Trailer) // the declared names
-	}
-	cp.Body = &trailerGate{ReadCloser: res.Body, from: res, to: &cp, keep: own}
-	return &cp
+	g := &trailerGate{ReadCloser: res.Body, res: res, keep: own}
+	g.filter()
+	res.Body = g
+	return res
 }
 
-// withoutGatewayHeaders returns a copy of h without X-Gwtransport-*
-// fields, or nil for an empty h.
-func withoutGatewayHeaders(h http.Header) http.Header {
-	if len(h) == 0 {
-		return nil
-	}
-	t := make(http.Header, len(h))
-	for k, v := range h {
-		if !(len(k) >= len(gatewayHeaderPrefix) && strings.EqualFold(k[:len(gatewayHeaderPrefix)], gatewayHeaderPrefix)) {
-			t[k] = v
-		}
-	}
-	return t
-}
-
-// trailerGate copies the trailers of from to to, filtered, when the body
-// reaches its end.
+// trailerGate filters its response's trailers when the body ends.
 type trailerGate struct {
 	io.ReadCloser
-	from, to *http.Response
-	keep     bool
-	done     bool
+	res  *http.Response
+	keep bool // the own provider's: keep all but the gateway's names
+	done bool
 }
 
-// Read reads the body; at its end, the trailers are handed over.
+// Read reads the body; at its end, the trailers net/http just filled in
+// are filtered.
 func (g *trailerGate) Read(p []byte) (int, error) {
 	n, err := g.ReadCloser.Read(p)
 	if err == io.EOF && !g.done {
 		g.done = true
-		if g.keep {
-			g.to.Trailer = withoutGatewayHeaders(g.from.Trailer)
-		}
+		g.filter()
 	}
 	return n, err
+}
+
+func (g *trailerGate) filter() {
+	if !g.keep {
+		g.res.Trailer = nil
+		return
+	}
+	dropGatewayHeaders(g.res.Trailer)
 }
