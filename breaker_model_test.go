@@ -320,8 +320,10 @@ func TestKeyPoolModel(t *testing.T) {
 					if r <= 0 {
 						r = defaultKeyRest
 					}
-					keys[i].restLeft = max(keys[i].restLeft, min(r, maxRest))
-					want = "resting"
+					if r = min(r, maxRest); r > 0 {
+						keys[i].restLeft = max(keys[i].restLeft, r)
+						want = "resting" // no rest, no event
+					}
 				case 401, 403:
 					keys[i].disabledLeft = keyDisabledFor
 					want = "disabled"

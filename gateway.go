@@ -24,6 +24,7 @@ type gateway struct {
 	secretHeaders []string
 	secretSet     map[string]bool  // secretHeaders as a set
 	secrets       []string         // every key and configured header value, longest first (see scrub)
+	maxSecretForm int              // the longest a secret can be spelled in a body
 	origins       *originTable     // resolves which provider a request's client serves
 	forward       *headerAllowlist // caller headers that may reach another provider
 }
@@ -158,6 +159,10 @@ func (g *gateway) compileProviders() error {
 	}
 	g.secretHeaders = collectSecretHeaders(g.providers)
 	g.secrets = collectSecrets(g.providers)
+	for _, v := range g.secrets {
+		// A \u-escaped secret is up to six times as long (see readErrorBody).
+		g.maxSecretForm = max(g.maxSecretForm, 6*len(v))
+	}
 	g.secretSet = make(map[string]bool, len(g.secretHeaders))
 	for _, h := range g.secretHeaders {
 		g.secretSet[h] = true

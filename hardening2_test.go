@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -501,5 +502,81 @@ func TestHTTP2TrailersGated(t *testing.T) {
 			require.NoError(t, err)
 			assert.Equal(t, c.want, res.Trailer)
 		})
+	}
+}
+
+// TestFailureBodyMaskedByteForByte: another provider's key in a failure
+// body handed back is masked whatever the body's shape (several JSON
+// documents, text around JSON, escapes, across the 1 MiB cut), and every
+// other byte stays as the provider wrote it.
+func TestFailureBodyMaskedByteForByte(t *testing.T) {
+	const key = "sk-fb/SECRET/0123456789"
+	filler := strings.Repeat("x", (1<<20)-10)
+	for _, c := range []struct{ name, body, want string }{
+		{"ndjson", `{"error":{"message":"bad sk-fb\/SECRET\/0123456789"}}` + "\n" + `{"x":1}`, `{"error":{"message":"bad [REDACTED]"}}` + "\n" + `{"x":1}`},
+		{"text around json", `error: {"message":"key \u0073k-fb/SECRET/0123456789"} (retry)`, `error: {"message":"key [REDACTED]"} (retry)`},
+		{"kept bytes", `{"z":"a<b>&c","a":1,"a":2,"error":{"message":"\u0073k-fb/SECRET/0123456789 and \u00e9"}}`, `{"z":"a<b>&c","a":1,"a":2,"error":{"message":"[REDACTED] and é"}}`},
+		{"across the cut", filler + key + "tail", (filler + "[REDACTED]")[:1<<20]},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			prim := httptest.NewServer(http.HandlerFunc(failing503))
+			defer prim.Close()
+			fb := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("X-Seen-"+strings.ReplaceAll(key, "/", "-"), "1")
+				w.Header().Set("Link", "<https://x/?auth="+url.QueryEscape(key)+">")
+				w.WriteHeader(401)
+				io.WriteString(w, c.body)
+			}))
+			defer fb.Close()
+			tr, err := gwtransport.NewTransport(nil, []string{"fb/m"}, noEnv(), gwtransport.WithClock(newFakeClock()), fbProvider(fb, key),
+				gwtransport.WithProvider(gwtransport.Provider{Name: "other", BaseURL: "https://other.example/v1", APIKey: "sk-fb-SECRET-0123456789"}))
+			require.NoError(t, err)
+			res, body, err := gw(t, tr, prim.URL+"/chat/completions", `{"model":"gateway","messages":[]}`, map[string]string{"Authorization": "Bearer key-p"})
+			require.NoError(t, err)
+			assert.Equal(t, c.want, string(body))
+			assert.Equal(t, fmt.Sprint(len(body)), res.Header.Get("Content-Length"))
+			assert.Equal(t, "<https://x/?auth=[REDACTED]>", res.Header.Get("Link"))
+			for k := range res.Header {
+				assert.NotContains(t, strings.ToLower(k), "secret", k)
+			}
+		})
+	}
+}
+
+// TestKeyEventOnlyWhenTheKeyRests: a 429 without Retry-After does not rest
+// the key, and no event says it does; with Retry-After, it rests and says
+// so.
+func TestKeyEventOnlyWhenTheKeyRests(t *testing.T) {
+	for _, ra := range []string{"", "30"} {
+		p := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if strings.HasSuffix(r.Header.Get("Authorization"), "k0") {
+				if ra != "" {
+					w.Header().Set("Retry-After", ra)
+				}
+				w.WriteHeader(429)
+				return
+			}
+			io.WriteString(w, okChat)
+		}))
+		var states []string
+		tr, err := gwtransport.NewTransport(nil, []string{"p/m"}, noEnv(), gwtransport.WithClock(newFakeClock()),
+			gwtransport.WithProvider(gwtransport.Provider{Name: "p", BaseURL: p.URL, APIKeys: []string{"k0", "k1"}}),
+			gwtransport.WithOnEvent(func(e gwtransport.Event) {
+				if e.Kind == gwtransport.EventKey {
+					states = append(states, e.State)
+				}
+			}))
+		require.NoError(t, err)
+		_, _, err = gw(t, tr, p.URL+"/chat/completions", `{"model":"gateway","messages":[]}`, nil)
+		require.NoError(t, err)
+		ks := tr.Stats()[0].Keys[0]
+		if ra == "" {
+			assert.Empty(t, states)
+			assert.Equal(t, "active", ks.State)
+		} else {
+			assert.Equal(t, []string{"resting"}, states)
+			assert.Equal(t, "resting", ks.State)
+		}
+		p.Close()
 	}
 }

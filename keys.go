@@ -9,7 +9,7 @@ import (
 // machine driven by the injected clock:
 //
 //	state     event                           next state
-//	active    429 (Retry-After r, or 1 s)     resting until now+min(r, max rest), never shortened
+//	active    429 with Retry-After r           resting until now+min(r, max rest), never shortened (no Retry-After: no rest)
 //	active    401, 403                        disabled until now+keyDisabledFor
 //	resting   429                             resting, extended up to now+max rest
 //	any       401, 403                        disabled until now+keyDisabledFor
@@ -167,6 +167,9 @@ func (p *keyPool) report(i, status int, retryAfter, maxRest time.Duration, now t
 			retryAfter = defaultKeyRest
 		}
 		retryAfter = capRest(retryAfter, maxRest)
+		if retryAfter <= 0 {
+			return "" // no rest: nothing changed
+		}
 		if until := now.Add(retryAfter); until.After(ks.restUntil) {
 			ks.restUntil = until
 		}

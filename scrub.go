@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 )
@@ -43,6 +44,15 @@ func collectSecrets(ps map[string]*provider) []string {
 		for _, vs := range p.headers {
 			for _, v := range vs {
 				add(v)
+			}
+		}
+	}
+	// The forms a provider may echo a secret in besides its own: URL
+	// encodings, and JSON's escaped solidus.
+	for _, v := range out {
+		for _, f := range []string{url.QueryEscape(v), url.PathEscape(v), strings.ReplaceAll(v, "/", `\/`)} {
+			if f != v && !slices.Contains(out, f) {
+				out = append(out, f)
 			}
 		}
 	}
@@ -100,9 +110,10 @@ func (g *gateway) maskSecrets(s string) string {
 }
 
 // maskSecretBytes is maskSecrets for a failure body handed back; it
-// returns b itself when there is nothing to mask. A JSON body may carry a
-// key escaped ("sk\/..." or "\u0073k-..."): when a decoded string holds
-// one, the body is re-encoded with every string masked.
+// returns b itself when there is nothing to mask. A JSON string in it may
+// spell a key with other escapes ("\u0073k-..."): every quoted string that
+// holds a backslash is decoded, and replaced, masked, when it holds a key.
+// Everything else stays byte for byte, whether or not the body is JSON.
 func (g *gateway) maskSecretBytes(b []byte) []byte {
 	if len(g.secrets) == 0 {
 		return b
@@ -112,53 +123,58 @@ func (g *gateway) maskSecretBytes(b []byte) []byte {
 			b = bytes.ReplaceAll(b, []byte(v), []byte(redactedSecret))
 		}
 	}
-	if bytes.IndexByte(b, '\\') < 0 || !json.Valid(b) {
-		return b // no escape, so nothing hidden from the raw replace
-	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
-	var v any
-	if dec.Decode(&v) != nil {
+	if bytes.IndexByte(b, '\\') < 0 {
 		return b
 	}
-	masked, changed := g.maskJSON(v)
-	if !changed {
+	var out []byte
+	last := 0
+	for i := 0; i < len(b); i++ {
+		if b[i] != '"' {
+			continue
+		}
+		end, escaped := stringEnd(b, i)
+		if end < 0 {
+			break
+		}
+		if escaped {
+			if s, err := decodeString(b[i : end+1]); err == nil {
+				if m := g.maskSecrets(string(s)); m != string(s) {
+					out = append(append(out, b[last:i]...), quoteJSON(m)...)
+					last = end + 1
+				}
+			}
+		}
+		i = end
+	}
+	if out == nil {
 		return b
 	}
-	out, err := json.Marshal(masked)
-	if err != nil {
-		return b
-	}
-	return out
+	return append(out, b[last:]...)
 }
 
-// maskJSON masks the secrets in every string of a decoded JSON value, keys
-// included, and reports whether it changed anything.
-func (g *gateway) maskJSON(v any) (any, bool) {
-	switch x := v.(type) {
-	case string:
-		m := g.maskSecrets(x)
-		return m, m != x
-	case []any:
-		changed := false
-		for i, e := range x {
-			var c bool
-			x[i], c = g.maskJSON(e)
-			changed = changed || c
+// stringEnd returns the index of the quote that closes the JSON string
+// opening at b[i], or -1, and whether the string has escapes.
+func stringEnd(b []byte, i int) (int, bool) {
+	escaped := false
+	for j := i + 1; j < len(b); j++ {
+		switch b[j] {
+		case '\\':
+			escaped = true
+			j++
+		case '"':
+			return j, escaped
 		}
-		return x, changed
-	case map[string]any:
-		changed := false
-		out := make(map[string]any, len(x))
-		for k, e := range x {
-			mk := g.maskSecrets(k)
-			me, c := g.maskJSON(e)
-			out[mk] = me
-			changed = changed || c || mk != k
-		}
-		return out, changed
 	}
-	return v, false
+	return -1, escaped
+}
+
+// quoteJSON encodes s as a JSON string, without HTML escaping.
+func quoteJSON(s string) []byte {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(s)
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 }
 
 // maskHeader masks the secrets the gateway knows in the values of a
@@ -167,9 +183,16 @@ func (g *gateway) maskHeader(h http.Header) {
 	if len(g.secrets) == 0 {
 		return
 	}
-	for _, vs := range h {
+	for k, vs := range h {
 		for i, v := range vs {
 			vs[i] = g.maskSecrets(v) // the response's own header: written in place
+		}
+		// A key echoed in a header's name (canonicalised: any case).
+		for _, sec := range g.secrets {
+			if strings.Contains(strings.ToLower(k), strings.ToLower(sec)) {
+				delete(h, k)
+				break
+			}
 		}
 	}
 }

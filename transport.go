@@ -713,7 +713,7 @@ func (r *run) attempt(ctx context.Context, rt *route, t *target, try int, body [
 		return nil, fail(Outcome{Status: res.StatusCode, Header: res.Header}), nil
 	}
 	if res.StatusCode >= 300 {
-		errBody, truncated, rerr := readErrorBody(res.Body)
+		errBody, truncated, rerr := readErrorBody(res.Body, g.maxSecretForm)
 		res.Body.Close()
 		o := Outcome{Status: res.StatusCode, Header: res.Header}
 		if rerr == nil || len(errBody) > 0 {
@@ -827,6 +827,9 @@ func (r *run) finish() *http.Response {
 	f := r.final
 	res := f.res
 	f.body = r.g.maskSecretBytes(f.body) // another provider's key echoed in its body
+	if len(f.body) > maxErrorBody {
+		f.body = f.body[:maxErrorBody] // cut after masking: no key is half shown
+	}
 	res.Body = io.NopCloser(bytes.NewReader(f.body))
 	res.ContentLength = int64(len(f.body))
 	res.Header.Set("Content-Length", strconv.Itoa(len(f.body)))
@@ -835,19 +838,22 @@ func (r *run) finish() *http.Response {
 	res.Request = r.req
 	r.decorate(res.Header, f.target)
 	if f.truncated {
-		res.Header.Set(HeaderBodyTruncated, strconv.Itoa(maxErrorBody))
+		res.Header.Set(HeaderBodyTruncated, strconv.Itoa(len(f.body)))
 	}
 	return res
 }
 
 // readErrorBody reads an error response's body, keeping at most
-// maxErrorBody bytes; truncated reports that there was more.
-func readErrorBody(body io.Reader) (p []byte, truncated bool, err error) {
-	p, err = io.ReadAll(io.LimitReader(body, maxErrorBody+1))
-	if len(p) > maxErrorBody {
-		return p[:maxErrorBody], true, err
+// maxErrorBody bytes, and extra more when there are more (so that a secret
+// across the cut is masked whole before finish cuts the body);
+// truncated reports that there was more than maxErrorBody.
+func readErrorBody(body io.Reader, extra int) (p []byte, truncated bool, err error) {
+	p, err = io.ReadAll(io.LimitReader(body, int64(maxErrorBody+extra+1)))
+	truncated = len(p) > maxErrorBody
+	if len(p) > maxErrorBody+extra {
+		p = p[:maxErrorBody+extra]
 	}
-	return p, false, err
+	return p, truncated, err
 }
 
 func (r *run) decorate(h http.Header, target string) {
