@@ -17,7 +17,7 @@ import (
 	"github.com/gwtransport/gwtransport/gatewaytest"
 )
 
-const knownProviders = "azure, deepseek, fireworks, gemini, groq, mistral, ollama, openai, openrouter, together, vllm"
+const knownProviders = "anthropic, azure, cerebras, deepinfra, deepseek, fireworks, gemini, groq, llamacpp, lmstudio, mistral, novita, ollama, openai, openrouter, perplexity, sambanova, together, vllm, xai"
 
 // TestConfigErrorsExact: one case per validation rule, each asserting the
 // whole message: the "gwtransport: config: " prefix, the field's path and
@@ -31,9 +31,9 @@ func TestConfigErrorsExact(t *testing.T) {
 		{"unknown top-level field JSON", `{"modles": []}`,
 			p + "modles: unknown field (want one of: circuit_breaker, client_provider, defaults, forward_headers, models, providers, route, routes, strategy, time_zone)"},
 		{"secret field not settable", "providers:\n  - name: x\n    base_url: https://x.test/v1\n    api_key: sk-live-123\n",
-			p + "providers[0].api_key: unknown field (want one of: api_key_env, api_keys_env, api_version, api_version_env, auth, base_url, base_url_env, headers_env, key_interval, name, style)"},
+			p + "providers[0].api_key: unknown field (want one of: api_key_env, api_keys_env, api_version, api_version_env, auth, base_url, base_url_env, headers_env, key_interval, key_optional, name, style)"},
 		{"inline header values", "providers:\n  - name: x\n    headers: {X-Secret: s3cr3t}\n",
-			p + "providers[0].headers: unknown field (want one of: api_key_env, api_keys_env, api_version, api_version_env, auth, base_url, base_url_env, headers_env, key_interval, name, style)"},
+			p + "providers[0].headers: unknown field (want one of: api_key_env, api_keys_env, api_version, api_version_env, auth, base_url, base_url_env, headers_env, key_interval, key_optional, name, style)"},
 		{"wrong type int", "models:\n  - target: openai/a\n    max_retries: many\n", p + "models[0].max_retries: want an integer, got a string"},
 		{"fraction for an int", "defaults: {max_attempts: 1.5}\n", p + "defaults.max_attempts: want an integer, got a number that is not one"},
 		{"wrong type int JSON", `{"models":[{"target":"openai/a","max_retries":1.5}]}`, p + "models[0].max_retries: want an integer, got a number that is not one"},
@@ -65,7 +65,7 @@ func TestConfigErrorsExact(t *testing.T) {
 		{"bad target", "models:\n  - target: gpt-4o\n", p + `models[0].target: "gpt-4o" must have the form <provider>/<model>`},
 		{"unknown provider", "models:\n  - target: opneai/gpt-4o\n", p + `models[0].target: unknown provider "opneai" (known: ` + knownProviders + `); add it under providers`},
 		{"unknown provider names the file's", "providers: [{name: local, base_url: 'http://127.0.0.1:1/v1'}]\nroutes:\n  - name: r\n    models: [{target: locl/m}]\n",
-			p + `routes[0].models[0].target: unknown provider "locl" (known: azure, deepseek, fireworks, gemini, groq, local, mistral, ollama, openai, openrouter, together, vllm); add it under providers`},
+			p + `routes[0].models[0].target: unknown provider "locl" (known: anthropic, azure, cerebras, deepinfra, deepseek, fireworks, gemini, groq, llamacpp, lmstudio, local, mistral, novita, ollama, openai, openrouter, perplexity, sambanova, together, vllm, xai); add it under providers`},
 		{"unknown client provider", "client_provider: nope\n", p + `client_provider: unknown provider "nope" (known: ` + knownProviders + `)`},
 		{"duplicate target", "models:\n  - target: openai/a\n  - target: groq/b\n  - target: openai/a\n", p + `models[2].target: "openai/a" is already models[0]`},
 		{"duplicate weighted target", "models:\n  - {target: openai/a, weight: 1}\n  - {target: openai/a, weight: 2}\n", p + `models[1].target: "openai/a" is already models[0]`},

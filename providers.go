@@ -90,6 +90,10 @@ type Provider struct {
 	// HeadersEnv are extra headers whose values are read from environment
 	// variables: header name -> variable name.
 	HeadersEnv map[string]string `json:"headers_env,omitempty"`
+	// KeyOptional says the provider works without a key (a local server
+	// such as vLLM, LM Studio or llama.cpp): when no key is set, attempts
+	// carry no credentials; when one is set, it is sent as Auth says.
+	KeyOptional bool `json:"key_optional,omitempty"`
 }
 
 // defaultAzureAPIVersion is used when neither APIVersion nor its
@@ -98,23 +102,78 @@ const defaultAzureAPIVersion = "2024-10-21"
 
 // BuiltinProviders returns the providers known without configuration, keyed
 // by name. Keys and, where noted, endpoints come from the conventional
-// environment variables.
+// environment variables. Each entry cites the provider's documentation of
+// its OpenAI-compatible base URL, auth scheme and key variable.
 func BuiltinProviders() map[string]Provider {
 	bearer := func(name, base, env string) Provider {
 		return Provider{Name: name, BaseURL: base, APIKeyEnv: env, Auth: AuthBearer, Style: StyleOpenAI}
 	}
+	// local is a server on this machine that needs no key unless it was
+	// started with one (then the variable holds it).
+	local := func(name, base, env string) Provider {
+		p := bearer(name, base, env)
+		p.KeyOptional = true
+		return p
+	}
 	ps := []Provider{
+		// https://platform.openai.com/docs/api-reference/authentication
 		bearer("openai", "https://api.openai.com/v1", "OPENAI_API_KEY"),
+		// https://learn.microsoft.com/azure/ai-services/openai/reference
 		{Name: "azure", BaseURLEnv: "AZURE_OPENAI_ENDPOINT", APIKeyEnv: "AZURE_OPENAI_API_KEY", Auth: AuthAPIKey, Style: StyleAzure, APIVersionEnv: "OPENAI_API_VERSION"},
+		// https://platform.claude.com/docs/en/api/openai-sdk (the OpenAI
+		// SDK compatibility layer: base_url https://api.anthropic.com/v1/,
+		// ANTHROPIC_API_KEY as the SDK's api_key, so a Bearer token)
+		bearer("anthropic", "https://api.anthropic.com/v1", "ANTHROPIC_API_KEY"),
+		// https://docs.x.ai/api/integrations (base URL, XAI_API_KEY) and
+		// https://docs.x.ai/developers/rest-api-reference/inference
+		// ("Authorization: Bearer <your xAI API key>")
+		bearer("xai", "https://api.x.ai/v1", "XAI_API_KEY"),
+		// https://inference-docs.cerebras.ai/resources/openai
+		bearer("cerebras", "https://api.cerebras.ai/v1", "CEREBRAS_API_KEY"),
+		// https://docs.perplexity.ai/docs/sonar/openai-compatibility
+		// (Sonar: base_url https://api.perplexity.ai, Bearer) and
+		// https://docs.perplexity.ai/docs/grounded-llm/openai-compatibility
+		// (PERPLEXITY_API_KEY)
+		bearer("perplexity", "https://api.perplexity.ai", "PERPLEXITY_API_KEY"),
+		// https://docs.sambanova.ai/docs/en/features/openai-compatibility and
+		// https://docs.sambanova.ai/cloud/docs/resources/glossary
+		// (https://api.sambanova.ai/v1/chat/completions)
+		bearer("sambanova", "https://api.sambanova.ai/v1", "SAMBANOVA_API_KEY"),
+		// https://deepinfra.com/docs/openai_api (endpoint
+		// https://api.deepinfra.com/v1/openai, Bearer $DEEPINFRA_TOKEN)
+		bearer("deepinfra", "https://api.deepinfra.com/v1/openai", "DEEPINFRA_TOKEN"),
+		// https://novita.ai/docs/guides/llm-api (base URL
+		// https://api.novita.ai/v3/openai)
+		bearer("novita", "https://api.novita.ai/v3/openai", "NOVITA_API_KEY"),
+		// https://docs.together.ai/docs/openai-api-compatibility
 		bearer("together", "https://api.together.xyz/v1", "TOGETHER_API_KEY"),
+		// https://console.groq.com/docs/openai
 		bearer("groq", "https://api.groq.com/openai/v1", "GROQ_API_KEY"),
+		// https://docs.mistral.ai/api/
 		bearer("mistral", "https://api.mistral.ai/v1", "MISTRAL_API_KEY"),
+		// https://api-docs.deepseek.com/
 		bearer("deepseek", "https://api.deepseek.com/v1", "DEEPSEEK_API_KEY"),
+		// https://openrouter.ai/docs/quickstart
 		bearer("openrouter", "https://openrouter.ai/api/v1", "OPENROUTER_API_KEY"),
+		// https://docs.fireworks.ai/tools-sdks/openai-compatibility
 		bearer("fireworks", "https://api.fireworks.ai/inference/v1", "FIREWORKS_API_KEY"),
+		// https://ai.google.dev/gemini-api/docs/openai
 		bearer("gemini", "https://generativelanguage.googleapis.com/v1beta/openai", "GEMINI_API_KEY"),
+		// https://github.com/ollama/ollama/blob/main/docs/openai.md (no key)
 		{Name: "ollama", BaseURL: "http://localhost:11434/v1", Auth: AuthNone, Style: StyleOpenAI},
-		bearer("vllm", "http://localhost:8000/v1", "VLLM_API_KEY"),
+		// https://docs.vllm.ai/en/latest/serving/openai_compatible_server.html
+		// (a key only when the server was started with --api-key or
+		// VLLM_API_KEY)
+		local("vllm", "http://localhost:8000/v1", "VLLM_API_KEY"),
+		// https://lmstudio.ai/docs/api/openai-api (http://localhost:1234/v1)
+		// and https://lmstudio.ai/docs/developer/core/authentication (no
+		// authentication by default; with "Require Authentication" on,
+		// "Authorization: Bearer $LM_API_TOKEN")
+		local("lmstudio", "http://localhost:1234/v1", "LM_API_TOKEN"),
+		// https://github.com/ggml-org/llama.cpp/blob/master/tools/server/README.md
+		// (llama-server on http://localhost:8080, OpenAI routes under /v1;
+		// --api-key or LLAMA_API_KEY makes it check a Bearer key)
+		local("llamacpp", "http://localhost:8080/v1", "LLAMA_API_KEY"),
 	}
 	m := make(map[string]Provider, len(ps))
 	for _, p := range ps {
@@ -153,6 +212,9 @@ func mergeProvider(p, o Provider) Provider {
 	if o.HeadersEnv != nil {
 		p.HeadersEnv = o.HeadersEnv
 	}
+	if o.KeyOptional {
+		p.KeyOptional = true
+	}
 	return p
 }
 
@@ -170,6 +232,7 @@ type provider struct {
 	apiVersion string
 	headers    http.Header
 	pool       *keyPool // nil when the provider has no key
+	keyOpt     bool     // Provider.KeyOptional: no key means no credentials, not a failure
 	matchHost  string   // "scheme://host" of baseURL, normalised (see normalizeHost)
 	scheme     string   // baseURL's scheme, lower case
 	host       string   // baseURL's host, lower case, without the scheme's default port
@@ -195,6 +258,7 @@ func resolveProvider(p Provider, env func(string) (string, bool)) (*provider, er
 		auth:       p.Auth,
 		style:      p.Style,
 		apiVersion: get(p.APIVersion, p.APIVersionEnv),
+		keyOpt:     p.KeyOptional,
 	}
 	if r.auth == "" {
 		r.auth = AuthBearer

@@ -942,7 +942,7 @@ func (g *gateway) newAttemptRequest(ctx context.Context, req *http.Request, o *o
 	switch {
 	case p.auth == AuthNone:
 	case p.pool == nil:
-		if !own {
+		if !own && !p.keyOpt {
 			hint := ""
 			if p.keyEnv != "" {
 				hint = " (set " + p.keyEnv + ")"
