@@ -93,6 +93,9 @@ func compile(models any, opts []Option) (*gateway, error) {
 	if err := g.checkPerModelKeys(); err != nil {
 		return nil, err
 	}
+	if err := g.checkCredentials(); err != nil {
+		return nil, err
+	}
 	return g, nil
 }
 

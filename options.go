@@ -167,6 +167,7 @@ type settings struct {
 	routes          []routeSpec
 	defaultModels   any // the default route's models from a Config
 	forwardHeaders  []string
+	requireCreds    bool // WithRequireCredentials
 }
 
 // routeSpec is a named route added with WithRoute.

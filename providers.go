@@ -233,6 +233,7 @@ type provider struct {
 	headers    http.Header
 	pool       *keyPool // nil when the provider has no key
 	keyOpt     bool     // Provider.KeyOptional: no key means no credentials, not a failure
+	keysEnv    []string // Provider.APIKeysEnv, named in errors
 	matchHost  string   // "scheme://host" of baseURL, normalised (see normalizeHost)
 	scheme     string   // baseURL's scheme, lower case
 	host       string   // baseURL's host, lower case, without the scheme's default port
@@ -259,6 +260,7 @@ func resolveProvider(p Provider, env func(string) (string, bool)) (*provider, er
 		style:      p.Style,
 		apiVersion: get(p.APIVersion, p.APIVersionEnv),
 		keyOpt:     p.KeyOptional,
+		keysEnv:    p.APIKeysEnv,
 	}
 	if r.auth == "" {
 		r.auth = AuthBearer
