@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"log"
+	"net/http"
 
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
@@ -33,14 +34,16 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
+	var raw *http.Response
 	res, err := client.Chat.Completions.New(context.Background(), openai.ChatCompletionNewParams{
 		Model:    "gateway",
 		Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("hi")},
-	})
+	}, option.WithResponseInto(&raw))
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Printf("answer from %s: %q\n", res.Model, res.Choices[0].Message.Content)
+	fmt.Printf("answer from %s: %q, served by %s after %s attempt(s) (%s)\n", res.Model, res.Choices[0].Message.Content,
+		raw.Header.Get(gwtransport.HeaderTarget), raw.Header.Get(gwtransport.HeaderAttempts), raw.Header.Get(gwtransport.HeaderReason))
 	for _, r := range azureLocal.Journal() {
 		fmt.Printf("Azure received: %s %s?%s api-key=%s authorization=%q\n", r.Method, r.Path, r.Query, r.Header.Get("Api-Key"), r.Header.Get("Authorization"))
 	}

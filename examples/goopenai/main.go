@@ -44,7 +44,10 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Printf("chat:   %q from %s\n", res.Choices[0].Message.Content, res.Model)
+	// go-openai keeps the response headers: the gateway's say which target
+	// served and after how many attempts.
+	fmt.Printf("chat:   %q from %s, served by %s after %s attempt(s) (%s)\n", res.Choices[0].Message.Content, res.Model,
+		res.Header().Get(gwtransport.HeaderTarget), res.Header().Get(gwtransport.HeaderAttempts), res.Header().Get(gwtransport.HeaderReason))
 
 	stream, err := client.CreateChatCompletionStream(context.Background(), req)
 	if err != nil {
@@ -64,5 +67,6 @@ func main() {
 			text += ch.Choices[0].Delta.Content
 		}
 	}
-	fmt.Printf("stream: %q\n", text)
+	fmt.Printf("stream: %q, served by %s after %s attempt(s) (%s)\n", text,
+		stream.Header().Get(gwtransport.HeaderTarget), stream.Header().Get(gwtransport.HeaderAttempts), stream.Header().Get(gwtransport.HeaderReason))
 }
