@@ -108,6 +108,7 @@ func (systemClock) Sleep(ctx context.Context, d time.Duration) error {
 // Float64 returns a number in [0, 1). It is called concurrently; the values
 // [WithRand] receives are wrapped in a mutex, so they need not be safe.
 type RandSource interface {
+	// Float64 returns a number in [0, 1).
 	Float64() float64
 }
 

@@ -60,7 +60,7 @@ type TargetStats struct {
 	// of its probe's lease when half-open with a probe in flight, zero
 	// otherwise.
 	Breaker      BreakerState
-	BreakerUntil time.Time
+	BreakerUntil time.Time // see Breaker
 	// Attempts made at this target, of which Successes and Failures
 	// (availability failures: network, timeouts, 408, 429, 5xx).
 	Attempts, Successes, Failures int64

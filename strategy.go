@@ -77,7 +77,7 @@ type Candidate struct {
 	// target so far, the failed ones, and the moving average latency of
 	// the successful ones (0 before the first).
 	Attempts, Failures int64
-	Latency            time.Duration
+	Latency            time.Duration // see Attempts
 }
 
 // atomicCounter is a round-robin position.

@@ -10,8 +10,8 @@ import (
 // default). Start is included and End excluded; a window whose End is
 // before its Start crosses midnight ("22:00"-"06:00").
 type Window struct {
-	Start string `json:"start"`
-	End   string `json:"end"`
+	Start string `json:"start"` // "HH:MM", included
+	End   string `json:"end"`   // "HH:MM", excluded
 }
 
 // window is a parsed Window in minutes of the day.

@@ -32,10 +32,10 @@ type Fault struct {
 	// Status, when non-zero, answers with this status and an OpenAI-style
 	// error body made of Code, Type and Message (or Body, when set).
 	Status  int
-	Code    string
-	Type    string
-	Message string
-	Body    string
+	Code    string // the error's "code"
+	Type    string // the error's "type"
+	Message string // the error's "message"
+	Body    string // the whole error body, instead of Code, Type and Message
 	// Header is added to the response (Retry-After, say).
 	Header map[string]string
 	// Delay waits before the response headers.
@@ -64,7 +64,7 @@ type Fault struct {
 	// NoDone completes the stream (finish reason included) without the
 	// [DONE] sentinel; with HoldOpen the connection then stays open.
 	NoDone   bool
-	HoldOpen bool
+	HoldOpen bool // see NoDone and Script
 	// Prelude is written as is right after a stream's headers, before its
 	// first event: comments, keep-alives, pings, lifecycle events.
 	Prelude string
@@ -73,7 +73,7 @@ type Fault struct {
 	// ScriptPause between them; then the connection closes, or with
 	// HoldOpen stays open.
 	Script      string
-	ScriptPause time.Duration
+	ScriptPause time.Duration // see Script
 }
 
 // Request is one request as the server received it.
@@ -88,7 +88,7 @@ type Request struct {
 	// Model is the body's "model"; Deployment the Azure deployment in the
 	// path, if any.
 	Model      string
-	Deployment string
+	Deployment string // see Model
 	// Stream reports whether the body asked for a stream.
 	Stream bool
 	// Header is the request header with every secret replaced by [Mask].
