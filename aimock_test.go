@@ -3,9 +3,10 @@ package gwtransport_test
 // Integration tests against @copilotkit/aimock, an OpenAI-compatible mock
 // provider no one here wrote. Each test starts one aimock process per
 // provider on 127.0.0.1, each requiring its own API key (a request carrying
-// any other key is answered 401), and stops them when it ends. Install it
-// with `npm ci` in the repository root (Node 20); without it these tests
-// skip, except in CI (CI=true), where they must run.
+// any other key is answered 401), and stops them when it ends. ./test.sh
+// installs it (`npm ci` in the repository root, Node.js 20.15 or later);
+// without it these tests fail with the command to run. Only an explicit
+// GWTRANSPORT_SKIP_AIMOCK=1 skips them.
 
 import (
 	"bytes"
@@ -30,6 +31,10 @@ import (
 	"github.com/gwtransport/gwtransport"
 )
 
+// aimockMissing is the failure of an aimock test on a machine without
+// aimock: the exact command to run.
+const aimockMissing = "aimock is not installed: run ./test.sh (it runs `npm ci --no-audit --no-fund` when node_modules is missing or differs from package-lock.json), or `npm ci` in the repository root yourself; both need Node.js 20.15 or later. (GWTRANSPORT_SKIP_AIMOCK=1 skips these tests.)"
+
 // aimock is one running aimock process.
 type aimock struct {
 	endpoint string // http://127.0.0.1:PORT
@@ -42,12 +47,11 @@ func startAimock(t *testing.T, name, key string) *aimock {
 	t.Helper()
 	cli := filepath.Join("node_modules", "@copilotkit", "aimock", "dist", "cli.js")
 	node, err := exec.LookPath("node")
+	if os.Getenv("GWTRANSPORT_SKIP_AIMOCK") == "1" {
+		t.Skip("GWTRANSPORT_SKIP_AIMOCK=1: the aimock integration tests are skipped")
+	}
 	if _, statErr := os.Stat(cli); err != nil || statErr != nil {
-		msg := "aimock is not installed: run `npm ci` in the repository root (needs Node 20 or later)"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
+		t.Fatal(aimockMissing)
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
