@@ -187,3 +187,39 @@ func TestKeylessLocalProviderUsesAKeyWhenSet(t *testing.T) {
 		assert.Empty(t, caller.Journal())
 	}
 }
+
+// TestKeyOptionalFromConfig: a configured provider marked key_optional is
+// not reported at Init and is sent without credentials; the same provider
+// without it is reported, naming its variable.
+func TestKeyOptionalFromConfig(t *testing.T) {
+	s := server(t, "local", "")
+	caller := server(t, "caller", "")
+	doc := func(optional bool) []byte {
+		y := "providers:\n  - name: local\n    base_url: " + s.URL + "\n    api_key_env: LOCAL_KEY\n"
+		if optional {
+			y += "    key_optional: true\n"
+		}
+		y += "  - name: caller\n    base_url: " + caller.URL + "\n    auth: none\nclient_provider: caller\nmodels:\n  - target: local/m\n"
+		return []byte(y)
+	}
+	cfg, err := gwtransport.LoadConfig(doc(false))
+	require.NoError(t, err)
+	_, err = gwtransport.NewTransport(nil, nil, noEnv(), gwtransport.WithConfig(cfg), gwtransport.WithRequireCredentials())
+	require.EqualError(t, err, `gwtransport: missing credentials: route "gateway", target "local/m": provider "local" has no API key (set LOCAL_KEY)`)
+
+	cfg, err = gwtransport.LoadConfig(doc(true))
+	require.NoError(t, err)
+	out, err := cfg.YAML()
+	require.NoError(t, err)
+	assert.Contains(t, string(out), "key_optional: true")
+	tr, err := gwtransport.NewTransport(nil, nil, noEnv(), gwtransport.WithConfig(cfg), gwtransport.WithRequireCredentials())
+	require.NoError(t, err)
+	hc := &http.Client{Transport: tr}
+	defer hc.CloseIdleConnections()
+	res, err := hc.Post(caller.URL+"/chat/completions", "application/json", strings.NewReader(`{"model":"gateway","messages":[]}`))
+	require.NoError(t, err)
+	res.Body.Close()
+	assert.Equal(t, http.StatusOK, res.StatusCode)
+	require.Len(t, s.Journal(), 1)
+	assert.Empty(t, s.Journal()[0].Header.Get("Authorization"))
+}
