@@ -17,7 +17,7 @@ import (
 	"github.com/gwtransport/gwtransport/gatewaytest"
 )
 
-const knownProviders = "anthropic, azure, cerebras, deepinfra, deepseek, fireworks, gemini, groq, llamacpp, lmstudio, mistral, novita, ollama, openai, openrouter, perplexity, sambanova, together, vllm, xai"
+const knownProviders = "anthropic, azure, cerebras, deepinfra, deepseek, fireworks, gemini, groq, hyperbolic, llamacpp, lmstudio, mistral, nebius, novita, ollama, openai, openrouter, perplexity, sambanova, together, vllm, xai"
 
 // TestConfigErrorsExact: one case per validation rule, each asserting the
 // whole message: the "gwtransport: config: " prefix, the field's path and
@@ -65,7 +65,7 @@ func TestConfigErrorsExact(t *testing.T) {
 		{"bad target", "models:\n  - target: gpt-4o\n", p + `models[0].target: "gpt-4o" must have the form <provider>/<model>`},
 		{"unknown provider", "models:\n  - target: opneai/gpt-4o\n", p + `models[0].target: unknown provider "opneai" (known: ` + knownProviders + `); add it under providers`},
 		{"unknown provider names the file's", "providers: [{name: local, base_url: 'http://127.0.0.1:1/v1'}]\nroutes:\n  - name: r\n    models: [{target: locl/m}]\n",
-			p + `routes[0].models[0].target: unknown provider "locl" (known: anthropic, azure, cerebras, deepinfra, deepseek, fireworks, gemini, groq, llamacpp, lmstudio, local, mistral, novita, ollama, openai, openrouter, perplexity, sambanova, together, vllm, xai); add it under providers`},
+			p + `routes[0].models[0].target: unknown provider "locl" (known: anthropic, azure, cerebras, deepinfra, deepseek, fireworks, gemini, groq, hyperbolic, llamacpp, lmstudio, local, mistral, nebius, novita, ollama, openai, openrouter, perplexity, sambanova, together, vllm, xai); add it under providers`},
 		{"unknown client provider", "client_provider: nope\n", p + `client_provider: unknown provider "nope" (known: ` + knownProviders + `)`},
 		{"duplicate target", "models:\n  - target: openai/a\n  - target: groq/b\n  - target: openai/a\n", p + `models[2].target: "openai/a" is already models[0]`},
 		{"duplicate weighted target", "models:\n  - {target: openai/a, weight: 1}\n  - {target: openai/a, weight: 2}\n", p + `models[1].target: "openai/a" is already models[0]`},

@@ -145,6 +145,14 @@ func BuiltinProviders() map[string]Provider {
 		// https://novita.ai/docs/guides/llm-api (base URL
 		// https://api.novita.ai/v3/openai)
 		bearer("novita", "https://api.novita.ai/v3/openai", "NOVITA_API_KEY"),
+		// https://docs.hyperbolic.xyz/docs/rest-api
+		// (https://api.hyperbolic.xyz/v1/chat/completions,
+		// "Authorization: Bearer $HYPERBOLIC_API_KEY")
+		bearer("hyperbolic", "https://api.hyperbolic.xyz/v1", "HYPERBOLIC_API_KEY"),
+		// https://docs.tokenfactory.nebius.com/api-reference/examples/text-generation
+		// (Nebius Token Factory, formerly AI Studio: base_url
+		// https://api.tokenfactory.nebius.com/v1/, NEBIUS_API_KEY, Bearer)
+		bearer("nebius", "https://api.tokenfactory.nebius.com/v1", "NEBIUS_API_KEY"),
 		// https://docs.together.ai/docs/openai-api-compatibility
 		bearer("together", "https://api.together.xyz/v1", "TOGETHER_API_KEY"),
 		// https://console.groq.com/docs/openai

@@ -102,6 +102,8 @@ func TestBuiltinProviderWireShapes(t *testing.T) {
 		{name: "sambanova", url: "https://api.sambanova.ai/v1/chat/completions", keyEnv: "SAMBANOVA_API_KEY", auth: "bearer"},
 		{name: "deepinfra", url: "https://api.deepinfra.com/v1/openai/chat/completions", keyEnv: "DEEPINFRA_TOKEN", auth: "bearer"},
 		{name: "novita", url: "https://api.novita.ai/v3/openai/chat/completions", keyEnv: "NOVITA_API_KEY", auth: "bearer"},
+		{name: "hyperbolic", url: "https://api.hyperbolic.xyz/v1/chat/completions", keyEnv: "HYPERBOLIC_API_KEY", auth: "bearer"},
+		{name: "nebius", url: "https://api.tokenfactory.nebius.com/v1/chat/completions", keyEnv: "NEBIUS_API_KEY", auth: "bearer"},
 		{name: "together", url: "https://api.together.xyz/v1/chat/completions", keyEnv: "TOGETHER_API_KEY", auth: "bearer"},
 		{name: "groq", url: "https://api.groq.com/openai/v1/chat/completions", keyEnv: "GROQ_API_KEY", auth: "bearer"},
 		{name: "mistral", url: "https://api.mistral.ai/v1/chat/completions", keyEnv: "MISTRAL_API_KEY", auth: "bearer"},
