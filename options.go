@@ -167,6 +167,11 @@ type settings struct {
 	routes          []routeSpec
 	defaultModels   any // the default route's models from a Config
 	forwardHeaders  []string
+	// continuation.go: the rescue of broken chat streams.
+	noContinuation    bool
+	continuation      Continuation
+	modelContinuation map[string]Continuation
+	malformedLimit    int
 }
 
 // routeSpec is a named route added with WithRoute.
@@ -207,6 +212,7 @@ func defaultSettings() *settings {
 		maxRetryWait:   DefaultMaxRetryWait,
 		streamIdle:     DefaultStreamIdleTimeout,
 		finishGrace:    DefaultStreamFinishGrace,
+		malformedLimit: DefaultStreamMalformedLimit,
 		maxBodyBytes:   DefaultMaxBodyBytes,
 		clientProvider: "openai",
 		policy:         DefaultPolicy,
