@@ -54,12 +54,14 @@ type streamExt struct {
 
 // continuer rescues one committed chat stream.
 type continuer struct {
-	r      *run
-	rt     *route
-	t      *target // the target serving the stream now
-	try    int     // its attempt's try
-	since  time.Time
-	res    *http.Response // the caller's response
+	r     *run
+	rt    *route
+	t     *target // the target serving the stream now
+	try   int     // its attempt's try
+	since time.Time
+	res   *http.Response // the caller's response
+	// ctx and cancel are the continuation attempts' context, made at the
+	// first break (under the stream's mu: Close cancels it).
 	ctx    context.Context
 	cancel context.CancelFunc
 	breaks map[*target]int // break records per target (not sends)
@@ -90,8 +92,7 @@ func (r *run) guard(rt *route, t *target, try int, res *http.Response) *http.Res
 		}
 	}
 	if cont {
-		ctx, cancel := context.WithCancel(r.req.Context())
-		x.cont = &continuer{r: r, rt: rt, t: t, try: try, since: time.Now(), res: res, ctx: ctx, cancel: cancel}
+		x.cont = &continuer{r: r, rt: rt, t: t, try: try, since: time.Now(), res: res}
 		// The prefix is whole events (peekFirstEvent stops at the blank
 		// line of the first content event).
 		x.scan(sb.pending)
@@ -334,6 +335,9 @@ func (s *streamBody) rescue(err error) bool {
 	if s.timer != nil {
 		s.timer.Stop()
 	}
+	if c.ctx == nil && !closed {
+		c.ctx, c.cancel = context.WithCancel(c.r.req.Context())
+	}
 	s.mu.Unlock()
 	s.dropEvent()
 	x.dropping = false
@@ -397,15 +401,23 @@ func (s *streamBody) detach() ([]byte, *bufio.Reader, *upstream, context.CancelF
 func (c *continuer) next(brk error, text []byte, allowed bool) ([]byte, *bufio.Reader, *upstream, context.CancelFunc, bool) {
 	r, rt, s := c.r, c.rt, c.rt.s
 	d := time.Since(c.since)
-	callerGone := c.ctx.Err() != nil
-	r.observe(rt, c.t, -1, Outcome{Status: http.StatusOK, Err: brk}, d, callerGone)
+	callerGone := r.req.Context().Err() != nil
+	if !callerGone {
+		// An availability failure of the target; its attempt was counted
+		// (a success, at the commit).
+		c.t.stats.failures.Add(1)
+		now := s.clock.Now()
+		if st, changed := c.t.breaker.record(now, verdictFailure, 0); changed {
+			rt.emit(Event{Kind: EventBreaker, Time: now, Route: rt.name, Target: c.t.name, State: string(st)})
+		}
+	}
 	r.record(rt, Attempt{Route: rt.name, Target: c.t.name, Try: c.try, Status: http.StatusOK, Action: NextTarget,
 		Duration: d, Err: brk, Continued: c.parts > 0})
 	if c.breaks == nil {
 		c.breaks = map[*target]int{}
 	}
 	c.breaks[c.t]++
-	if !allowed || callerGone {
+	if !allowed || callerGone || c.ctx == nil {
 		return nil, nil, nil, nil, false
 	}
 	// Continuation attempts run under the stream's own context: closing
@@ -652,16 +664,27 @@ func topID(v []byte) []byte {
 }
 
 // replaceID appends v to dst with the value of every top-level member
-// named "id" (in any case) replaced by id.
+// named "id" (in any case) replaced by id; an object without one gets it
+// first.
 func replaceID(dst, v, id []byte) []byte {
-	last := 0
-	_ = eachMember(v, func(name []byte, sp span) error {
+	last, found := 0, false
+	err := eachMember(v, func(name []byte, sp span) error {
 		if n := memberName(name); n != nil && folds(n, "id") {
 			dst = append(dst, v[last:sp.start]...)
 			dst = append(dst, id...)
-			last = sp.end
+			last, found = sp.end, true
 		}
 		return nil
 	})
+	if err == nil && !found {
+		i := bytes.IndexByte(v, '{') + 1
+		dst = append(dst, v[:i]...)
+		dst = append(dst, `"id":`...)
+		dst = append(dst, id...)
+		if j := skipSpace(v, i); j < len(v) && v[j] != '}' {
+			dst = append(dst, ',')
+		}
+		last = i
+	}
 	return append(dst, v[last:]...)
 }

@@ -1182,9 +1182,13 @@ func (s *streamBody) release() {
 			s.timer.Stop()
 		}
 		up, cancel := s.up, s.cancel // a rescue swaps them under mu
-		s.mu.Unlock()
+		var rescue context.CancelFunc
 		if s.ext != nil && s.ext.cont != nil {
-			s.ext.cont.cancel() // a continuation in flight
+			rescue = s.ext.cont.cancel // a continuation in flight
+		}
+		s.mu.Unlock()
+		if rescue != nil {
+			rescue()
 		}
 		cancel()
 		up.rc.Close()
