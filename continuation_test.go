@@ -716,3 +716,53 @@ func TestContinuationOptionErrors(t *testing.T) {
 	_, err = gwtransport.NewTransport(nil, []string{"openai/gpt-4o"}, noEnv(), gwtransport.WithStreamMalformedLimit(0))
 	require.ErrorContains(t, err, "stream malformed limit must be at least 1")
 }
+
+// TestContinuationIsAnOrdinaryAttempt: the continuation request is the
+// caller's, rewritten for its target as any attempt (model, model
+// messages first), with the prefill last; a continuation that misses the
+// first-event limit moves on to the next capable target.
+func TestContinuationIsAnOrdinaryAttempt(t *testing.T) {
+	rig := newContRig(t, [3]string{"", "prefill", "prefix"}, [3][]gatewaytest.Option{},
+		gwtransport.WithStreamFirstEvent(50*time.Millisecond),
+		gwtransport.WithModelMessages(map[string][]gwtransport.Message{"fc/c-model": {{Role: "system", Content: "be brief"}}}))
+	rig.a.Enqueue(gatewaytest.Fault{CutAfter: 2})
+	rig.b.Enqueue(gatewaytest.Fault{FirstEventDelay: time.Second})
+	ctx, trail := gwtransport.WithTrail(context.Background())
+	res := rig.rawChat(t, ctx, contBody)
+	got := readSSE(res.Body)
+	require.NoError(t, got.err)
+	assert.Equal(t, contReply, got.text)
+	as := trail.Attempts()
+	require.Len(t, as, 4)
+	assert.Equal(t, "fb/b-model", as[2].Target)
+	assert.ErrorContains(t, as[2].Err, "timed out")
+	assert.True(t, as[2].Continued)
+	assert.Equal(t, "fc/c-model", as[3].Target)
+	assert.Equal(t, gwtransport.Succeed, as[3].Action)
+
+	var req struct {
+		Model    string `json:"model"`
+		Stream   bool   `json:"stream"`
+		Messages []struct {
+			Role    string `json:"role"`
+			Content string `json:"content"`
+			Prefix  bool   `json:"prefix"`
+		} `json:"messages"`
+		StreamOptions json.RawMessage `json:"stream_options"`
+	}
+	j := rig.c.Journal()
+	require.Len(t, j, 1)
+	require.NoError(t, json.Unmarshal(j[0].Body, &req))
+	assert.Equal(t, "c-model", req.Model)
+	assert.True(t, req.Stream)
+	assert.JSONEq(t, `{"include_usage":true}`, string(req.StreamOptions))
+	require.Len(t, req.Messages, 3)
+	assert.Equal(t, "system", req.Messages[0].Role)
+	assert.Equal(t, "be brief", req.Messages[0].Content)
+	assert.Equal(t, "user", req.Messages[1].Role)
+	assert.Equal(t, "assistant", req.Messages[2].Role)
+	assert.True(t, req.Messages[2].Prefix)
+	assert.Equal(t, strings.Join(strings.SplitAfter(contReply, " ")[:2], ""), req.Messages[2].Content)
+	assert.Equal(t, gatewaytest.Mask("Bearer key-c"), j[0].Header.Get("Authorization"), "the target's own key")
+	assert.Equal(t, "3", res.Trailer.Get(gwtransport.HeaderAttempts))
+}
