@@ -49,11 +49,11 @@ func TestPrefillBody(t *testing.T) {
 func TestReplaceID(t *testing.T) {
 	id := []byte(`"chatcmpl-1"`)
 	for in, want := range map[string]string{
-		`{"id":"x","choices":[]}`:                  `{"id":"chatcmpl-1","choices":[]}`,
-		`{"ID":"x","id":"y"}`:                      `{"ID":"chatcmpl-1","id":"chatcmpl-1"}`,
-		`{"choices":[{"id":"nested"}]}`:            `{"id":"chatcmpl-1","choices":[{"id":"nested"}]}`,
-		`{ }`:                                      `{"id":"chatcmpl-1" }`,
-		`{"\u0069d":"esc"}`:                        `{"\u0069d":"chatcmpl-1"}`,
+		`{"id":"x","choices":[]}`:                 `{"id":"chatcmpl-1","choices":[]}`,
+		`{"ID":"x","id":"y"}`:                     `{"ID":"chatcmpl-1","id":"chatcmpl-1"}`,
+		`{"choices":[{"id":"nested"}]}`:           `{"id":"chatcmpl-1","choices":[{"id":"nested"}]}`,
+		`{ }`:                                     `{"id":"chatcmpl-1" }`,
+		`{"\u0069d":"esc"}`:                       `{"\u0069d":"chatcmpl-1"}`,
 		`{"model":"m", "id" : "z", "object":"c"}`: `{"model":"m", "id" : "chatcmpl-1", "object":"c"}`,
 	} {
 		got := replaceID(nil, []byte(in), id)
