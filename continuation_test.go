@@ -766,3 +766,23 @@ func TestContinuationIsAnOrdinaryAttempt(t *testing.T) {
 	assert.Equal(t, gatewaytest.Mask("Bearer key-c"), j[0].Header.Get("Authorization"), "the target's own key")
 	assert.Equal(t, "3", res.Trailer.Get(gwtransport.HeaderAttempts))
 }
+
+// TestContinuationBackToTheClientsOwnProvider: through an installed
+// openai-go client, a continuation at the client's own provider goes
+// through the client's own chain, after RoundTrip returned.
+func TestContinuationBackToTheClientsOwnProvider(t *testing.T) {
+	rig := newContRig(t, [3]string{"prefill", "prefill", "prefill"}, [3][]gatewaytest.Option{})
+	c := openaiClient(rig.a, "key-p")
+	mustInit(t, c, rig.targets, rig.opts...)
+	rig.a.Enqueue(gatewaytest.Fault{CutAfter: 1})
+	rig.b.Enqueue(gatewaytest.Fault{CutAfter: 1})
+	rig.c.Enqueue(gatewaytest.Fault{CutAfter: 1})
+	text, raw, err := streamChat(t, context.Background(), c, "gateway")
+	require.NoError(t, err)
+	assert.Equal(t, contReply, text)
+	ja := rig.a.Journal()
+	require.Len(t, ja, 2)
+	assert.Equal(t, gatewaytest.Mask("Bearer key-p"), ja[1].Header.Get("Authorization"), "the client's own key, through its own chain")
+	assert.Equal(t, "openai/gpt-4o", raw.Trailer.Get(gwtransport.HeaderTarget))
+	assert.Equal(t, "4", raw.Trailer.Get(gwtransport.HeaderAttempts))
+}
