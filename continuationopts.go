@@ -68,7 +68,13 @@ func WithContinuation(on bool) Option {
 // limit, a malformed event), the gateway resends the request to the next
 // capable target with the text delivered so far as a final assistant
 // message, and splices the continuation into the stream the caller is
-// reading.
+// reading: the caller reads one answer and one [DONE]. Only a stream whose
+// delivered deltas carried nothing but "role" and "content" (no tool
+// call, refusal, reasoning, audio or logprobs), of a request with n ≤ 1
+// and no logprobs, is spliced. The response headers were sent at the
+// commit, so a spliced stream sets the response's Trailer at its end with
+// the final X-Gwtransport-Target, X-Gwtransport-Attempts and
+// X-Gwtransport-Fallback-Reason: read them from res.Trailer after EOF.
 func WithModelContinuation(m map[string]Continuation) Option {
 	return func(s *settings) error {
 		for k, c := range m {
