@@ -130,6 +130,10 @@ type ModelConfig struct {
 	Messages []Message `json:"messages,omitempty"`
 	// Windows are the daily time windows when the target is not used.
 	Windows []Window `json:"windows,omitempty"`
+	// Continuation is how the target continues an assistant prefill
+	// (prefill, prefix, continue_final_message, or "" for none), as
+	// WithModelContinuation; absent, the route's default.
+	Continuation *Continuation `json:"continuation,omitempty"`
 }
 
 // Defaults are the settings that apply to every model of a route unless the
@@ -156,6 +160,11 @@ type Defaults struct {
 	// MaxRest is as WithMaxRest: the longest rest a Retry-After can give a
 	// key or add to a breaker's cooldown.
 	MaxRest *Duration `json:"max_rest,omitempty"`
+	// Continuation is the continuation capability of every model that
+	// does not set its own (see WithModelContinuation).
+	Continuation *Continuation `json:"continuation,omitempty"`
+	// StreamMalformedLimit is as WithStreamMalformedLimit.
+	StreamMalformedLimit *int `json:"stream_malformed_limit,omitempty"`
 }
 
 // BackoffConfig is a [Backoff] in a configuration file. Each field it sets
@@ -407,6 +416,9 @@ func (v configValidator) models(field, route string, ms []ModelConfig) error {
 		if err := validateBackoff(f+".backoff", m.Backoff); err != nil {
 			return err
 		}
+		if m.Continuation != nil && !m.Continuation.valid() {
+			return errConfig(f+".continuation", "%s", errContinuationValue)
+		}
 		for k, msg := range m.Messages {
 			switch msg.Role {
 			case "system", "developer", "user":
@@ -490,6 +502,12 @@ func validateDefaults(field string, d Defaults) error {
 	}
 	if d.MaxRest != nil && *d.MaxRest <= 0 {
 		return errConfig(field+".max_rest", "must be positive")
+	}
+	if d.Continuation != nil && !d.Continuation.valid() {
+		return errConfig(field+".continuation", "%s", errContinuationValue)
+	}
+	if d.StreamMalformedLimit != nil && *d.StreamMalformedLimit < 1 {
+		return errConfig(field+".stream_malformed_limit", "must be at least 1")
 	}
 	return validateBackoff(field+".backoff", d.Backoff)
 }
@@ -663,6 +681,12 @@ func (d Defaults) options() []Option {
 	dur(d.StreamIdle, WithStreamIdle)
 	dur(d.StreamFinishGrace, WithStreamFinishGrace)
 	dur(d.MaxRest, WithMaxRest)
+	if d.Continuation != nil {
+		opts = append(opts, withDefaultContinuation(*d.Continuation))
+	}
+	if d.StreamMalformedLimit != nil {
+		opts = append(opts, WithStreamMalformedLimit(*d.StreamMalformedLimit))
+	}
 	return opts
 }
 
@@ -680,6 +704,7 @@ func modelOptions(ms []ModelConfig) (any, []Option) {
 		messages = map[string][]Message{}
 		windows  = map[string][]Window{}
 		aliases  = map[string]string{}
+		conts    = map[string]Continuation{}
 	)
 	for _, m := range ms {
 		list = append(list, m.Target)
@@ -704,6 +729,9 @@ func modelOptions(ms []ModelConfig) (any, []Option) {
 		if m.Alias != "" {
 			aliases[m.Target] = m.Alias
 		}
+		if m.Continuation != nil {
+			conts[m.Target] = *m.Continuation
+		}
 	}
 	var models any = list
 	if len(weights) == len(ms) {
@@ -721,5 +749,5 @@ func modelOptions(ms []ModelConfig) (any, []Option) {
 		return nil
 	}
 	return models, []Option{WithModelMaxRetries(retries), WithModelTimeout(timeouts), modelBackoff,
-		WithModelMessages(messages), WithTimeWindows(windows), WithAliases(aliases)}
+		WithModelMessages(messages), WithTimeWindows(windows), WithAliases(aliases), WithModelContinuation(conts)}
 }

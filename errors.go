@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -56,6 +57,10 @@ type Attempt struct {
 	Wait time.Duration
 	// Err is the cause when the attempt failed.
 	Err error
+	// Continued marks the parts of a rescued stream (see
+	// WithModelContinuation): an attempt that continued a broken stream,
+	// or the break of a stream that was itself a continuation.
+	Continued bool
 }
 
 // String renders the attempt for logs and the reason header; it never
@@ -141,7 +146,15 @@ func (e *Error) Unwrap() []error {
 type Trail struct {
 	mu       sync.Mutex
 	attempts []Attempt
+	// malformed counts the malformed stream events dropped (see
+	// WithStreamMalformedLimit).
+	malformed atomic.Int64
 }
+
+// MalformedDropped returns how many malformed events of the request's
+// committed stream were dropped, never delivered (see
+// WithStreamMalformedLimit).
+func (t *Trail) MalformedDropped() int { return int(t.malformed.Load()) }
 
 // Attempts returns a copy of the attempts recorded so far.
 func (t *Trail) Attempts() []Attempt {

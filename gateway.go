@@ -58,6 +58,7 @@ type target struct {
 	loc         *time.Location
 	breaker     *breaker
 	stats       targetStats
+	cont        Continuation // how it continues a prefill (continuation.go)
 }
 
 // compile validates models and options into a gateway.
@@ -120,6 +121,7 @@ func (g *gateway) checkPerModelKeys() error {
 			{"model messages", keysOf(s.modelMessages)},
 			{"alias", keysOf(s.aliases)},
 			{"time windows", keysOf(s.windows)},
+			{"continuation", keysOf(s.modelContinuation)},
 		} {
 			sort.Strings(c.keys)
 			for _, k := range c.keys {
@@ -256,6 +258,10 @@ func (g *gateway) newTarget(routeName string, sp modelSpec, s *settings) (*targe
 	}
 	if b, ok := s.modelBackoff[sp.name]; ok {
 		t.backoff = b
+	}
+	t.cont = s.continuation
+	if c, ok := s.modelContinuation[sp.name]; ok {
+		t.cont = c
 	}
 	t.quotedModel, _ = json.Marshal(model)
 	if msgs, ok := s.modelMessages[sp.name]; ok {

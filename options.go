@@ -169,6 +169,11 @@ type settings struct {
 	defaultModels   any // the default route's models from a Config
 	forwardHeaders  []string
 	requireCreds    bool // WithRequireCredentials
+	// continuation.go: the rescue of broken chat streams.
+	noContinuation    bool
+	continuation      Continuation
+	modelContinuation map[string]Continuation
+	malformedLimit    int
 }
 
 // routeSpec is a named route added with WithRoute.
@@ -209,6 +214,7 @@ func defaultSettings() *settings {
 		maxRetryWait:   DefaultMaxRetryWait,
 		streamIdle:     DefaultStreamIdleTimeout,
 		finishGrace:    DefaultStreamFinishGrace,
+		malformedLimit: DefaultStreamMalformedLimit,
 		maxBodyBytes:   DefaultMaxBodyBytes,
 		clientProvider: "openai",
 		policy:         DefaultPolicy,

@@ -848,6 +848,10 @@ type streamBody struct {
 
 	err  error
 	once sync.Once
+
+	// ext holds event holding, dropped malformed events and the rescue
+	// (continuation.go); nil for a stream that needs none of them.
+	ext *streamExt
 }
 
 // newStreamBody commits to a stream whose first bytes, prefix, were read
@@ -964,6 +968,9 @@ func (s *streamBody) Read(p []byte) (int, error) {
 	}
 	if s.err != nil {
 		return 0, s.err
+	}
+	if s.ext != nil {
+		return s.readHeld(p)
 	}
 	n := 0
 	for n < len(p) {
@@ -1174,9 +1181,17 @@ func (s *streamBody) release() {
 		if s.timer != nil {
 			s.timer.Stop()
 		}
+		up, cancel := s.up, s.cancel // a rescue swaps them under mu
+		var rescue context.CancelFunc
+		if s.ext != nil && s.ext.cont != nil {
+			rescue = s.ext.cont.cancel // a continuation in flight
+		}
 		s.mu.Unlock()
-		s.cancel()
-		s.up.rc.Close()
+		if rescue != nil {
+			rescue()
+		}
+		cancel()
+		up.rc.Close()
 	})
 }
 

@@ -412,7 +412,7 @@ targets:
 			res, a, f := r.attempt(ctx, rt, t, try, out)
 			if a.Action == Succeed {
 				r.record(rt, a)
-				return r.success(res, t), nil
+				return r.success(r.guard(rt, t, try, res), t), nil
 			}
 			r.fallbackRefusal(t, &a, f)
 			if f != nil {

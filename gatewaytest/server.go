@@ -74,6 +74,10 @@ type Fault struct {
 	// HoldOpen stays open.
 	Script      string
 	ScriptPause time.Duration // see Script
+
+	// reply is this request's answer text when it differs from the
+	// server's (a continuation: see continuation.go).
+	reply *string
 }
 
 // Request is one request as the server received it.
@@ -129,6 +133,9 @@ type Server struct {
 	Endpoint string
 
 	name   string
+	text   *string // WithReply
+	cont   string  // WithContinuation
+	noPre  bool    // WithPrefillRejected
 	key    string
 	chunks int
 	secret map[string]bool
@@ -286,6 +293,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		writeError(w, f.Status, f.Code, f.Type, f.Message)
 		return
 	}
+	if !s.continuation(w, body, &f) {
+		return
+	}
 	model := rb.Model
 	if model == "" {
 		model = rec.Deployment
@@ -297,7 +307,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 			s.streamChat(w, r, model, f)
 			return
 		}
-		writeJSON(w, chatCompletion(model, s.reply()))
+		writeJSON(w, chatCompletion(model, s.replyFor(f)))
 	case strings.HasSuffix(op, "/completions"):
 		writeJSON(w, map[string]any{
 			"id": "cmpl-1", "object": "text_completion", "created": 1, "model": model,
@@ -321,7 +331,12 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (s *Server) reply() string { return "Hello from " + s.name }
+func (s *Server) reply() string {
+	if s.text != nil {
+		return *s.text
+	}
+	return "Hello from " + s.name
+}
 
 // sleep waits d, or until the client goes away or the server closes; it
 // reports whether the full wait elapsed.
@@ -508,7 +523,7 @@ func (s *Server) streamChat(w http.ResponseWriter, r *http.Request, model string
 			"choices": []any{map[string]any{"index": 0, "delta": delta, "finish_reason": finish}},
 		}
 	}
-	for i, tok := range s.tokens() {
+	for i, tok := range s.tokensFor(f) {
 		if s.interrupt(sw, r, f, i+1) {
 			return
 		}
