@@ -54,6 +54,11 @@ type Attempt struct {
 	Duration time.Duration
 	// Wait is the pause before the next attempt at the same target.
 	Wait time.Duration
+	// CoolingWait is how long the request waited, just before this
+	// attempt, for a cooling target to come back (every target left was
+	// excluded by its breaker, its keys' rests or KeyInterval, or a time
+	// window); 0 when it did not wait.
+	CoolingWait time.Duration
 	// Err is the cause when the attempt failed.
 	Err error
 }
@@ -97,8 +102,17 @@ type Error struct {
 	Route string
 	// Attempts lists every attempt in order.
 	Attempts []Attempt
-	// Stop is the context error that ended the request early, if any.
+	// Stop is the context error that ended the request early, if any, or
+	// ErrNoTarget (wrapped, naming why each target was excluded) when no
+	// attempt could be sent.
 	Stop error
+	// RetryAfter is, with ErrNoTarget, how long from the request's end
+	// until the earliest excluded target comes back: its breaker's
+	// cooldown or probe lease, its keys' rests, disablements or
+	// KeyInterval, its time window's end (as known then; another request
+	// may take it first). 0 when unknown or none comes back (a target
+	// without a key, windows covering the whole day). See [RetryAfterOf].
+	RetryAfter time.Duration
 }
 
 // Error summarises every attempt. It never shows a URL's query string.

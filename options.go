@@ -145,6 +145,7 @@ type settings struct {
 	maxAttempts     int
 	maxRetryWait    time.Duration
 	firstEvent      time.Duration
+	modelFirstEvent map[string]time.Duration
 	streamIdle      time.Duration
 	finishGrace     time.Duration
 	maxBodyBytes    int64
@@ -205,6 +206,7 @@ func defaultSettings() *settings {
 		backoff:        DefaultBackoff,
 		maxAttempts:    DefaultMaxAttempts,
 		maxRetryWait:   DefaultMaxRetryWait,
+		firstEvent:     DefaultStreamFirstEvent,
 		streamIdle:     DefaultStreamIdleTimeout,
 		finishGrace:    DefaultStreamFinishGrace,
 		maxBodyBytes:   DefaultMaxBodyBytes,
@@ -363,8 +365,9 @@ func WithMaxRetryWait(d time.Duration) Option {
 }
 
 // WithStreamTimeouts sets the streaming limits. firstEvent bounds the time
-// from sending a streamed request to its first content event (0: the attempt
-// timeout alone applies); a target that misses it fails over. idle bounds how
+// from sending a streamed request to its first content event (default 15 s;
+// 0: the attempt timeout alone applies; see [WithStreamFirstEvent]); a
+// target that misses it fails over. idle bounds how
 // long a read of a committed stream waits on the provider for its next bytes
 // (default 30 s, 0: no limit); a stall ends the stream with [ErrStreamIdle].
 // Only time blocked on the provider counts: a caller that pauses between
