@@ -376,7 +376,7 @@ func TestCoolingWaitCancelled(t *testing.T) {
 			}
 			ctx, cancel := context.WithCancel(context.Background())
 			done := goRoundTrip(tr, gatewayRequest(ctx))
-			assert.Equal(t, 5*time.Second, <-clock.started)
+			assert.Equal(t, 5*time.Second, slept(t, clock))
 			t0 := time.Now()
 			cancel()
 			select {
@@ -421,7 +421,7 @@ func TestCoolingWaitEndsWithTheProbe(t *testing.T) {
 			rt.s.onEvent = func(e Event) { emu.Lock(); events = append(events, e); emu.Unlock() }
 			ctx, trail := WithTrail(context.Background())
 			done := goRoundTrip(tr, gatewayRequest(ctx))
-			assert.Equal(t, 30*time.Second, <-clock.started, "waits at most for the lease")
+			assert.Equal(t, 30*time.Second, slept(t, clock), "waits at most for the lease")
 			switch verdict {
 			case "success":
 				b.record(now, verdictSuccess, 0)
@@ -429,7 +429,7 @@ func TestCoolingWaitEndsWithTheProbe(t *testing.T) {
 				b.record(now, verdictFailure, 0)
 				// Woken, it finds the breaker open for the cooldown and
 				// waits for that.
-				assert.Equal(t, 7*time.Second, <-clock.started)
+				assert.Equal(t, 7*time.Second, slept(t, clock))
 				clock.release <- struct{}{}
 			case "released":
 				lease.release()
@@ -507,4 +507,17 @@ func (c *slipClock) Sleep(ctx context.Context, d time.Duration) error {
 	err := c.stepClock.Sleep(ctx, d)
 	c.after()
 	return err
+}
+
+// slept returns the duration of the next Sleep the clock starts, failing
+// the test when none starts within 5 s.
+func slept(t *testing.T, c *gateClock) time.Duration {
+	t.Helper()
+	select {
+	case d := <-c.started:
+		return d
+	case <-time.After(5 * time.Second):
+		t.Fatal("the request did not wait")
+		return 0
+	}
 }

@@ -31,7 +31,11 @@ var (
 	// environment variable to set.
 	ErrMissingCredentials = errors.New("gwtransport: missing credentials")
 	// ErrNoTarget: no target could be tried: each is in an excluded time
-	// window, behind an open circuit breaker, or out of usable keys.
+	// window, behind an open circuit breaker, or out of usable keys, and
+	// none comes back within the wait the request allows (the cap of
+	// WithMaxRetryWait, or WithMaxRest when that is 0, and the caller's
+	// deadline). The *Error's RetryAfter says when the earliest comes back
+	// (see RetryAfterOf).
 	ErrNoTarget = errors.New("gwtransport: no target available")
 )
 

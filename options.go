@@ -352,8 +352,12 @@ func WithMaxAttempts(n int) Option {
 // 60 s). A longer backoff or Retry-After fails over at once instead. A
 // single wait is always bounded: d == 0 sets no cap of its own, and the
 // wait is then bounded by [WithMaxRest] (default 5 min), so a provider's
-// "Retry-After: 31536000" never holds a request for a year. d must not be
-// negative.
+// "Retry-After: 31536000" never holds a request for a year. The same cap
+// bounds, in total, a request's waits for cooling targets: when every
+// target left is excluded (breaker open or probing, keys resting or within
+// their KeyInterval, a time window) and the earliest comes back within the
+// cap and before the caller's deadline, the request waits for it rather
+// than failing with [ErrNoTarget]. d must not be negative.
 func WithMaxRetryWait(d time.Duration) Option {
 	return func(s *settings) error {
 		if d < 0 {
