@@ -107,11 +107,19 @@ func TestAttemptsBoundedProperty(t *testing.T) {
 		provs := make([]*scriptedProvider, nProv)
 		keys := make([]int, nProv)
 		clock := newFakeClock()
+		var coolMu sync.Mutex
+		var cooling []time.Duration // waits for cooling targets, from the events
 		maxRetries := rng.IntN(4)
 		maxAttempts := 1 + rng.IntN(12)
 		opts := []gwtransport.Option{noEnv(), seeded(uint64(c)), gwtransport.WithClock(clock),
 			gwtransport.WithMaxRetries(maxRetries), gwtransport.WithMaxAttempts(maxAttempts),
-			gwtransport.WithClientProvider("p0")}
+			gwtransport.WithClientProvider("p0"), gwtransport.WithOnEvent(func(e gwtransport.Event) {
+				if e.Kind == gwtransport.EventWait {
+					coolMu.Lock()
+					cooling = append(cooling, e.Wait)
+					coolMu.Unlock()
+				}
+			})}
 		if rng.IntN(2) == 0 {
 			opts = append(opts, gwtransport.WithCircuitBreaker(gwtransport.Breaker{Disabled: true}))
 		}
@@ -147,6 +155,9 @@ func TestAttemptsBoundedProperty(t *testing.T) {
 				before[i], _ = p.counts()
 			}
 			sleptBefore := len(clock.Sleeps())
+			coolMu.Lock()
+			cooling = nil
+			coolMu.Unlock()
 			ctx, trail := gwtransport.WithTrail(context.Background())
 			req, err := http.NewRequestWithContext(ctx, http.MethodPost, provs[0].srv.URL+"/chat/completions",
 				strings.NewReader(`{"model":"gateway","messages":[{"role":"user","content":"hi"}]}`))
@@ -180,7 +191,9 @@ func TestAttemptsBoundedProperty(t *testing.T) {
 			seen := map[string]bool{}
 			sent := make([]int, nProv)
 			var waits []time.Duration
+			var cooled time.Duration
 			for i, a := range as {
+				cooled += a.CoolingWait
 				if i == 0 || as[i-1].Target != a.Target {
 					require.False(t, seen[a.Target], "%s: %s tried in two blocks", where, a.Target)
 					seen[a.Target] = true
@@ -202,7 +215,29 @@ func TestAttemptsBoundedProperty(t *testing.T) {
 				total, _ := p.counts()
 				assert.Equal(t, sent[i], total-before[i], "%s: provider p%d received", where, i)
 			}
-			assert.Equal(t, waits, noWaits(clock.Sleeps()[sleptBefore:]), "%s: slept", where)
+			// Every sleep is a retry's wait, in order, or a wait for a
+			// cooling target (all targets left excluded), each announced by
+			// its event; the trail shows the cooling waits before attempts.
+			coolMu.Lock()
+			coolWaits := append([]time.Duration(nil), cooling...)
+			coolMu.Unlock()
+			var retrySlept []time.Duration
+			var coolTotal time.Duration
+			for _, d := range clock.Sleeps()[sleptBefore:] {
+				switch {
+				case len(retrySlept) < len(waits) && d == waits[len(retrySlept)]:
+					retrySlept = append(retrySlept, d)
+				case len(coolWaits) > 0 && d == coolWaits[0]:
+					coolTotal += d
+					coolWaits = coolWaits[1:]
+				default:
+					retrySlept = append(retrySlept, d) // neither: fails below
+				}
+			}
+			assert.Empty(t, coolWaits, "%s: announced cooling waits not slept", where)
+			assert.Equal(t, waits, noWaits(retrySlept), "%s: slept", where)
+			assert.LessOrEqual(t, cooled, coolTotal, "%s: cooling waits in the trail", where)
+			assert.LessOrEqual(t, coolTotal, gwtransport.DefaultMaxRetryWait, "%s: cooling waits bounded", where)
 		}
 	}
 	t.Logf("%d configurations, %d requests", configs, requests)

@@ -163,12 +163,58 @@ type breaker struct {
 	recent      []bool // ring of the last Window outcomes while closed, true = failure
 	next        int
 	filled      int
-	failed      int       // failures in the ring
-	openUntil   time.Time // open: end of the cooldown
-	lease       uint64    // half-open: the probe out, 0 when none
-	leaseUntil  time.Time // half-open: when that probe's lease lapses
-	leases      uint64    // leases handed out, for their ids
-	seen        time.Time // the latest time the breaker was given
+	failed      int            // failures in the ring
+	openUntil   time.Time      // open: end of the cooldown
+	lease       uint64         // half-open: the probe out, 0 when none
+	leaseUntil  time.Time      // half-open: when that probe's lease lapses
+	leases      uint64         // leases handed out, for their ids
+	seen        time.Time      // the latest time the breaker was given
+	watchers    []probeWatcher // told once when the probe in flight ends (see watchProbe)
+	watchIDs    uint64
+}
+
+// probeWatcher is a function to call when a half-open breaker's probe ends.
+type probeWatcher struct {
+	id uint64
+	f  func()
+}
+
+// watchProbe arranges for f to be called once when the probe in flight
+// ends: its verdict, its release, or a new lease after it lapsed. ok is
+// false, and f is never called, when no probe is in flight; stop forgets
+// f.
+func (b *breaker) watchProbe(f func()) (stop func(), ok bool) {
+	if b.cfg.Disabled {
+		return func() {}, false
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.state != BreakerHalfOpen || b.lease == 0 {
+		return func() {}, false
+	}
+	b.watchIDs++
+	id := b.watchIDs
+	b.watchers = append(b.watchers, probeWatcher{id: id, f: f})
+	return func() {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		for i, w := range b.watchers {
+			if w.id == id {
+				b.watchers = append(b.watchers[:i], b.watchers[i+1:]...)
+				return
+			}
+		}
+	}, true
+}
+
+// probeEnded tells the watchers that the probe in flight ended, and forgets
+// them. Called with b.mu held; the watchers must not call back into the
+// breaker.
+func (b *breaker) probeEnded() {
+	for _, w := range b.watchers {
+		w.f()
+	}
+	b.watchers = nil
 }
 
 // rewind keeps a clock set back from stretching the cooldown or the lease:
@@ -211,6 +257,7 @@ func (l probeLease) release() {
 	defer b.mu.Unlock()
 	if b.state == BreakerHalfOpen && b.lease == l.id {
 		b.lease, b.leaseUntil = 0, time.Time{}
+		b.probeEnded()
 	}
 }
 
@@ -272,6 +319,9 @@ func (b *breaker) admit(now time.Time, lease time.Duration) (ok bool, probe prob
 	}
 	if lease <= 0 {
 		lease = defaultProbeLease
+	}
+	if b.lease != 0 {
+		b.probeEnded() // the lapsed probe's
 	}
 	b.leases++
 	b.lease, b.leaseUntil = b.leases, now.Add(lease)
@@ -340,11 +390,13 @@ func (b *breaker) count(failed bool) bool {
 func (b *breaker) open(until time.Time) {
 	b.state, b.openUntil = BreakerOpen, until
 	b.lease, b.leaseUntil = 0, time.Time{}
+	b.probeEnded()
 }
 
 func (b *breaker) close() {
 	b.state = BreakerClosed
 	b.lease, b.leaseUntil = 0, time.Time{}
+	b.probeEnded()
 	b.consecutive, b.next, b.filled, b.failed = 0, 0, 0, 0
 	for i := range b.recent {
 		b.recent[i] = false

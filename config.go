@@ -124,6 +124,10 @@ type ModelConfig struct {
 	MaxRetries *int `json:"max_retries,omitempty"`
 	// Timeout overrides the route's attempt timeout for this target.
 	Timeout *Duration `json:"timeout,omitempty"`
+	// StreamFirstEvent overrides the route's stream first-event limit for
+	// this target, as WithModelFirstEvent: 0s means no first-event limit
+	// (a reasoning model's opt-out), its attempt timeout alone applies.
+	StreamFirstEvent *Duration `json:"stream_first_event,omitempty"`
 	// Backoff overrides the fields it sets of the route's backoff.
 	Backoff *BackoffConfig `json:"backoff,omitempty"`
 	// Messages are prepended to the request's messages for this target.
@@ -151,7 +155,8 @@ type Defaults struct {
 	// MaxRetryWait is as WithMaxRetryWait: the longest single wait before a
 	// retry; 0s sets no cap of its own, and max_rest then bounds the wait.
 	MaxRetryWait *Duration `json:"max_retry_wait,omitempty"`
-	// StreamFirstEvent is as WithStreamFirstEvent.
+	// StreamFirstEvent is as WithStreamFirstEvent (default 15s; 0s: no
+	// first-event limit, the attempt timeout alone applies).
 	StreamFirstEvent *Duration `json:"stream_first_event,omitempty"`
 	// StreamIdle is as WithStreamIdle.
 	StreamIdle *Duration `json:"stream_idle,omitempty"`
@@ -412,6 +417,9 @@ func (v configValidator) models(field, route string, ms []ModelConfig) error {
 		}
 		if m.Timeout != nil && *m.Timeout < 0 {
 			return errConfig(f+".timeout", "must not be negative")
+		}
+		if m.StreamFirstEvent != nil && *m.StreamFirstEvent < 0 {
+			return errConfig(f+".stream_first_event", "must not be negative")
 		}
 		if err := validateBackoff(f+".backoff", m.Backoff); err != nil {
 			return err
@@ -700,6 +708,7 @@ func modelOptions(ms []ModelConfig) (any, []Option) {
 		weights  = map[string]float64{}
 		retries  = map[string]int{}
 		timeouts = map[string]time.Duration{}
+		firsts   = map[string]time.Duration{}
 		backoffs = map[string]*BackoffConfig{}
 		messages = map[string][]Message{}
 		windows  = map[string][]Window{}
@@ -716,6 +725,9 @@ func modelOptions(ms []ModelConfig) (any, []Option) {
 		}
 		if m.Timeout != nil {
 			timeouts[m.Target] = time.Duration(*m.Timeout)
+		}
+		if m.StreamFirstEvent != nil {
+			firsts[m.Target] = time.Duration(*m.StreamFirstEvent)
 		}
 		if m.Backoff != nil {
 			backoffs[m.Target] = m.Backoff
@@ -748,6 +760,6 @@ func modelOptions(ms []ModelConfig) (any, []Option) {
 		s.modelBackoff = m
 		return nil
 	}
-	return models, []Option{WithModelMaxRetries(retries), WithModelTimeout(timeouts), modelBackoff,
+	return models, []Option{WithModelMaxRetries(retries), WithModelTimeout(timeouts), WithModelFirstEvent(firsts), modelBackoff,
 		WithModelMessages(messages), WithTimeWindows(windows), WithAliases(aliases), WithModelContinuation(conts)}
 }

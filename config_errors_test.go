@@ -27,7 +27,7 @@ func TestConfigErrorsExact(t *testing.T) {
 	tests := []struct{ name, doc, want string }{
 		// Types and fields.
 		{"unknown field", "models:\n  - target: openai/a\n    wieght: 2\n",
-			p + "models[0].wieght: unknown field (want one of: alias, backoff, continuation, max_retries, messages, target, timeout, weight, windows)"},
+			p + "models[0].wieght: unknown field (want one of: alias, backoff, continuation, max_retries, messages, stream_first_event, target, timeout, weight, windows)"},
 		{"unknown top-level field JSON", `{"modles": []}`,
 			p + "modles: unknown field (want one of: circuit_breaker, client_provider, defaults, forward_headers, models, providers, route, routes, strategy, time_zone)"},
 		{"secret field not settable", "providers:\n  - name: x\n    base_url: https://x.test/v1\n    api_key: sk-live-123\n",

@@ -25,11 +25,11 @@ type effective struct {
 }
 
 func effectiveOf(rt *route, t *target) effective {
-	return effective{t.maxRetries, t.timeout, t.backoff, rt.s.maxAttempts, rt.s.maxRetryWait, rt.s.firstEvent, rt.s.streamIdle, rt.s.finishGrace, rt.s.maxRest}
+	return effective{t.maxRetries, t.timeout, t.backoff, rt.s.maxAttempts, rt.s.maxRetryWait, t.firstEvent, rt.s.streamIdle, rt.s.finishGrace, rt.s.maxRest}
 }
 
 func libraryDefaults() effective {
-	return effective{DefaultMaxRetries, DefaultTimeout, DefaultBackoff, DefaultMaxAttempts, DefaultMaxRetryWait, 0, DefaultStreamIdleTimeout, DefaultStreamFinishGrace, DefaultMaxRest}
+	return effective{DefaultMaxRetries, DefaultTimeout, DefaultBackoff, DefaultMaxAttempts, DefaultMaxRetryWait, DefaultStreamFirstEvent, DefaultStreamIdleTimeout, DefaultStreamFinishGrace, DefaultMaxRest}
 }
 
 // inheritField is one setting of the configuration file: its key (under
@@ -54,7 +54,7 @@ var inheritFields = []inheritField{
 	{"backoff.jitter", [3]any{0.1, 0.2, 0.3}, true, func(e *effective, v any) { e.Backoff.Jitter = v.(float64) }},
 	{"max_attempts", [3]any{7, 8}, false, func(e *effective, v any) { e.MaxAttempts = v.(int) }},
 	{"max_retry_wait", [3]any{"31s", "32s"}, false, func(e *effective, v any) { e.MaxRetryWait = dur(v) }},
-	{"stream_first_event", [3]any{"41s", "42s"}, false, func(e *effective, v any) { e.FirstEvent = dur(v) }},
+	{"stream_first_event", [3]any{"41s", "42s", "0s"}, true, func(e *effective, v any) { e.FirstEvent = dur(v) }},
 	{"stream_idle", [3]any{"51s", "52s"}, false, func(e *effective, v any) { e.Idle = dur(v) }},
 	{"stream_finish_grace", [3]any{"61s", "62s"}, false, func(e *effective, v any) { e.Grace = dur(v) }},
 	{"max_rest", [3]any{"71s", "72s"}, false, func(e *effective, v any) { e.MaxRest = dur(v) }},

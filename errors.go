@@ -32,7 +32,11 @@ var (
 	// environment variable to set.
 	ErrMissingCredentials = errors.New("gwtransport: missing credentials")
 	// ErrNoTarget: no target could be tried: each is in an excluded time
-	// window, behind an open circuit breaker, or out of usable keys.
+	// window, behind an open circuit breaker, or out of usable keys, and
+	// none comes back within the wait the request allows (the cap of
+	// WithMaxRetryWait, or WithMaxRest when that is 0, and the caller's
+	// deadline). The *Error's RetryAfter says when the earliest comes back
+	// (see RetryAfterOf).
 	ErrNoTarget = errors.New("gwtransport: no target available")
 )
 
@@ -55,6 +59,11 @@ type Attempt struct {
 	Duration time.Duration
 	// Wait is the pause before the next attempt at the same target.
 	Wait time.Duration
+	// CoolingWait is how long the request waited, just before this
+	// attempt, for a cooling target to come back (every target left was
+	// excluded by its breaker, its keys' rests or KeyInterval, or a time
+	// window); 0 when it did not wait.
+	CoolingWait time.Duration
 	// Err is the cause when the attempt failed.
 	Err error
 	// Continued marks the parts of a rescued stream (see
@@ -102,8 +111,17 @@ type Error struct {
 	Route string
 	// Attempts lists every attempt in order.
 	Attempts []Attempt
-	// Stop is the context error that ended the request early, if any.
+	// Stop is the context error that ended the request early, if any, or
+	// ErrNoTarget (wrapped, naming why each target was excluded) when no
+	// attempt could be sent.
 	Stop error
+	// RetryAfter is, with ErrNoTarget, how long from the request's end
+	// until the earliest excluded target comes back: its breaker's
+	// cooldown or probe lease, its keys' rests, disablements or
+	// KeyInterval, its time window's end (as known then; another request
+	// may take it first). 0 when unknown or none comes back (a target
+	// without a key, windows covering the whole day). See [RetryAfterOf].
+	RetryAfter time.Duration
 }
 
 // Error summarises every attempt. It never shows a URL's query string.

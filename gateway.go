@@ -51,6 +51,7 @@ type target struct {
 	weight      float64
 	maxRetries  int
 	timeout     time.Duration
+	firstEvent  time.Duration // a stream's first-event limit, 0 for none (see attemptLimit)
 	backoff     Backoff
 	quotedModel []byte // the model as a JSON string, ready to splice
 	messages    []byte // model messages as comma-separated JSON elements
@@ -117,6 +118,7 @@ func (g *gateway) checkPerModelKeys() error {
 		}{
 			{"max retries", keysOf(s.modelMaxRetries)},
 			{"timeout", keysOf(s.modelTimeout)},
+			{"stream first-event limit", keysOf(s.modelFirstEvent)},
 			{"backoff", keysOf(s.modelBackoff)},
 			{"model messages", keysOf(s.modelMessages)},
 			{"alias", keysOf(s.aliases)},
@@ -246,6 +248,7 @@ func (g *gateway) newTarget(routeName string, sp modelSpec, s *settings) (*targe
 		weight:     sp.weight,
 		maxRetries: s.maxRetries,
 		timeout:    s.timeout,
+		firstEvent: s.firstEvent,
 		backoff:    s.backoff,
 		breaker:    newBreaker(s.breaker),
 		loc:        s.loc,
@@ -255,6 +258,9 @@ func (g *gateway) newTarget(routeName string, sp modelSpec, s *settings) (*targe
 	}
 	if d, ok := s.modelTimeout[sp.name]; ok {
 		t.timeout = d
+	}
+	if d, ok := s.modelFirstEvent[sp.name]; ok {
+		t.firstEvent = d
 	}
 	if b, ok := s.modelBackoff[sp.name]; ok {
 		t.backoff = b

@@ -14,9 +14,9 @@ const DefaultMaxRest = 5 * time.Minute
 // Retry-After extends a breaker's cooldown to at most this long (a
 // configured Cooldown longer than d still applies in full). A provider
 // answering "Retry-After: 999999999" cannot keep a key or a target out
-// for years. It also bounds the wait before a retry when
-// [WithMaxRetryWait] is 0 (a single wait is always bounded). d must be
-// positive.
+// for years. When [WithMaxRetryWait] is 0 it also bounds the wait before a
+// retry (a single wait is always bounded) and a request's waits for
+// cooling targets. d must be positive.
 func WithMaxRest(d time.Duration) Option {
 	return func(s *settings) error {
 		if d <= 0 {

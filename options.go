@@ -146,6 +146,7 @@ type settings struct {
 	maxAttempts     int
 	maxRetryWait    time.Duration
 	firstEvent      time.Duration
+	modelFirstEvent map[string]time.Duration
 	streamIdle      time.Duration
 	finishGrace     time.Duration
 	maxBodyBytes    int64
@@ -212,6 +213,7 @@ func defaultSettings() *settings {
 		backoff:        DefaultBackoff,
 		maxAttempts:    DefaultMaxAttempts,
 		maxRetryWait:   DefaultMaxRetryWait,
+		firstEvent:     DefaultStreamFirstEvent,
 		streamIdle:     DefaultStreamIdleTimeout,
 		finishGrace:    DefaultStreamFinishGrace,
 		malformedLimit: DefaultStreamMalformedLimit,
@@ -358,8 +360,12 @@ func WithMaxAttempts(n int) Option {
 // 60 s). A longer backoff or Retry-After fails over at once instead. A
 // single wait is always bounded: d == 0 sets no cap of its own, and the
 // wait is then bounded by [WithMaxRest] (default 5 min), so a provider's
-// "Retry-After: 31536000" never holds a request for a year. d must not be
-// negative.
+// "Retry-After: 31536000" never holds a request for a year. The same cap
+// bounds, in total, a request's waits for cooling targets: when every
+// target left is excluded (breaker open or probing, keys resting or within
+// their KeyInterval, a time window) and the earliest comes back within the
+// cap and before the caller's deadline, the request waits for it rather
+// than failing with [ErrNoTarget]. d must not be negative.
 func WithMaxRetryWait(d time.Duration) Option {
 	return func(s *settings) error {
 		if d < 0 {
@@ -371,8 +377,9 @@ func WithMaxRetryWait(d time.Duration) Option {
 }
 
 // WithStreamTimeouts sets the streaming limits. firstEvent bounds the time
-// from sending a streamed request to its first content event (0: the attempt
-// timeout alone applies); a target that misses it fails over. idle bounds how
+// from sending a streamed request to its first content event (default 15 s;
+// 0: the attempt timeout alone applies; see [WithStreamFirstEvent]); a
+// target that misses it fails over. idle bounds how
 // long a read of a committed stream waits on the provider for its next bytes
 // (default 30 s, 0: no limit); a stall ends the stream with [ErrStreamIdle].
 // Only time blocked on the provider counts: a caller that pauses between

@@ -34,7 +34,9 @@ func TestCredentialIsolationProperty(t *testing.T) {
 			secretHeaders[i] = "X-Secret-" + names[i]
 		}
 		servers := make([]*gatewaytest.Server, n)
-		opts := []gwtransport.Option{noEnv(), gwtransport.WithMaxRetries(rng.IntN(2)), gwtransport.WithBackoff(gwtransport.Backoff{}), seeded(uint64(c))}
+		// The fake clock: once every breaker is open, requests wait for the
+		// earliest to cool down, on this clock, not for real.
+		opts := []gwtransport.Option{noEnv(), gwtransport.WithMaxRetries(rng.IntN(2)), gwtransport.WithBackoff(gwtransport.Backoff{}), seeded(uint64(c)), gwtransport.WithClock(newFakeClock())}
 		for i, name := range names {
 			servers[i] = gatewaytest.NewServer(gatewaytest.WithName(name), gatewaytest.WithAPIKey("key-"+name), gatewaytest.WithSecretHeaders(secretHeaders...))
 			defer servers[i].Close()

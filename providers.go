@@ -81,7 +81,9 @@ type Provider struct {
 	// KeyInterval is the least time between two uses of the same key
 	// (aiflows' wait time per key); 0 means none. A key inside its
 	// interval is not used; when every key of a provider is, its targets
-	// are skipped like targets whose keys rest (the request does not wait).
+	// are excluded like targets whose keys rest: another target is used,
+	// and when none is left the request waits for the interval to end
+	// (bounded, see WithMaxRetryWait) rather than failing.
 	KeyInterval Duration `json:"key_interval,omitempty"`
 	// Headers are extra headers sent to this provider only. Their names are
 	// treated as this provider's credentials: they are removed from requests

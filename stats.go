@@ -98,19 +98,7 @@ func (g *gateway) stats() []TargetStats {
 // the provider whose credentials the caller's request carries: its key
 // pool does not matter.
 func (t *target) excluded(now time.Time, ownCreds *provider) string {
-	if w, ok := inWindow(t.windows, now, t.loc); ok {
-		return "in its excluded hours " + w.String()
-	}
-	if blocked, st, until := t.breaker.blocked(now); blocked {
-		if st == BreakerHalfOpen {
-			return "circuit half-open, its probe is in flight until " + until.UTC().Format(time.RFC3339)
-		}
-		return "circuit open until " + until.UTC().Format(time.RFC3339)
-	}
-	if t.prov.pool != nil && t.prov != ownCreds && !t.prov.pool.anyUsable(now) {
-		return "every API key is resting, disabled or within its KeyInterval"
-	}
-	return ""
+	return t.exclusion(now, ownCreds).why
 }
 
 // EventKind says what an [Event] reports.
@@ -127,6 +115,11 @@ const (
 	// EventKey: API key number KeyIndex of Target's provider changed to
 	// State ("resting" or "disabled").
 	EventKey EventKind = "key"
+	// EventWait: every target left is cooling (breaker open or probing,
+	// keys resting or within their KeyInterval, a time window) and the
+	// request waits Wait for Target, the first expected back, before it
+	// looks again.
+	EventWait EventKind = "wait"
 )
 
 // Event is what the event hook (see [WithOnEvent]) and the logger receive.
@@ -149,6 +142,9 @@ type Event struct {
 	KeyIndex int
 	// Attempt is the attempt that ended (EventAttempt).
 	Attempt *Attempt
+	// Wait is how long the request waits for a cooling target
+	// (EventWait); a probe in flight that ends sooner ends it sooner.
+	Wait time.Duration
 }
 
 // emit sends an event to the hook and the logger.
@@ -182,6 +178,9 @@ func (rt *route) emit(e Event) {
 	case EventKey:
 		level = slog.LevelWarn
 		attrs = append(attrs, slog.Int("key_index", e.KeyIndex), slog.String("state", e.State))
+	case EventWait:
+		level = slog.LevelInfo
+		attrs = append(attrs, slog.Duration("wait", e.Wait))
 	}
 	s.logger.LogAttrs(context.Background(), level, msg, attrs...)
 }

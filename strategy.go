@@ -96,6 +96,12 @@ type picker struct {
 	start    int        // round-robin start of this request
 	reason   string     // why the last next() found nothing, if targets were excluded
 	probe    probeLease // the breaker probe lease of the last target taken, if it is a probe
+	// Set by a next() that found targets excluded (see cooling.go): the
+	// earliest time one of them comes back and its name, and the breakers
+	// of those excluded for another request's probe in flight.
+	back       time.Time
+	backTarget string
+	probing    []*breaker
 }
 
 func newPicker(rt *route, first int, now time.Time) picker {
@@ -112,8 +118,9 @@ func (p *picker) available(i int) bool {
 		return false
 	}
 	t := p.rt.targets[i]
-	if why := t.excluded(p.now, p.ownCreds); why != "" {
-		p.note(t.name + ": " + why)
+	if e := t.exclusion(p.now, p.ownCreds); e.why != "" {
+		p.note(t.name + ": " + e.why)
+		p.cooling(t, e)
 		return false
 	}
 	return true
@@ -129,6 +136,7 @@ func (p *picker) note(why string) {
 // next returns the next target to try, or nil when none is left.
 func (p *picker) next() *target {
 	p.reason = ""
+	p.back, p.backTarget, p.probing = time.Time{}, "", p.probing[:0]
 	ts := p.rt.targets
 	if p.first >= 0 && p.tried&(1<<p.first) == 0 {
 		i := p.first

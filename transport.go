@@ -362,6 +362,11 @@ type run struct {
 	final    *failure   // the response to give the caller if every target fails
 	// mark is the caller's context, marked as an attempt's (attemptmark.go).
 	mark *attemptCtx
+	// Waits for cooling targets (cooling.go): how many, their total, and
+	// the part not yet shown on an attempt.
+	coolWaits   int
+	cooled      time.Duration
+	coolPending time.Duration
 }
 
 // failure is a failed HTTP response kept, body and all, to be handed to the
@@ -395,6 +400,12 @@ targets:
 		pick.now = s.clock.Now()
 		t := pick.next()
 		if t == nil {
+			// Every target left may be cooling: wait for the earliest
+			// when it comes back soon enough, then look again.
+			var again bool
+			if again, stop = r.awaitCooling(ctx, rt, &pick); again {
+				continue
+			}
 			break
 		}
 		probe = pick.probe
@@ -483,10 +494,12 @@ targets:
 	// Either nothing answered, or only a fallback's refusal did after an
 	// earlier target failed without a response: that refusal must not
 	// hide the real failure, which the error names.
-	if len(r.attempts) == 0 && stop == nil {
-		stop = fmt.Errorf("%w: %s", ErrNoTarget, pick.reason)
+	e := &Error{Route: rt.name, Attempts: r.attempts, Stop: stop}
+	if stop == nil && r.sent == 0 && (len(r.attempts) == 0 || pick.reason != "") {
+		e.Stop = fmt.Errorf("%w: %s", ErrNoTarget, pick.reason)
+		e.RetryAfter = pick.retryAfter()
 	}
-	return nil, &Error{Route: rt.name, Attempts: r.attempts, Stop: stop}
+	return nil, e
 }
 
 // freshKey reports whether the attempt's key was rate limited (429) or
@@ -607,6 +620,7 @@ func (r *run) wait(ctx context.Context, s *settings, bo interface{ NextBackOff()
 }
 
 func (r *run) record(rt *route, a Attempt) {
+	a.CoolingWait, r.coolPending = r.coolPending, 0
 	r.attempts = append(r.attempts, a)
 	if r.trail != nil {
 		r.trail.add(a)
@@ -628,10 +642,7 @@ func (r *run) attempt(ctx context.Context, rt *route, t *target, try int, body [
 		r.mark = &attemptCtx{ctx} // the caller's, the same for every attempt
 	}
 	actx, cancel := context.WithCancel(r.mark) // marked: no gateway layer below routes it again
-	limit := t.timeout
-	if r.info.stream && s.firstEvent > 0 && (limit == 0 || s.firstEvent < limit) {
-		limit = s.firstEvent
-	}
+	limit := t.attemptLimit(r.info.stream)
 	keyIdx := -1
 	notSent := false // the request could not be written at all (see unsendable)
 	var timer *time.Timer
