@@ -341,8 +341,9 @@ func (s *streamBody) rescue(err error) bool {
 	s.mu.Unlock()
 	s.dropEvent()
 	x.dropping = false
+	s.verdict(err) // the broken part's target failed
 	ok := !closed && !x.tainted && eligible(c.r.body)
-	prefix, br, up, cancel, ok := c.next(err, x.text, ok)
+	prefix, br, up, cancel, settle, ok := c.next(err, x.text, ok)
 	if !ok {
 		return false
 	}
@@ -354,7 +355,7 @@ func (s *streamBody) rescue(err error) bool {
 		return false
 	}
 	oldUp, oldCancel := s.up, s.cancel
-	s.up, s.cancel = up, cancel
+	s.up, s.cancel, s.settle = up, cancel, settle
 	s.br = bufio.NewReaderSize(io.MultiReader(bytes.NewReader(prefix), br), 4<<10)
 	s.resetGuard()
 	if d := s.limit(); d > 0 {
@@ -384,33 +385,26 @@ func (s *streamBody) resetGuard() {
 }
 
 // detach takes a committed stream's parts from it (a continuation spliced
-// into another stream): its prefix, reader, upstream and cancel.
-func (s *streamBody) detach() ([]byte, *bufio.Reader, *upstream, context.CancelFunc) {
+// into another stream): its prefix, reader, upstream, cancel and verdict.
+func (s *streamBody) detach() ([]byte, *bufio.Reader, *upstream, context.CancelFunc, func(error)) {
 	s.mu.Lock()
 	s.closed = true
 	if s.timer != nil {
 		s.timer.Stop()
 	}
+	settle := s.settle
+	s.settle = nil
 	s.mu.Unlock()
-	return s.pending, s.br, s.up, s.cancel
+	return s.pending, s.br, s.up, s.cancel, settle
 }
 
 // next records the break and, when allowed, tries the capable targets in
 // turn: those after the broken one in route order (wrapping around), then
 // the broken one, each once, while the request's attempts last.
-func (c *continuer) next(brk error, text []byte, allowed bool) ([]byte, *bufio.Reader, *upstream, context.CancelFunc, bool) {
+func (c *continuer) next(brk error, text []byte, allowed bool) ([]byte, *bufio.Reader, *upstream, context.CancelFunc, func(error), bool) {
 	r, rt, s := c.r, c.rt, c.rt.s
 	d := time.Since(c.since)
 	callerGone := r.req.Context().Err() != nil
-	if !callerGone {
-		// An availability failure of the target; its attempt was counted
-		// (a success, at the commit).
-		c.t.stats.failures.Add(1)
-		now := s.clock.Now()
-		if st, changed := c.t.breaker.record(now, verdictFailure, 0); changed {
-			rt.emit(Event{Kind: EventBreaker, Time: now, Route: rt.name, Target: c.t.name, State: string(st)})
-		}
-	}
 	r.record(rt, Attempt{Route: rt.name, Target: c.t.name, Try: c.try, Status: http.StatusOK, Action: NextTarget,
 		Duration: d, Err: brk, Continued: c.parts > 0})
 	if c.breaks == nil {
@@ -418,7 +412,7 @@ func (c *continuer) next(brk error, text []byte, allowed bool) ([]byte, *bufio.R
 	}
 	c.breaks[c.t]++
 	if !allowed || callerGone || c.ctx == nil {
-		return nil, nil, nil, nil, false
+		return nil, nil, nil, nil, nil, false
 	}
 	// Continuation attempts run under the stream's own context: closing
 	// the body cancels them.
@@ -461,10 +455,10 @@ func (c *continuer) next(brk error, text []byte, allowed bool) ([]byte, *bufio.R
 		if a.Action == Succeed {
 			if sb, ok := res.Body.(*streamBody); ok {
 				r.record(rt, a)
-				prefix, br, up, cancel := sb.detach()
+				prefix, br, up, cancel, settle := sb.detach()
 				c.t, c.try, c.since = t, try, start
 				c.parts++
-				return prefix, br, up, cancel, true
+				return prefix, br, up, cancel, settle, true
 			}
 			res.Body.Close()
 			a.Action, a.Err = NextTarget, errors.New("no stream")
@@ -474,7 +468,7 @@ func (c *continuer) next(brk error, text []byte, allowed bool) ([]byte, *bufio.R
 		}
 		r.record(rt, a)
 	}
-	return nil, nil, nil, nil, false
+	return nil, nil, nil, nil, nil, false
 }
 
 // tries counts the requests sent to t in this run.

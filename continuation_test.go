@@ -504,10 +504,11 @@ func TestContinuationBoundedByMaxAttempts(t *testing.T) {
 }
 
 // TestContinuationFeedsBreaker: a broken stream is an availability
-// failure of its target, and its stats count it.
+// failure of its target, and its stats count it. Its commit is no success
+// in between: consecutive breaks trip the consecutive-failures rule.
 func TestContinuationFeedsBreaker(t *testing.T) {
 	rig := newContRig(t, [3]string{"", "prefill", ""}, [3][]gatewaytest.Option{},
-		gwtransport.WithCircuitBreaker(gwtransport.Breaker{FailureRate: 0.5, Window: 4, MinAttempts: 4, Cooldown: gwtransport.Duration(time.Hour)}))
+		gwtransport.WithCircuitBreaker(gwtransport.Breaker{ConsecutiveFailures: 2, Cooldown: gwtransport.Duration(time.Hour)}))
 	for i := 0; i < 2; i++ {
 		rig.a.Enqueue(gatewaytest.Fault{CutAfter: 2})
 		got := readSSE(rig.rawChat(t, context.Background(), contBody).Body)

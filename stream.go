@@ -849,6 +849,10 @@ type streamBody struct {
 	err  error
 	once sync.Once
 
+	// settle gives the stream's verdict to its target's breaker when it
+	// ends (nil once given, or for none): see run.settler.
+	settle func(error)
+
 	// ext holds event holding, dropped malformed events and the rescue
 	// (continuation.go); nil for a stream that needs none of them.
 	ext *streamExt
@@ -1162,10 +1166,24 @@ func (s *streamBody) eventError() error {
 	return s.streamError(s.failName, o)
 }
 
-// stop records the error that ends the stream and releases it.
+// stop records the error that ends the stream, gives its verdict and
+// releases it.
 func (s *streamBody) stop(err error) {
 	s.err = err
+	s.verdict(err)
 	s.release()
+}
+
+// verdict gives the stream's verdict once: err is how it ended, nil when
+// the caller closed it first (no verdict).
+func (s *streamBody) verdict(err error) {
+	s.mu.Lock()
+	f := s.settle
+	s.settle = nil
+	s.mu.Unlock()
+	if f != nil && err != nil {
+		f(err)
+	}
 }
 
 // Close implements io.Closer.
@@ -1178,6 +1196,7 @@ func (s *streamBody) release() {
 	s.once.Do(func() {
 		s.mu.Lock()
 		s.closed = true
+		s.settle = nil // closed before its end: no verdict
 		if s.timer != nil {
 			s.timer.Stop()
 		}

@@ -757,6 +757,7 @@ func (r *run) attempt(ctx context.Context, rt *route, t *target, try int, body [
 		}
 		sb := newStreamBody(prefix, br, up, cancel, s.streamIdle, s.finishGrace, r.info.n, r.origin.op)
 		sb.mask = masker{g: g, h: r.req.Header}
+		sb.settle = r.settler(rt, t)
 		res.Body = sb
 	} else {
 		if !disarm() {
@@ -787,6 +788,10 @@ func (r *run) observe(rt *route, t *target, keyIdx int, o Outcome, d time.Durati
 	}
 	v := verdictNone
 	switch {
+	case success && r.info.stream:
+		// A committed stream's verdict is given when it ends (see
+		// run.settler): a target whose streams break after the commit
+		// must not pass for healthy.
 	case success:
 		v = verdictSuccess
 	case failure:
@@ -800,6 +805,34 @@ func (r *run) observe(rt *route, t *target, keyIdx int, o Outcome, d time.Durati
 	if keyIdx >= 0 && t.prov.pool != nil {
 		if st := t.prov.pool.report(keyIdx, o.Status, ra, rt.s.maxRest, now); st != "" {
 			rt.emit(Event{Kind: EventKey, Time: now, Route: rt.name, Target: t.name, KeyIndex: keyIdx, State: st})
+		}
+	}
+}
+
+// settler returns what gives a committed stream's verdict to its target's
+// breaker when the stream ends: a success when it completed, a failure when
+// it broke (cut, stalled, malformed) or failed in band for want of
+// availability, nothing when the caller gave up first.
+func (r *run) settler(rt *route, t *target) func(error) {
+	return func(err error) {
+		v := verdictFailure
+		var se *StreamError
+		switch {
+		case err == io.EOF:
+			v = verdictSuccess
+		case r.req.Context().Err() != nil:
+			return
+		case errors.As(err, &se):
+			if !availabilityFailure(Outcome{Status: http.StatusOK, Code: se.Code, Type: se.Type, Message: se.Message}) {
+				v = verdictReachable
+			}
+		}
+		if v == verdictFailure {
+			t.stats.failures.Add(1)
+		}
+		now := rt.s.clock.Now()
+		if st, changed := t.breaker.record(now, v, 0); changed {
+			rt.emit(Event{Kind: EventBreaker, Time: now, Route: rt.name, Target: t.name, State: string(st)})
 		}
 	}
 }
