@@ -156,6 +156,12 @@ type Defaults struct {
 	// MaxRest is as WithMaxRest: the longest rest a Retry-After can give a
 	// key or add to a breaker's cooldown.
 	MaxRest *Duration `json:"max_rest,omitempty"`
+	// MaxVerifiedBody is as WithMaxVerifiedBody: the largest non-streamed
+	// 2xx body, in bytes, read to its end before it is handed over; 0
+	// turns verification off.
+	MaxVerifiedBody *int `json:"max_verified_body,omitempty"`
+	// BodyIdle is as WithBodyIdle.
+	BodyIdle *Duration `json:"body_idle,omitempty"`
 }
 
 // BackoffConfig is a [Backoff] in a configuration file. Each field it sets
@@ -482,7 +488,7 @@ func validateDefaults(field string, d Defaults) error {
 		v    *Duration
 	}{
 		{"timeout", d.Timeout}, {"max_retry_wait", d.MaxRetryWait}, {"stream_first_event", d.StreamFirstEvent},
-		{"stream_idle", d.StreamIdle}, {"stream_finish_grace", d.StreamFinishGrace},
+		{"stream_idle", d.StreamIdle}, {"stream_finish_grace", d.StreamFinishGrace}, {"body_idle", d.BodyIdle},
 	} {
 		if dur.v != nil && *dur.v < 0 {
 			return errConfig(field+"."+dur.name, "must not be negative")
@@ -490,6 +496,9 @@ func validateDefaults(field string, d Defaults) error {
 	}
 	if d.MaxRest != nil && *d.MaxRest <= 0 {
 		return errConfig(field+".max_rest", "must be positive")
+	}
+	if d.MaxVerifiedBody != nil && *d.MaxVerifiedBody < 0 {
+		return errConfig(field+".max_verified_body", "must not be negative")
 	}
 	return validateBackoff(field+".backoff", d.Backoff)
 }
@@ -663,6 +672,10 @@ func (d Defaults) options() []Option {
 	dur(d.StreamIdle, WithStreamIdle)
 	dur(d.StreamFinishGrace, WithStreamFinishGrace)
 	dur(d.MaxRest, WithMaxRest)
+	if d.MaxVerifiedBody != nil {
+		opts = append(opts, WithMaxVerifiedBody(int64(*d.MaxVerifiedBody)))
+	}
+	dur(d.BodyIdle, WithBodyIdle)
 	return opts
 }
 

@@ -167,6 +167,8 @@ type settings struct {
 	routes          []routeSpec
 	defaultModels   any // the default route's models from a Config
 	forwardHeaders  []string
+	verifyMax       int64         // see WithMaxVerifiedBody
+	bodyIdle        time.Duration // see WithBodyIdle
 }
 
 // routeSpec is a named route added with WithRoute.
@@ -216,6 +218,8 @@ func defaultSettings() *settings {
 		loc:            time.UTC,
 		breaker:        DefaultBreaker,
 		maxRest:        DefaultMaxRest,
+		verifyMax:      DefaultMaxVerifiedBody,
+		bodyIdle:       DefaultBodyIdle,
 	}
 }
 

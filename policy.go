@@ -108,7 +108,12 @@ type Policy func(Outcome) Action
 //     NextTarget at once;
 //   - an informational status as the final answer (an unsolicited 101):
 //     NextTarget at once, its body unread;
-//   - content-policy refusals and every other 4xx: FailFast.
+//   - content-policy refusals and every other 4xx: FailFast;
+//   - a non-streamed 2xx whose body is cut, stalls or is malformed
+//     ([ErrResponseTruncated], [ErrResponseIdle], [ErrResponseMalformed]):
+//     RetrySame, as a 5xx; one whose body is an error in band
+//     ([ErrResponseFailed]): as that error with a 5xx status (see
+//     [ErrResponseFailed]).
 func DefaultPolicy(o Outcome) Action {
 	switch {
 	case o.Status == 0:
@@ -117,6 +122,9 @@ func DefaultPolicy(o Outcome) Action {
 		}
 		return RetrySame
 	case o.Status >= 200 && o.Status < 300:
+		if o.Err != nil && (brokenBody(o.Err) || errors.Is(o.Err, ErrResponseFailed)) {
+			return verifiedFailure(o)
+		}
 		if o.Code != "" || o.Type != "" || o.Message != "" || o.Err != nil {
 			// A 200 whose stream opened with an error event or broke
 			// before its first event.
