@@ -74,6 +74,18 @@ type Fault struct {
 	// HoldOpen stays open.
 	Script      string
 	ScriptPause time.Duration
+
+	// The body faults apply to non-streamed answers (see bodyfaults.go).
+
+	// BodyCutAfter, when positive, sends the headers with the full
+	// Content-Length, then this many bytes of the body (at most all but
+	// its last byte), then drops the connection.
+	BodyCutAfter int
+	// BodyStallAfter, when positive, sends the headers with the full
+	// Content-Length, then this many bytes of the body (at most all but
+	// its last byte), then stalls without closing until the client gives
+	// up or the server closes.
+	BodyStallAfter int
 }
 
 // Request is one request as the server received it.
@@ -285,6 +297,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		writeError(w, f.Status, f.Code, f.Type, f.Message)
 		return
+	}
+	if !rb.Stream && (f.BodyCutAfter > 0 || f.BodyStallAfter > 0) {
+		w = &faultyBody{ResponseWriter: w, s: s, r: r, f: f}
 	}
 	model := rb.Model
 	if model == "" {
