@@ -610,4 +610,3 @@ func TestVerifyOptionsRefused(t *testing.T) {
 	_, err = gwtransport.NewTransport(nil, []string{"openai/m"}, noEnv(), gwtransport.WithBodyIdle(-time.Second))
 	assert.EqualError(t, err, "gwtransport: body idle limit must not be negative, got -1s")
 }
-
