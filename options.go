@@ -24,7 +24,8 @@ const (
 	// first attempt, as in the Go SDKs: 2 means up to 3 attempts.
 	DefaultMaxRetries = 2
 	// DefaultTimeout bounds one attempt, up to its response headers (and its
-	// first content event for a stream: keep-alives do not count).
+	// first content event for a stream: keep-alives do not count; the end
+	// of a verified non-streamed body).
 	DefaultTimeout = 60 * time.Second
 	// DefaultMaxAttempts caps the attempts of one request across retries and
 	// fallbacks.
@@ -264,7 +265,8 @@ func WithModelMaxRetries(m map[string]int) Option {
 
 // WithTimeout sets the timeout of one attempt (default 60 s): the time to the
 // response headers, and for a stream to its first content event
-// (keep-alives and lifecycle events do not count). It never cuts a
+// (keep-alives and lifecycle events do not count), for a verified
+// non-streamed answer to the end of its body (see WithMaxVerifiedBody). It never cuts a
 // response the caller is already reading. Zero means no per-attempt timeout;
 // the caller's context still applies.
 func WithTimeout(d time.Duration) Option {
