@@ -53,7 +53,10 @@ type Outcome struct {
 	// Code, Type and Message come from the provider's error body (OpenAI,
 	// Azure, Mistral and similar shapes), or from an SSE error event.
 	Code, Type, Message string
-	// Err is the transport error, when no usable response arrived.
+	// Err is the transport error, when no usable response arrived; for a
+	// non-streamed 2xx, why its body was not handed over
+	// ([ErrResponseTruncated], [ErrResponseIdle], [ErrResponseMalformed],
+	// [ErrResponseFailed]).
 	Err error
 	// Timeout reports that the attempt's own timeout (or the stream's
 	// first-event limit) fired.

@@ -81,8 +81,15 @@ func verify(ctx context.Context, res *http.Response, s *settings, cancel context
 	var idle *time.Timer
 	for {
 		if len(buf) == cap(buf) {
-			if int64(len(buf)) > limit {
+			if int64(len(buf)) > limit && !idled.Load() {
 				break // larger than the bound: handed over unverified
+			}
+			if idled.Load() {
+				// The idle limit fired as the last read returned: the
+				// context is gone, the rest cannot be read.
+				res.Body.Close()
+				return Outcome{Status: res.StatusCode, Header: res.Header,
+					Err: fmt.Errorf("%w (%s) after %d bytes", ErrResponseIdle, s.bodyIdle, len(buf))}, nil, true
 			}
 			grown := make([]byte, len(buf), min(int64(2*cap(buf)), limit+1))
 			copy(grown, buf)

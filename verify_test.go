@@ -610,3 +610,20 @@ func TestVerifyOptionsRefused(t *testing.T) {
 	_, err = gwtransport.NewTransport(nil, []string{"openai/m"}, noEnv(), gwtransport.WithBodyIdle(-time.Second))
 	assert.EqualError(t, err, "gwtransport: body idle limit must not be negative, got -1s")
 }
+
+// TestPassThroughIsNotVerified: a request the gateway does not take is not
+// read ahead: its response, cut or not, is the provider's as it comes.
+func TestPassThroughIsNotVerified(t *testing.T) {
+	b := okBody("primary")
+	v := newVerifySetup(t, func(int) wire { return wire{raw: withLength(jsonCT, b, 10)} })
+	req, _ := http.NewRequest(http.MethodPost, v.raw.URL+"/v1/chat/completions", strings.NewReader(`{"model":"gpt-4o-mini"}`))
+	req.Header.Set("Content-Type", "application/json")
+	res, err := v.hc.Do(req)
+	require.NoError(t, err)
+	defer res.Body.Close()
+	got, err := io.ReadAll(res.Body)
+	assert.ErrorIs(t, err, io.ErrUnexpectedEOF)
+	assert.Equal(t, b[:10], string(got))
+	assert.Empty(t, res.Header.Get(gwtransport.HeaderTarget))
+	assert.Equal(t, 1, int(v.raw.n.Load()))
+}
