@@ -166,7 +166,9 @@ func verified(res *http.Response, body []byte, cancel context.CancelFunc, target
 			return o, &failure{res: res, body: body, target: target, truncated: len(body) > maxErrorBody}, true
 		}
 	}
-	res.Body = io.NopCloser(bytes.NewReader(body))
+	mb := &memBody{}
+	mb.Reset(body)
+	res.Body = mb
 	res.ContentLength = int64(len(body))
 	res.TransferEncoding = nil
 	res.Header.Del("Transfer-Encoding")
@@ -230,3 +232,9 @@ func verifiedFailure(o Outcome) Action {
 	}
 	return RetrySame
 }
+
+// memBody is a verified body, in memory.
+type memBody struct{ bytes.Reader }
+
+// Close does nothing: the upstream body is closed already.
+func (*memBody) Close() error { return nil }
