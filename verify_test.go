@@ -627,3 +627,30 @@ func TestPassThroughIsNotVerified(t *testing.T) {
 	assert.Empty(t, res.Header.Get(gwtransport.HeaderTarget))
 	assert.Equal(t, 1, int(v.raw.n.Load()))
 }
+
+// TestFallbackRefusalNeverHidesBrokenBody: a fallback's refusal after the
+// primary's broken or in-band failed body never replaces that failure:
+// with no usable response to hand over, the caller gets the error naming
+// it.
+func TestFallbackRefusalNeverHidesBrokenBody(t *testing.T) {
+	b := okBody("primary")
+	for _, tc := range []struct {
+		name string
+		w    wire
+		want error
+	}{
+		{"truncated", wire{raw: withLength(jsonCT, b, 9)}, gwtransport.ErrResponseTruncated},
+		{"in-band server_error", wire{raw: withLength(jsonCT, `{"error":{"type":"server_error"}}`, 33)}, gwtransport.ErrResponseFailed},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			v := newVerifySetup(t, func(int) wire { return tc.w })
+			v.fallback.SetFault(&gatewaytest.Fault{Status: 400, Message: "prefill not supported"})
+			_, _, err := v.post(t, context.Background())
+			var gerr *gwtransport.Error
+			require.ErrorAs(t, err, &gerr)
+			assert.ErrorIs(t, err, tc.want)
+			require.Len(t, gerr.Attempts, 4)
+			assert.Equal(t, 400, gerr.Attempts[3].Status)
+		})
+	}
+}
