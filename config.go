@@ -170,6 +170,12 @@ type Defaults struct {
 	Continuation *Continuation `json:"continuation,omitempty"`
 	// StreamMalformedLimit is as WithStreamMalformedLimit.
 	StreamMalformedLimit *int `json:"stream_malformed_limit,omitempty"`
+	// MaxVerifiedBody is as WithMaxVerifiedBody: the largest non-streamed
+	// 2xx body, in bytes, read to its end before it is handed over; 0
+	// turns verification off.
+	MaxVerifiedBody *int `json:"max_verified_body,omitempty"`
+	// BodyIdle is as WithBodyIdle.
+	BodyIdle *Duration `json:"body_idle,omitempty"`
 }
 
 // BackoffConfig is a [Backoff] in a configuration file. Each field it sets
@@ -502,7 +508,7 @@ func validateDefaults(field string, d Defaults) error {
 		v    *Duration
 	}{
 		{"timeout", d.Timeout}, {"max_retry_wait", d.MaxRetryWait}, {"stream_first_event", d.StreamFirstEvent},
-		{"stream_idle", d.StreamIdle}, {"stream_finish_grace", d.StreamFinishGrace},
+		{"stream_idle", d.StreamIdle}, {"stream_finish_grace", d.StreamFinishGrace}, {"body_idle", d.BodyIdle},
 	} {
 		if dur.v != nil && *dur.v < 0 {
 			return errConfig(field+"."+dur.name, "must not be negative")
@@ -516,6 +522,9 @@ func validateDefaults(field string, d Defaults) error {
 	}
 	if d.StreamMalformedLimit != nil && *d.StreamMalformedLimit < 1 {
 		return errConfig(field+".stream_malformed_limit", "must be at least 1")
+	}
+	if d.MaxVerifiedBody != nil && *d.MaxVerifiedBody < 0 {
+		return errConfig(field+".max_verified_body", "must not be negative")
 	}
 	return validateBackoff(field+".backoff", d.Backoff)
 }
@@ -695,6 +704,10 @@ func (d Defaults) options() []Option {
 	if d.StreamMalformedLimit != nil {
 		opts = append(opts, WithStreamMalformedLimit(*d.StreamMalformedLimit))
 	}
+	if d.MaxVerifiedBody != nil {
+		opts = append(opts, WithMaxVerifiedBody(int64(*d.MaxVerifiedBody)))
+	}
+	dur(d.BodyIdle, WithBodyIdle)
 	return opts
 }
 

@@ -47,6 +47,9 @@ func TestConfigErrorsExact(t *testing.T) {
 		{"duration without unit", "defaults:\n  stream_idle: 30\n", p + `defaults.stream_idle: not a duration: want a duration like 500ms or 1m30s`},
 		{"duration as a list", "defaults:\n  timeout: [1s]\n", p + "defaults.timeout: want a duration like 500ms or 1m30s, got a list"},
 		{"negative duration", "routes:\n  - name: r\n    models: [{target: openai/a}]\n    defaults: {max_retry_wait: -1s}\n", p + "routes[0].defaults.max_retry_wait: must not be negative"},
+		{"negative max verified body", "defaults:\n  max_verified_body: -1\n", p + "defaults.max_verified_body: must not be negative"},
+		{"fractional max verified body", "defaults:\n  max_verified_body: 1.5\n", p + "defaults.max_verified_body: want an integer, got a number that is not one"},
+		{"negative route body idle", "routes:\n  - name: r\n    models: [{target: openai/a}]\n    defaults: {body_idle: -1s}\n", p + "routes[0].defaults.body_idle: must not be negative"},
 		{"zero max rest", "defaults:\n  max_rest: 0s\n", p + "defaults.max_rest: must be positive"},
 		{"negative route max rest", "routes:\n  - name: r\n    models: [{target: openai/a}]\n    defaults: {max_rest: -1s}\n", p + "routes[0].defaults.max_rest: must be positive"},
 		{"credential forwarded", "forward_headers: [X-Request-Id, authorization]\n", p + `forward_headers[1]: forwarded header "authorization" covers Authorization, which never crosses to another provider`},
@@ -230,6 +233,8 @@ defaults:
   stream_first_event: 2s
   stream_finish_grace: 500ms
   max_rest: 2m
+  max_verified_body: 1048576
+  body_idle: 15s
 forward_headers: [X-Request-Id, "X-Acme-Trace-*"]
 providers:
   - name: az
@@ -266,7 +271,8 @@ circuit_breaker: {disabled: false, consecutive_failures: 3, failure_rate: 0.5, w
 			Models: []gwtransport.ModelConfig{{Target: "groq/llama"}}, Defaults: gwtransport.Defaults{StreamIdle: d("5s")}}},
 		Defaults: gwtransport.Defaults{MaxRetries: i(3), Timeout: d("30s"),
 			Backoff:     &gwtransport.BackoffConfig{Initial: d("1s"), Multiplier: f(1.5), Max: d("4s"), Jitter: f(0.1)},
-			MaxAttempts: i(6), MaxRetryWait: d("10s"), StreamFirstEvent: d("2s"), StreamFinishGrace: d("500ms"), MaxRest: d("2m")},
+			MaxAttempts: i(6), MaxRetryWait: d("10s"), StreamFirstEvent: d("2s"), StreamFinishGrace: d("500ms"), MaxRest: d("2m"),
+			MaxVerifiedBody: i(1 << 20), BodyIdle: d("15s")},
 		ForwardHeaders: []string{"X-Request-Id", "X-Acme-Trace-*"},
 		Providers: []gwtransport.Provider{{Name: "az", BaseURLEnv: "AZ_ENDPOINT", APIKeyEnv: "AZ_KEY", Auth: gwtransport.AuthAPIKey,
 			Style: gwtransport.StyleAzure, APIVersion: "2024-10-21", APIKeysEnv: []string{"AZ_KEY_2"},

@@ -22,14 +22,16 @@ type effective struct {
 	Idle         time.Duration
 	Grace        time.Duration
 	MaxRest      time.Duration
+	VerifyMax    int64
+	BodyIdle     time.Duration
 }
 
 func effectiveOf(rt *route, t *target) effective {
-	return effective{t.maxRetries, t.timeout, t.backoff, rt.s.maxAttempts, rt.s.maxRetryWait, t.firstEvent, rt.s.streamIdle, rt.s.finishGrace, rt.s.maxRest}
+	return effective{t.maxRetries, t.timeout, t.backoff, rt.s.maxAttempts, rt.s.maxRetryWait, t.firstEvent, rt.s.streamIdle, rt.s.finishGrace, rt.s.maxRest, rt.s.verifyMax, rt.s.bodyIdle}
 }
 
 func libraryDefaults() effective {
-	return effective{DefaultMaxRetries, DefaultTimeout, DefaultBackoff, DefaultMaxAttempts, DefaultMaxRetryWait, DefaultStreamFirstEvent, DefaultStreamIdleTimeout, DefaultStreamFinishGrace, DefaultMaxRest}
+	return effective{DefaultMaxRetries, DefaultTimeout, DefaultBackoff, DefaultMaxAttempts, DefaultMaxRetryWait, DefaultStreamFirstEvent, DefaultStreamIdleTimeout, DefaultStreamFinishGrace, DefaultMaxRest, DefaultMaxVerifiedBody, DefaultBodyIdle}
 }
 
 // inheritField is one setting of the configuration file: its key (under
@@ -58,6 +60,8 @@ var inheritFields = []inheritField{
 	{"stream_idle", [3]any{"51s", "52s"}, false, func(e *effective, v any) { e.Idle = dur(v) }},
 	{"stream_finish_grace", [3]any{"61s", "62s"}, false, func(e *effective, v any) { e.Grace = dur(v) }},
 	{"max_rest", [3]any{"71s", "72s"}, false, func(e *effective, v any) { e.MaxRest = dur(v) }},
+	{"max_verified_body", [3]any{81, 0}, false, func(e *effective, v any) { e.VerifyMax = int64(v.(int)) }},
+	{"body_idle", [3]any{"91s", "92s"}, false, func(e *effective, v any) { e.BodyIdle = dur(v) }},
 }
 
 // put sets field f's value for level into m (a defaults or model map).

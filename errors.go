@@ -55,7 +55,8 @@ type Attempt struct {
 	// Action is what the gateway did next.
 	Action Action
 	// Duration is the time to the response headers (or the first event of
-	// a stream), or to the error.
+	// a stream, or the end of a verified non-streamed body), or to the
+	// error.
 	Duration time.Duration
 	// Wait is the pause before the next attempt at the same target.
 	Wait time.Duration

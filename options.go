@@ -24,7 +24,8 @@ const (
 	// first attempt, as in the Go SDKs: 2 means up to 3 attempts.
 	DefaultMaxRetries = 2
 	// DefaultTimeout bounds one attempt, up to its response headers (and its
-	// first content event for a stream: keep-alives do not count).
+	// first content event for a stream: keep-alives do not count; the end
+	// of a verified non-streamed body).
 	DefaultTimeout = 60 * time.Second
 	// DefaultMaxAttempts caps the attempts of one request across retries and
 	// fallbacks.
@@ -175,6 +176,8 @@ type settings struct {
 	continuation      Continuation
 	modelContinuation map[string]Continuation
 	malformedLimit    int
+	verifyMax         int64         // see WithMaxVerifiedBody
+	bodyIdle          time.Duration // see WithBodyIdle
 }
 
 // routeSpec is a named route added with WithRoute.
@@ -226,6 +229,8 @@ func defaultSettings() *settings {
 		loc:            time.UTC,
 		breaker:        DefaultBreaker,
 		maxRest:        DefaultMaxRest,
+		verifyMax:      DefaultMaxVerifiedBody,
+		bodyIdle:       DefaultBodyIdle,
 	}
 }
 
@@ -270,7 +275,8 @@ func WithModelMaxRetries(m map[string]int) Option {
 
 // WithTimeout sets the timeout of one attempt (default 60 s): the time to the
 // response headers, and for a stream to its first content event
-// (keep-alives and lifecycle events do not count). It never cuts a
+// (keep-alives and lifecycle events do not count), for a verified
+// non-streamed answer to the end of its body (see WithMaxVerifiedBody). It never cuts a
 // response the caller is already reading. Zero means no per-attempt timeout;
 // the caller's context still applies.
 func WithTimeout(d time.Duration) Option {

@@ -53,7 +53,10 @@ type Outcome struct {
 	// Code, Type and Message come from the provider's error body (OpenAI,
 	// Azure, Mistral and similar shapes), or from an SSE error event.
 	Code, Type, Message string
-	// Err is the transport error, when no usable response arrived.
+	// Err is the transport error, when no usable response arrived; for a
+	// non-streamed 2xx, why its body was not handed over
+	// ([ErrResponseTruncated], [ErrResponseIdle], [ErrResponseMalformed],
+	// [ErrResponseFailed]).
 	Err error
 	// Timeout reports that the attempt's own timeout (or the stream's
 	// first-event limit) fired.
@@ -108,7 +111,12 @@ type Policy func(Outcome) Action
 //     NextTarget at once;
 //   - an informational status as the final answer (an unsolicited 101):
 //     NextTarget at once, its body unread;
-//   - content-policy refusals and every other 4xx: FailFast.
+//   - content-policy refusals and every other 4xx: FailFast;
+//   - a non-streamed 2xx whose body is cut, stalls or is malformed
+//     ([ErrResponseTruncated], [ErrResponseIdle], [ErrResponseMalformed]):
+//     RetrySame, as a 5xx; one whose body is an error in band
+//     ([ErrResponseFailed]): as that error with a 5xx status (see
+//     [ErrResponseFailed]).
 func DefaultPolicy(o Outcome) Action {
 	switch {
 	case o.Status == 0:
@@ -117,6 +125,9 @@ func DefaultPolicy(o Outcome) Action {
 		}
 		return RetrySame
 	case o.Status >= 200 && o.Status < 300:
+		if o.Err != nil && (brokenBody(o.Err) || errors.Is(o.Err, ErrResponseFailed)) {
+			return verifiedFailure(o)
+		}
 		if o.Code != "" || o.Type != "" || o.Message != "" || o.Err != nil {
 			// A 200 whose stream opened with an error event or broke
 			// before its first event.

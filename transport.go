@@ -568,7 +568,7 @@ func unsent(a *Attempt) bool {
 // the named one failed with no HTTP response (a reset, a timeout).
 func (r *run) failedWithoutResponse(target string) bool {
 	for i := range r.attempts {
-		if a := &r.attempts[i]; a.Target != target && a.Status == 0 && a.Err != nil && !unsent(a) {
+		if a := &r.attempts[i]; a.Target != target && (a.Status == 0 || unusable(a.Err)) && a.Err != nil && !unsent(a) {
 			return true
 		}
 	}
@@ -760,6 +760,13 @@ func (r *run) attempt(ctx context.Context, rt *route, t *target, try int, body [
 		sb.settle = r.settler(rt, t)
 		res.Body = sb
 	} else {
+		// Read to its end before it is handed over (see verify.go).
+		if o, f, bad := verify(ctx, res, s, cancel, t.name); bad {
+			if a = fail(o); a.Action != FailFast {
+				f = nil // only a final refusal in band is handed over, never as a success
+			}
+			return nil, a, f
+		}
 		if !disarm() {
 			res.Body.Close()
 			return nil, fail(Outcome{Err: errTimeout}), nil
@@ -850,7 +857,7 @@ func availabilityFailure(o Outcome) bool {
 		// A broken stream start, unless the provider refused the request
 		// itself in band (its content, its length, a model it does not
 		// serve): that says nothing about the target's availability.
-		if o.Err == nil && (o.ContentPolicy() || o.ContextLengthExceeded() || o.ModelNotFound()) {
+		if (o.Err == nil || errors.Is(o.Err, ErrResponseFailed)) && (o.ContentPolicy() || o.ContextLengthExceeded() || o.ModelNotFound()) {
 			return false
 		}
 		return o.Err != nil || o.Code != "" || o.Type != ""

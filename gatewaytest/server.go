@@ -78,6 +78,18 @@ type Fault struct {
 	// reply is this request's answer text when it differs from the
 	// server's (a continuation: see continuation.go).
 	reply *string
+
+	// The body faults apply to non-streamed answers (see bodyfaults.go).
+
+	// BodyCutAfter, when positive, sends the headers with the full
+	// Content-Length, then this many bytes of the body (at most all but
+	// its last byte), then drops the connection.
+	BodyCutAfter int
+	// BodyStallAfter, when positive, sends the headers with the full
+	// Content-Length, then this many bytes of the body (at most all but
+	// its last byte), then stalls without closing until the client gives
+	// up or the server closes.
+	BodyStallAfter int
 }
 
 // Request is one request as the server received it.
@@ -295,6 +307,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	if !s.continuation(w, body, &f) {
 		return
+	}
+	if !rb.Stream && (f.BodyCutAfter > 0 || f.BodyStallAfter > 0) {
+		w = &faultyBody{ResponseWriter: w, s: s, r: r, f: f}
 	}
 	model := rb.Model
 	if model == "" {

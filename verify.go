@@ -1,0 +1,240 @@
+package gwtransport
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// Errors of a non-streamed 2xx response that the gateway read before
+// handing it over (see [WithMaxVerifiedBody]). Each fails the attempt as a
+// 5xx would under [DefaultPolicy] (a retry of the same target, then the
+// next target; a breaker failure), is the Err of its [Attempt], and is
+// reached by errors.Is through the final [*Error]. The caller never
+// receives such a body as a success.
+var (
+	// ErrResponseTruncated: the body ended before it was complete: before
+	// its Content-Length, in the middle of a chunk, or by a reset.
+	ErrResponseTruncated = errors.New("gwtransport: response body ended before it was complete")
+	// ErrResponseIdle: a read of the body waited on the provider longer
+	// than the body idle limit (WithBodyIdle).
+	ErrResponseIdle = errors.New("gwtransport: response body stalled past the idle limit")
+	// ErrResponseMalformed: the body is not valid JSON while its
+	// Content-Type says JSON (application/json, or any type ending in
+	// +json), or, without a Content-Type, while it starts like JSON.
+	ErrResponseMalformed = errors.New("gwtransport: response body is not the JSON it says it is")
+	// ErrResponseFailed: a 2xx JSON object carries a top-level "error"
+	// member that is not null: an error in band. Its code and type are read
+	// as an error response's ([Outcome].Code, Type, Message): a
+	// content-policy refusal fails fast (the caller gets that body, as
+	// the provider sent it), context_length_exceeded, model_not_found and
+	// insufficient_quota fail over, anything else is retried like a 5xx.
+	// Unless the policy fails fast on it, such a body is never handed to
+	// the caller.
+	ErrResponseFailed = errors.New("gwtransport: 2xx response carries an error")
+)
+
+// brokenBody reports whether err says a 2xx response's body could not be
+// used (cut, stalled, malformed): no usable response arrived.
+func brokenBody(err error) bool {
+	return errors.Is(err, ErrResponseTruncated) || errors.Is(err, ErrResponseIdle) || errors.Is(err, ErrResponseMalformed)
+}
+
+// unusable reports whether err says a 2xx response could not be handed
+// over: its body is broken, or an error in band.
+func unusable(err error) bool {
+	return brokenBody(err) || errors.Is(err, ErrResponseFailed)
+}
+
+// verifyInitial is the buffer a body of unknown length starts with.
+const verifyInitial = 16 << 10
+
+// verify reads a non-streamed 2xx response to its end before it is handed
+// over, within s.verifyMax bytes and with each read bounded by s.bodyIdle.
+// On success res is complete, in memory, with an exact length, its
+// trailers gated (they exist once the body reached its end), and the
+// attempt's context cancelled; a body over the bound is handed over as the
+// bytes read so far followed by the rest, unverified. bad reports an
+// attempt failure: o is its outcome, and f, for an in-band error, the
+// response to keep (its body is the provider's answer). cancel ends the
+// attempt's context; ctx is the caller's.
+func verify(ctx context.Context, res *http.Response, s *settings, cancel context.CancelFunc, target string) (o Outcome, f *failure, bad bool) {
+	limit := s.verifyMax
+	if limit <= 0 || res.ContentLength > limit {
+		return o, nil, false // not verified: the response is handed over as it is
+	}
+	size := int64(verifyInitial)
+	if res.ContentLength >= 0 {
+		size = res.ContentLength + 1 // the spare byte reads the end
+	}
+	buf := make([]byte, 0, min(size, limit+1))
+
+	var idled atomic.Bool
+	var idle *time.Timer
+	for {
+		if len(buf) == cap(buf) {
+			if int64(len(buf)) > limit && !idled.Load() {
+				break // larger than the bound: handed over unverified
+			}
+			if idled.Load() {
+				// The idle limit fired as the last read returned: the
+				// context is gone, the rest cannot be read.
+				res.Body.Close()
+				return Outcome{Status: res.StatusCode, Header: res.Header,
+					Err: fmt.Errorf("%w (%s) after %d bytes", ErrResponseIdle, s.bodyIdle, len(buf))}, nil, true
+			}
+			grown := make([]byte, len(buf), min(int64(2*cap(buf)), limit+1))
+			copy(grown, buf)
+			buf = grown
+		}
+		if s.bodyIdle > 0 {
+			if idle == nil {
+				idle = time.AfterFunc(s.bodyIdle, func() {
+					idled.Store(true)
+					cancel()
+				})
+			} else {
+				idle.Reset(s.bodyIdle)
+			}
+		}
+		n, err := res.Body.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if idle != nil {
+			idle.Stop() // if it fired, the context is gone: the next read says so
+		}
+		if err == io.EOF {
+			return verified(res, buf, cancel, target)
+		}
+		if err == nil {
+			continue
+		}
+		res.Body.Close()
+		o = Outcome{Status: res.StatusCode, Header: res.Header}
+		switch {
+		case ctx.Err() != nil:
+			// The caller gave up: that says nothing about the target.
+			o.Status, o.Err = 0, ctx.Err()
+		case idled.Load():
+			o.Err = fmt.Errorf("%w (%s) after %d bytes", ErrResponseIdle, s.bodyIdle, len(buf))
+		default:
+			o.Err = fmt.Errorf("%w after %d%s bytes: %w", ErrResponseTruncated, len(buf), of(res.ContentLength), err)
+		}
+		return o, nil, true
+	}
+	// More than the bound: the bytes read so far, then the rest, each byte
+	// once.
+	res.Body = struct {
+		io.Reader
+		io.Closer
+	}{io.MultiReader(bytes.NewReader(buf), res.Body), res.Body}
+	return o, nil, false
+}
+
+// of renders " of n" for a known length.
+func of(n int64) string {
+	if n < 0 {
+		return ""
+	}
+	return " of " + strconv.FormatInt(n, 10)
+}
+
+// verified checks a body read to its end and makes it the response's.
+func verified(res *http.Response, body []byte, cancel context.CancelFunc, target string) (Outcome, *failure, bool) {
+	res.Body.Close() // at its end: the trailers are filled in, and gated
+	cancel()         // nothing is left to read upstream
+	o := Outcome{Status: res.StatusCode, Header: res.Header}
+	if jsonBody(res, body) {
+		if !json.Valid(body) {
+			o.Err = fmt.Errorf("%w (%d bytes, Content-Type %q)", ErrResponseMalformed, len(body), contentType(res.Header))
+			return o, nil, true
+		}
+		if inBandError(body) {
+			parseErrorBody(&o, body)
+			if o.Code == "" && o.Type == "" && o.Message == "" {
+				o.Message = "error member"
+			}
+			o.Err = ErrResponseFailed
+			res.Body = http.NoBody
+			return o, &failure{res: res, body: body, target: target, truncated: len(body) > maxErrorBody}, true
+		}
+	}
+	mb := &memBody{}
+	mb.Reset(body)
+	res.Body = mb
+	res.ContentLength = int64(len(body))
+	res.TransferEncoding = nil
+	res.Header.Del("Transfer-Encoding")
+	res.Header.Set("Content-Length", strconv.Itoa(len(body)))
+	return o, nil, false
+}
+
+// jsonBody reports whether a body is held to be JSON: its Content-Type is
+// application/json or ends in +json, or it has no Content-Type and starts
+// like JSON ('{' or '['). An encoded body (Content-Encoding other than
+// identity, which net/http left compressed) is not read as JSON, nor is an
+// empty body of a 204 or 205, which carries none.
+func jsonBody(res *http.Response, body []byte) bool {
+	if ce := res.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(strings.TrimSpace(ce), "identity") {
+		return false
+	}
+	if len(body) == 0 && (res.StatusCode == http.StatusNoContent || res.StatusCode == http.StatusResetContent) {
+		return false
+	}
+	ct := contentType(res.Header)
+	if ct == "" {
+		i := skipSpace(body, 0)
+		return i < len(body) && (body[i] == '{' || body[i] == '[')
+	}
+	return ct == "application/json" || strings.HasSuffix(ct, "+json")
+}
+
+// contentType returns the media type of a Content-Type header, lower case,
+// without parameters.
+func contentType(h http.Header) string {
+	ct, _, _ := strings.Cut(h.Get("Content-Type"), ";")
+	return strings.ToLower(strings.TrimSpace(ct))
+}
+
+// inBandError reports whether a valid JSON body is an object with a
+// top-level "error" member that is not null, under any spelling
+// encoding/json matches to "error" ("Error", "ERROR"). A null error is a
+// success's (the Responses API sends "error": null).
+func inBandError(body []byte) bool {
+	found := false
+	_ = eachMember(body, func(name []byte, v span) error {
+		if key, _ := guardKey(name); key == keyError && string(body[v.start:v.end]) != "null" {
+			found = true
+		}
+		return nil
+	})
+	return found
+}
+
+// verifiedFailure is DefaultPolicy's action for a verified non-streamed
+// 2xx that failed: a broken body is retried as a 5xx is; an error in band
+// is judged by its code and type as the same error with a 5xx status.
+func verifiedFailure(o Outcome) Action {
+	switch {
+	case !errors.Is(o.Err, ErrResponseFailed):
+		return RetrySame
+	case o.ContentPolicy():
+		return FailFast
+	case o.ContextLengthExceeded(), o.ModelNotFound(), o.QuotaExhausted():
+		return NextTarget
+	}
+	return RetrySame
+}
+
+// memBody is a verified body, in memory.
+type memBody struct{ bytes.Reader }
+
+// Close does nothing: the upstream body is closed already.
+func (*memBody) Close() error { return nil }
