@@ -158,7 +158,7 @@ func TestAttemptsBoundedProperty(t *testing.T) {
 			coolMu.Lock()
 			cooling = nil
 			coolMu.Unlock()
-			ctx, trail := gwtransport.WithTrail(context.Background())
+			ctx, trail := gwtransport.ContextWithTrail(context.Background())
 			req, err := http.NewRequestWithContext(ctx, http.MethodPost, provs[0].srv.URL+"/chat/completions",
 				strings.NewReader(`{"model":"gateway","messages":[{"role":"user","content":"hi"}]}`))
 			require.NoError(t, err)
@@ -262,7 +262,7 @@ func TestUnsentTargetsAreNotAttempts(t *testing.T) {
 		gwtransport.WithProvider(gwtransport.Provider{Name: "b", BaseURL: b.srv.URL, APIKeys: []string{"key-b"}}))
 	var stats []gwtransport.TargetStats
 	for i := 0; i < 8; i++ {
-		ctx, trail := gwtransport.WithTrail(context.Background())
+		ctx, trail := gwtransport.ContextWithTrail(context.Background())
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, b.srv.URL+"/chat/completions", strings.NewReader(`{"model":"gateway","messages":[]}`))
 		require.NoError(t, err)
 		res, err := hc.Do(req)

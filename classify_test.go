@@ -137,7 +137,7 @@ func TestRefusalAfterOwnFailure(t *testing.T) {
 			require.NoError(t, res.Body.Close())
 			assert.Equal(t, tc.wantStatus, res.StatusCode)
 			assert.Equal(t, tc.wantTarget, res.Header.Get(gwtransport.HeaderTarget))
-			assert.Equal(t, tc.wantReason, res.Header.Get(gwtransport.HeaderReason))
+			assert.Equal(t, tc.wantReason, res.Header.Get(gwtransport.HeaderFallbackReason))
 			assert.Equal(t, tc.wantCounts, f.counts())
 			for i, s := range f.servers {
 				for _, r := range s.Journal() {

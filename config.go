@@ -74,7 +74,8 @@ type Config struct {
 	// Route is the name of the default route (default "gateway").
 	Route string `json:"route,omitempty"`
 	// Strategy of the default route: ordered, weighted, round_robin,
-	// random, always_first or lowest_latency. Named routes have their own.
+	// random or lowest_latency (always_first, deprecated, means ordered).
+	// Named routes have their own.
 	Strategy string `json:"strategy,omitempty"`
 	// Models of the default route, in priority order. Give every model a
 	// weight, or none.

@@ -82,8 +82,8 @@ func TestConfigErrorsExact(t *testing.T) {
 		{"bad style", "providers:\n  - {name: x, style: azure-v2}\n", p + `providers[0].style: unknown URL style (want openai, azure or azure-v1)`},
 		{"relative base URL", "providers:\n  - {name: x, base_url: /v1}\n", p + "providers[0].base_url: must be an absolute URL, like https://host/v1"},
 		// Routes and strategies.
-		{"unknown strategy", "strategy: fastest\nmodels:\n  - target: openai/a\n", p + `strategy: unknown strategy "fastest" (want ordered, weighted, round_robin, random, always_first or lowest_latency)`},
-		{"unknown route strategy", "routes:\n  - {name: r, strategy: Ordered, models: [{target: openai/a}]}\n", p + `routes[0].strategy: unknown strategy "Ordered" (want ordered, weighted, round_robin, random, always_first or lowest_latency)`},
+		{"unknown strategy", "strategy: fastest\nmodels:\n  - target: openai/a\n", p + `strategy: unknown strategy "fastest" (want ordered, weighted, round_robin, random or lowest_latency)`},
+		{"unknown route strategy", "routes:\n  - {name: r, strategy: Ordered, models: [{target: openai/a}]}\n", p + `routes[0].strategy: unknown strategy "Ordered" (want ordered, weighted, round_robin, random or lowest_latency)`},
 		{"strategy without models", "strategy: ordered\n", p + "strategy: is set but models is empty"},
 		{"empty route name", "routes:\n  - models: [{target: openai/a}]\n", p + "routes[0].name: must not be empty"},
 		{"duplicate route name", "routes:\n  - {name: r, models: [{target: openai/a}]}\n  - {name: r, models: [{target: openai/b}]}\n", p + `routes[1].name: route "r" is already routes[0]`},

@@ -197,7 +197,7 @@ func TestContinuationRawReader(t *testing.T) {
 			t.Run(bc.name+"/"+mode, func(t *testing.T) {
 				rig := newContRig(t, [3]string{"", mode, ""}, [3][]gatewaytest.Option{}, bc.opts...)
 				rig.a.Enqueue(bc.fault)
-				ctx, trail := gwtransport.WithTrail(context.Background())
+				ctx, trail := gwtransport.ContextWithTrail(context.Background())
 				res := rig.rawChat(t, ctx, contBody)
 				got := readSSE(res.Body)
 				require.NoError(t, got.err)
@@ -235,7 +235,7 @@ func TestContinuationRawReader(t *testing.T) {
 				assert.Equal(t, "openai/gpt-4o", res.Header.Get(gwtransport.HeaderTarget), "headers were sent at the commit")
 				assert.Equal(t, "fb/b-model", res.Trailer.Get(gwtransport.HeaderTarget))
 				assert.Equal(t, "2", res.Trailer.Get(gwtransport.HeaderAttempts))
-				assert.Equal(t, strings.ReplaceAll("openai/gpt-4o#1 200 "+as[1].Err.Error(), "\n", " "), res.Trailer.Get(gwtransport.HeaderReason))
+				assert.Equal(t, strings.ReplaceAll("openai/gpt-4o#1 200 "+as[1].Err.Error(), "\n", " "), res.Trailer.Get(gwtransport.HeaderFallbackReason))
 			})
 		}
 	}
@@ -250,7 +250,7 @@ func TestContinuationOpenAIGo(t *testing.T) {
 			c := openaiClient(rig.a, "key-p")
 			mustInit(t, c, rig.targets, append(rig.opts, bc.opts...)...)
 			rig.a.Enqueue(bc.fault)
-			ctx, trail := gwtransport.WithTrail(context.Background())
+			ctx, trail := gwtransport.ContextWithTrail(context.Background())
 			var raw *http.Response
 			params := chatParams("gateway")
 			params.StreamOptions = openai.ChatCompletionStreamOptionsParam{IncludeUsage: openai.Bool(true)}
@@ -329,7 +329,7 @@ func TestContinuationScenario14(t *testing.T) {
 				[3][]gatewaytest.Option{nil, {gatewaytest.WithPrefillRejected()}, nil}, bc.opts...)
 			rig.c.SetFault(&gatewaytest.Fault{Status: 503})
 			rig.a.Enqueue(bc.fault)
-			ctx, trail := gwtransport.WithTrail(context.Background())
+			ctx, trail := gwtransport.ContextWithTrail(context.Background())
 			res := rig.rawChat(t, ctx, contBody)
 			got := readSSE(res.Body)
 			require.ErrorIs(t, got.err, bc.err)
@@ -461,7 +461,7 @@ func TestContinuationChain(t *testing.T) {
 	rig.a.Enqueue(gatewaytest.Fault{CutAfter: 2})
 	rig.b.Enqueue(gatewaytest.Fault{CutAfter: 2})
 	rig.c.Enqueue(gatewaytest.Fault{CutAfter: 1})
-	ctx, trail := gwtransport.WithTrail(context.Background())
+	ctx, trail := gwtransport.ContextWithTrail(context.Background())
 	res := rig.rawChat(t, ctx, contBody)
 	got := readSSE(res.Body)
 	require.NoError(t, got.err)
@@ -590,7 +590,7 @@ func TestMalformedLimit(t *testing.T) {
 		s := server(t, "p", "key-p")
 		s.Enqueue(gatewaytest.Fault{Script: script})
 		var events []gwtransport.Event
-		ctx, trail := gwtransport.WithTrail(context.Background())
+		ctx, trail := gwtransport.ContextWithTrail(context.Background())
 		tr, err := gwtransport.NewTransport(nil, []string{"openai/gpt-4o"}, noEnv(), gwtransport.WithStreamMalformedLimit(tc.limit),
 			gwtransport.WithOnEvent(func(e gwtransport.Event) {
 				if e.Kind == gwtransport.EventStreamMalformed {
@@ -631,7 +631,7 @@ func TestMalformedDroppedThenRescued(t *testing.T) {
 		return `data: {"id":"chatcmpl-1","choices":[{"index":0,"delta":{"content":` + string(q) + `}}]}` + "\n\n"
 	}
 	rig.a.Enqueue(gatewaytest.Fault{Script: ev(toks[0]) + "data: garbage\n\n" + ev(toks[1]) + "data: garbage\n\n" + ev("never")})
-	ctx, trail := gwtransport.WithTrail(context.Background())
+	ctx, trail := gwtransport.ContextWithTrail(context.Background())
 	got := readSSE(rig.rawChat(t, ctx, contBody).Body)
 	require.NoError(t, got.err)
 	assert.Equal(t, contReply, got.text)
@@ -728,7 +728,7 @@ func TestContinuationIsAnOrdinaryAttempt(t *testing.T) {
 		gwtransport.WithModelMessages(map[string][]gwtransport.Message{"fc/c-model": {{Role: "system", Content: "be brief"}}}))
 	rig.a.Enqueue(gatewaytest.Fault{CutAfter: 2})
 	rig.b.Enqueue(gatewaytest.Fault{FirstEventDelay: time.Second})
-	ctx, trail := gwtransport.WithTrail(context.Background())
+	ctx, trail := gwtransport.ContextWithTrail(context.Background())
 	res := rig.rawChat(t, ctx, contBody)
 	got := readSSE(res.Body)
 	require.NoError(t, got.err)

@@ -419,7 +419,7 @@ func TestCoolingWaitEndsWithTheProbe(t *testing.T) {
 			var events []Event
 			var emu sync.Mutex
 			rt.s.onEvent = func(e Event) { emu.Lock(); events = append(events, e); emu.Unlock() }
-			ctx, trail := WithTrail(context.Background())
+			ctx, trail := ContextWithTrail(context.Background())
 			done := goRoundTrip(tr, gatewayRequest(ctx))
 			assert.Equal(t, 30*time.Second, slept(t, clock), "waits at most for the lease")
 			switch verdict {

@@ -63,7 +63,7 @@ func TestScenario15AllCooling(t *testing.T) {
 			require.NoError(t, p.clock.Sleep(context.Background(), 2*time.Second))
 			pBefore, fBefore := p.primary.Count(), p.fallback.Count()
 
-			ctx, trail := gwtransport.WithTrail(context.Background())
+			ctx, trail := gwtransport.ContextWithTrail(context.Background())
 			text, model, _, err := p.ask(t, ctx, stream)
 			if capped {
 				require.Error(t, err)
@@ -109,7 +109,7 @@ func TestCoolingWaitAfterAFailure(t *testing.T) {
 	p.primary.SetFault(nil)
 	p.fallback.SetFault(&gatewaytest.Fault{Status: 500})
 	require.NoError(t, p.clock.Sleep(context.Background(), 3*time.Second))
-	ctx, trail := gwtransport.WithTrail(context.Background())
+	ctx, trail := gwtransport.ContextWithTrail(context.Background())
 	_, model, raw, err := p.ask(t, ctx, false)
 	require.NoError(t, err)
 	assert.Equal(t, "gpt-4o", model)

@@ -108,7 +108,7 @@ func (r *crashRig) openaiGo(t *testing.T, extra ...gwtransport.Option) crashClie
 	c := openaiClient(r.primary, "key-p")
 	mustInit(t, c, []string{crashPrimary, crashFallback}, r.options(extra)...)
 	return crashClient{name: "openai-go", ask: func(t *testing.T, ctx context.Context, stream bool) (out crashResult) {
-		ctx, trail := gwtransport.WithTrail(ctx)
+		ctx, trail := gwtransport.ContextWithTrail(ctx)
 		defer func() {
 			out.attempts = trail.Attempts()
 			var apiErr *openai.Error
@@ -159,7 +159,7 @@ func (r *crashRig) goOpenAI(t *testing.T, extra ...gwtransport.Option) crashClie
 	cfg.HTTPClient = &http.Client{Transport: tr}
 	c := goopenai.NewClientWithConfig(cfg)
 	return crashClient{name: "go-openai", ask: func(t *testing.T, ctx context.Context, stream bool) (out crashResult) {
-		ctx, trail := gwtransport.WithTrail(ctx)
+		ctx, trail := gwtransport.ContextWithTrail(ctx)
 		defer func() {
 			out.attempts = trail.Attempts()
 			var apiErr *goopenai.APIError

@@ -369,13 +369,13 @@ func TestQueryStringsNeverLeak(t *testing.T) {
 						}
 					}
 				}))
-			ctx, trail := gwtransport.WithTrail(context.Background())
+			ctx, trail := gwtransport.ContextWithTrail(context.Background())
 			var raw *http.Response
 			_, err := client.Chat.Completions.New(ctx, chatParams("gateway"), option.WithResponseInto(&raw))
 			var texts []string
 			if recover {
 				require.NoError(t, err)
-				reason := raw.Header.Get(gwtransport.HeaderReason)
+				reason := raw.Header.Get(gwtransport.HeaderFallbackReason)
 				assert.Contains(t, reason, "openai/gpt-4o#1")
 				assert.Contains(t, reason, "?REDACTED", "the URL is shown, its query is not")
 				texts = append(texts, reason)

@@ -230,7 +230,7 @@ func TestDenyByDefaultProperty(t *testing.T) {
 					ropts = append(ropts, option.WithHeader(k, v[0]))
 				}
 				var raw *http.Response
-				ctx, trail := gwtransport.WithTrail(context.Background())
+				ctx, trail := gwtransport.ContextWithTrail(context.Background())
 				_, rerr = oc.Chat.Completions.New(ctx, chatParams("gateway"), append(ropts, option.WithResponseInto(&raw))...)
 				if raw != nil {
 					resHeader = raw.Header
@@ -267,7 +267,7 @@ func TestDenyByDefaultProperty(t *testing.T) {
 				}
 			}
 			if resHeader != nil {
-				addText(resHeader.Get(gwtransport.HeaderReason))
+				addText(resHeader.Get(gwtransport.HeaderFallbackReason))
 				target := resHeader.Get(gwtransport.HeaderTarget)
 				if prov, _, ok := strings.Cut(target, "/"); ok && prov != origin {
 					assert.Empty(t, resHeader.Values("Set-Cookie"), "config %d: %s's cookie handed to the caller of %s", c, prov, origin)

@@ -34,8 +34,8 @@
 //
 // Installing:
 //   - [Init] installs the gateway into *http.Client and openai-go clients
-//     and returns a [*RetryManager] ([RetryManager.Uninstall],
-//     [RetryManager.Stats]).
+//     and returns a [*Installation] ([Installation.Uninstall],
+//     [Installation.Stats]).
 //   - [NewTransport] wraps any [http.RoundTripper] (the http.Client given to
 //     go-openai, say); [Transport.Reconfigure] swaps its configuration while
 //     requests run.
@@ -46,7 +46,7 @@
 //     [WithAliases], [WithTimeWindows], [WithTimeZone].
 //   - Retries and time: [WithMaxRetries], [WithModelMaxRetries],
 //     [WithMaxAttempts], [WithTimeout], [WithModelTimeout], [WithBackoff],
-//     [WithModelBackoff], [WithBackOffFactory], [WithMaxRetryWait],
+//     [WithModelBackoff], [WithBackoffPolicy], [WithMaxRetryWait],
 //     [WithPolicy] ([DefaultPolicy]).
 //   - Streams: [WithStreamTimeouts], [WithStreamFirstEvent],
 //     [WithStreamIdle], [WithStreamFinishGrace].
@@ -66,10 +66,10 @@
 // [ErrNoTarget], [ErrMissingCredentials], [ErrMalformedBody], and for
 // streams [*StreamError] ([ErrStreamFailed]), [ErrStreamTruncated],
 // [ErrStreamIdle], [ErrStreamMalformed]. Responses to routed requests carry
-// [HeaderTarget], [HeaderAttempts] and [HeaderReason].
+// [HeaderTarget], [HeaderAttempts] and [HeaderFallbackReason].
 //
-// Context helpers: [WithPreference] asks for a target first (as the
-// [HeaderPrefer] header does); [WithTrail] records every attempt of a
+// Context helpers: [ContextWithPreference] asks for a target first (as the
+// [HeaderPrefer] header does); [ContextWithTrail] records every attempt of a
 // request in a [*Trail].
 //
 // Testing: package

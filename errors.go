@@ -1,10 +1,8 @@
 package gwtransport
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"strconv"
 	"strings"
 	"sync"
@@ -161,7 +159,7 @@ func (e *Error) Unwrap() []error {
 }
 
 // Trail collects the attempts of the requests made with a context from
-// [WithTrail]. It is safe for concurrent use.
+// [ContextWithTrail]. It is safe for concurrent use.
 type Trail struct {
 	mu       sync.Mutex
 	attempts []Attempt
@@ -186,42 +184,4 @@ func (t *Trail) add(a Attempt) {
 	t.mu.Lock()
 	t.attempts = append(t.attempts, a)
 	t.mu.Unlock()
-}
-
-type trailKey struct{}
-
-// WithTrail returns a context that records every attempt of the gateway
-// requests made with it, and the Trail to read them from:
-//
-//	ctx, trail := gwtransport.WithTrail(ctx)
-//	resp, err := client.Chat.Completions.New(ctx, params)
-//	for _, a := range trail.Attempts() { ... }
-func WithTrail(ctx context.Context) (context.Context, *Trail) {
-	t := &Trail{}
-	return context.WithValue(ctx, trailKey{}, t), t
-}
-
-func trailFrom(ctx context.Context) *Trail {
-	t, _ := ctx.Value(trailKey{}).(*Trail)
-	return t
-}
-
-type preferenceKey struct{}
-
-// WithPreference returns a context asking the gateway to try a target (by
-// "<provider>/<model>" or alias) first for the requests made with it; the
-// others remain fallbacks. The X-Gwtransport-Prefer request header does the
-// same, for clients that set headers (openai-go: option.WithHeader). A name
-// that is not in the route is ignored.
-func WithPreference(ctx context.Context, target string) context.Context {
-	return context.WithValue(ctx, preferenceKey{}, target)
-}
-
-// preference returns the target the request asks for first, if any: the
-// context's, else the header's.
-func preference(req *http.Request) string {
-	if p, ok := req.Context().Value(preferenceKey{}).(string); ok && p != "" {
-		return p
-	}
-	return strings.TrimSpace(headerKeyValue(req.Header, HeaderPrefer))
 }

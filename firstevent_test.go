@@ -49,7 +49,7 @@ func TestFirstEventPerTarget(t *testing.T) {
 			assert.Equal(t, 1, p.primary.Count())
 			if tc.want == "fallback" {
 				assert.Equal(t, 1, p.fallback.Count())
-				assert.Contains(t, raw.Header.Get(gwtransport.HeaderReason), "openai/gpt-4o#1 attempt timed out after 50ms")
+				assert.Contains(t, raw.Header.Get(gwtransport.HeaderFallbackReason), "openai/gpt-4o#1 attempt timed out after 50ms")
 			} else {
 				assert.Zero(t, p.fallback.Count())
 			}

@@ -172,7 +172,7 @@ func TestUnsendableAttemptIsNotTheTargetsFailure(t *testing.T) {
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("Authorization", "Bearer sk-a")
 		req.Header["User-Agent"] = []string{"bad\nagent"}
-		ctx, trail := gwtransport.WithTrail(req.Context())
+		ctx, trail := gwtransport.ContextWithTrail(req.Context())
 		res, err := hc.Do(req.WithContext(ctx))
 		if res != nil {
 			res.Body.Close()
@@ -217,7 +217,7 @@ func TestQueryNotReachableThroughErrorsAs(t *testing.T) {
 			}
 			return res, err
 		})
-		ctx, trail := gwtransport.WithTrail(context.Background())
+		ctx, trail := gwtransport.ContextWithTrail(context.Background())
 		_, err := client.Chat.Completions.New(ctx, chatParams("gateway"), mw)
 		require.NoError(t, err)
 		at := trail.Attempts()

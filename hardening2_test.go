@@ -34,7 +34,7 @@ import (
 // gw sends body to url through tr with the given caller headers.
 func gw(t *testing.T, tr http.RoundTripper, url, body string, h map[string]string) (*http.Response, []byte, error) {
 	t.Helper()
-	ctx, _ := gwtransport.WithTrail(context.Background())
+	ctx, _ := gwtransport.ContextWithTrail(context.Background())
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(body))
 	require.NoError(t, err)
 	for k, v := range h {
@@ -71,7 +71,7 @@ func TestSecretsNeverCrossTheCodeCut(t *testing.T) {
 			require.NoError(t, err)
 			res, _, err := gw(t, tr, prim.URL+"/chat/completions", `{"model":"gateway","messages":[]}`, map[string]string{"Authorization": "Bearer key-p"})
 			require.NoError(t, err)
-			reason := res.Header.Get(gwtransport.HeaderReason)
+			reason := res.Header.Get(gwtransport.HeaderFallbackReason)
 			assert.Contains(t, reason, "fb/m#1 503 "+c.pad+"[REDACTED]")
 			for _, out := range []string{reason, logs.String()} {
 				assert.NotContains(t, out, c.key[:12])
@@ -132,7 +132,7 @@ func TestCallerHeaderValuesMasked(t *testing.T) {
 			}
 			res, _, err := gw(t, tr, prim.URL+"/chat/completions", `{"model":"gateway","messages":[]}`, h)
 			require.NoError(t, err)
-			reason := res.Header.Get(gwtransport.HeaderReason)
+			reason := res.Header.Get(gwtransport.HeaderFallbackReason)
 			assert.NotContains(t, reason, "SECRET")
 			assert.Contains(t, reason, "[REDACTED]")
 		})
@@ -296,7 +296,7 @@ func TestAzureWithoutEndpointNamesItsVariable(t *testing.T) {
 	tr, err := gwtransport.NewTransport(nil, []string{"azure/gpt-4o", "b/m"}, envOf(map[string]string{"AZURE_OPENAI_API_KEY": "az-key-123"}),
 		gwtransport.WithClock(newFakeClock()), gwtransport.WithProvider(gwtransport.Provider{Name: "b", BaseURL: b.srv.URL, APIKeys: []string{"key-b"}}))
 	require.NoError(t, err)
-	ctx, trail := gwtransport.WithTrail(context.Background())
+	ctx, trail := gwtransport.ContextWithTrail(context.Background())
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, b.srv.URL+"/chat/completions", strings.NewReader(`{"model":"gateway","messages":[]}`))
 	res, err := (&http.Client{Transport: tr}).Do(req)
 	require.NoError(t, err)

@@ -124,7 +124,7 @@ func models(j []gatewaytest.Request) []string {
 	return out
 }
 
-func mustInit(t *testing.T, clients any, models any, opts ...gwtransport.Option) *gwtransport.RetryManager {
+func mustInit(t *testing.T, clients any, models any, opts ...gwtransport.Option) *gwtransport.Installation {
 	t.Helper()
 	m, err := gwtransport.Init(clients, models, opts...)
 	require.NoError(t, err)

@@ -24,12 +24,12 @@ import (
 //
 // Calling Init again on a client already installed replaces its
 // configuration, every option included (WithBaseTransport too); it never
-// nests. The returned RetryManager can uninstall.
+// nests. The returned Installation can uninstall.
 //
 // The first Init of a client writes it (an *http.Client's Transport, an
 // openai-go client's service options), so, as with any configuration of a
 // client, it must happen before the client is shared between goroutines.
-// After that, Init, [RetryManager.Uninstall] and [Transport.Reconfigure]
+// After that, Init, [Installation.Uninstall] and [Transport.Reconfigure]
 // never write the client again: they may run while requests are in flight,
 // and each request keeps the configuration it started with.
 //
@@ -41,7 +41,7 @@ import (
 //
 //	client := openai.NewClient()
 //	mgr, err := gwtransport.Init(&client, []string{"openai/gpt-4o", "azure/gpt-4o"})
-func Init(clients any, models any, opts ...Option) (*RetryManager, error) {
+func Init(clients any, models any, opts ...Option) (*Installation, error) {
 	g, err := compile(models, opts)
 	if err != nil {
 		return nil, err
@@ -50,7 +50,7 @@ func Init(clients any, models any, opts ...Option) (*RetryManager, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &RetryManager{g: g}
+	m := &Installation{g: g}
 	for _, c := range list {
 		switch c := c.(type) {
 		case *http.Client:
@@ -107,7 +107,7 @@ func flattenClients(clients any) ([]any, error) {
 // already there. Only the first Init of a client writes its Transport
 // field; later ones swap the installed Transport's configuration, so they
 // are safe while requests are in flight.
-func (m *RetryManager) installHTTP(c *http.Client, g *gateway) {
+func (m *Installation) installHTTP(c *http.Client, g *gateway) {
 	t, ok := c.Transport.(*Transport)
 	if !ok {
 		t = &Transport{base: c.Transport}
@@ -124,7 +124,7 @@ func (m *RetryManager) installHTTP(c *http.Client, g *gateway) {
 // alone would not reach client.Chat.Completions. A client installed before
 // already has the gateway's option in every list: then nothing is written,
 // only the hook's configuration swapped.
-func (m *RetryManager) installOpenAI(c *openai.Client, g *gateway) {
+func (m *Installation) installOpenAI(c *openai.Client, g *gateway) {
 	fields := optionFields(c)
 	var hook *openaiHook
 	for _, f := range fields {

@@ -10,9 +10,9 @@ import "sync/atomic"
 // it started with.
 type binding struct {
 	g *gateway
-	// owner is the RetryManager whose Init installed g, nil for the
+	// owner is the Installation whose Init installed g, nil for the
 	// layer's own configuration (NewTransport, or nothing).
-	owner *RetryManager
+	owner *Installation
 	// prev is the layer's own configuration, restored when owner
 	// uninstalls: pass-through for a layer Init created, the configuration
 	// of a NewTransport.
@@ -45,7 +45,7 @@ func (b *binding) own() *binding {
 
 // install makes g, owned by m, the current configuration. The latest
 // install wins; the layer's own configuration is remembered for Uninstall.
-func (s *slot) install(g *gateway, m *RetryManager) {
+func (s *slot) install(g *gateway, m *Installation) {
 	for {
 		old := s.p.Load()
 		prev := passThrough
@@ -59,8 +59,8 @@ func (s *slot) install(g *gateway, m *RetryManager) {
 }
 
 // uninstall restores the layer's own configuration, but only while m owns
-// the layer: an older RetryManager never removes a newer installation.
-func (s *slot) uninstall(m *RetryManager) {
+// the layer: an older Installation never removes a newer installation.
+func (s *slot) uninstall(m *Installation) {
 	for {
 		old := s.p.Load()
 		if old == nil || old.owner != m {

@@ -1,7 +1,7 @@
 package gwtransport_test
 
 // Installing, reconfiguring and uninstalling while requests run, on every
-// client kind: race-free, the latest Init wins, an older RetryManager never
+// client kind: race-free, the latest Init wins, an older Installation never
 // removes a newer installation.
 
 import (
@@ -129,7 +129,7 @@ func TestInstallRaceUnderLoad(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				r := rand.New(rand.NewPCG(1, 2))
-				var mgrs []*gwtransport.RetryManager
+				var mgrs []*gwtransport.Installation
 				for i := 0; ; i++ {
 					select {
 					case <-stop:
@@ -228,7 +228,7 @@ func TestInstallOwnership(t *testing.T) {
 			if k.name == "NewTransport" {
 				m = model{own: 0, owner: -1, current: 0}
 			}
-			var mgrs []*gwtransport.RetryManager
+			var mgrs []*gwtransport.Installation
 			r := rand.New(rand.NewPCG(7, 11))
 			for step := 0; step < 150; step++ {
 				cfg := 1 + r.IntN(5)

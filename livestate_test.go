@@ -318,7 +318,7 @@ func TestFreshKeyUsedAtOnce(t *testing.T) {
 			}
 			assert.Equal(t, c.wantKeys, keysUsed(pool, keys))
 			assert.Equal(t, c.wantSleeps, clock.Sleeps())
-			assert.Equal(t, c.wantRetries, res.Header.Get(gwtransport.HeaderReason))
+			assert.Equal(t, c.wantRetries, res.Header.Get(gwtransport.HeaderFallbackReason))
 		})
 	}
 	t.Run("the rested key's state", func(t *testing.T) {

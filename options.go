@@ -327,11 +327,11 @@ func WithModelBackoff(m map[string]Backoff) Option {
 	}
 }
 
-// WithBackOffFactory replaces the [Backoff] settings with any
+// WithBackoffPolicy replaces the [Backoff] settings with any
 // github.com/cenkalti/backoff/v4 policy. newBackOff is called once per
 // request and target; its NextBackOff returning backoff.Stop moves on to the
 // next target.
-func WithBackOffFactory(newBackOff func(target string) backoff.BackOff) Option {
+func WithBackoffPolicy(newBackOff func(target string) backoff.BackOff) Option {
 	return func(s *settings) error {
 		s.newBackOff = newBackOff
 		return nil

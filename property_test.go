@@ -134,7 +134,7 @@ func concurrentRequests(t *testing.T, breakers bool) {
 		wg.Add(1)
 		go func(stream bool) {
 			defer wg.Done()
-			ctx, trail := gwtransport.WithTrail(context.Background())
+			ctx, trail := gwtransport.ContextWithTrail(context.Background())
 			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, ok.URL+"/chat/completions",
 				strings.NewReader(fmt.Sprintf(`{"model":"gateway","stream":%t,"messages":[]}`, stream)))
 			res, err := hc.Do(req)

@@ -171,7 +171,7 @@ func TestUnsolicited101FailsOver(t *testing.T) {
 	fb, hits := hostileFallback(t)
 	tr, err := gwtransport.NewTransport(nil, []string{"openai/gpt-4o", "fb/m"}, noEnv(), gwtransport.WithClock(newFakeClock()), fbProvider(fb, "key-fb"))
 	require.NoError(t, err)
-	ctx, trail := gwtransport.WithTrail(context.Background())
+	ctx, trail := gwtransport.ContextWithTrail(context.Background())
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, prim.URL+"/chat/completions", strings.NewReader(`{"model":"gateway","messages":[]}`))
@@ -257,7 +257,7 @@ func TestCrossProviderTrailersDropped(t *testing.T) {
 func TestProviderCannotForgeGatewayHeaders(t *testing.T) {
 	prim := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
-		w.Header().Set(gwtransport.HeaderReason, "fb/m#1 401 invalid_api_key")
+		w.Header().Set(gwtransport.HeaderFallbackReason, "fb/m#1 401 invalid_api_key")
 		w.Header()["x-gwtransport-attempts"] = []string{"7"}
 		w.Header().Set("X-Gwtransport-Anything", "forged")
 		io.WriteString(w, okChat)
@@ -299,13 +299,13 @@ func TestEchoedSecretsMasked(t *testing.T) {
 		gwtransport.WithProvider(gwtransport.Provider{Name: "fb", BaseURL: fb.URL, APIKey: fbKey}),
 		gwtransport.WithProvider(gwtransport.Provider{Name: "pool", BaseURL: "https://pool.example/v1", APIKeys: []string{poolKey}}))
 	require.NoError(t, err)
-	ctx, trail := gwtransport.WithTrail(context.Background())
+	ctx, trail := gwtransport.ContextWithTrail(context.Background())
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, prim.URL+"/chat/completions", strings.NewReader(`{"model":"gateway","messages":[]}`))
 	req.Header.Set("Authorization", "Bearer "+callerKey)
 	res, err := (&http.Client{Transport: tr}).Do(req)
 	require.NoError(t, err)
 	res.Body.Close()
-	reason := res.Header.Get(gwtransport.HeaderReason)
+	reason := res.Header.Get(gwtransport.HeaderFallbackReason)
 	assert.Equal(t, "openai/gpt-4o#1 503 you sent [REDACTED]; fb/m#1 401 Bearer [REDACTED] and [REDACTED]", reason)
 	var all strings.Builder
 	all.WriteString(reason + logs.String())

@@ -268,7 +268,7 @@ func TestTrailAndHook(t *testing.T) {
 	p := newPair(t, gwtransport.WithMaxRetries(1), gwtransport.WithBackoff(exact),
 		gwtransport.WithOnAttempt(func(a gwtransport.Attempt) { hooked = append(hooked, a) }))
 	p.primary.SetFault(&gatewaytest.Fault{Status: 503, Code: "overloaded"})
-	ctx, trail := gwtransport.WithTrail(context.Background())
+	ctx, trail := gwtransport.ContextWithTrail(context.Background())
 	_, _, _, err := p.ask(t, ctx, false, option.WithMaxRetries(0))
 	require.NoError(t, err)
 	at := trail.Attempts()

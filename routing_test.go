@@ -106,9 +106,9 @@ func TestStrategies(t *testing.T) {
 		assert.InDelta(t, n/2, f.servers[0].Count(), 4*10, "4 standard deviations")
 		assert.Equal(t, n, f.servers[0].Count()+f.servers[1].Count())
 	})
-	t.Run("always first", func(t *testing.T) {
+	t.Run("ordered over weights", func(t *testing.T) {
 		f := newFleet(t, 3, func(names []string) any { return map[string]float64{names[0]: 1, names[1]: 5, names[2]: 5} },
-			gwtransport.WithStrategy(gwtransport.StrategyAlwaysFirst))
+			gwtransport.WithStrategy(gwtransport.StrategyOrdered))
 		for i := 0; i < 5; i++ {
 			tgt, _ := f.send(t, context.Background(), "gateway", nil)
 			assert.Equal(t, "p0/m", tgt)
@@ -220,8 +220,8 @@ func TestPreferences(t *testing.T) {
 		{"none", context.Background(), nil, "p0/m"},
 		{"header by target", context.Background(), map[string]string{gwtransport.HeaderPrefer: "p1/m"}, "p1/m"},
 		{"header by alias", context.Background(), map[string]string{gwtransport.HeaderPrefer: "strong"}, "p2/m"},
-		{"context", gwtransport.WithPreference(context.Background(), "p1/m"), nil, "p1/m"},
-		{"context wins over header", gwtransport.WithPreference(context.Background(), "strong"), map[string]string{gwtransport.HeaderPrefer: "p1/m"}, "p2/m"},
+		{"context", gwtransport.ContextWithPreference(context.Background(), "p1/m"), nil, "p1/m"},
+		{"context wins over header", gwtransport.ContextWithPreference(context.Background(), "strong"), map[string]string{gwtransport.HeaderPrefer: "p1/m"}, "p2/m"},
 		{"unknown preference is ignored", context.Background(), map[string]string{gwtransport.HeaderPrefer: "nope"}, "p0/m"},
 	}
 	for _, tc := range tests {

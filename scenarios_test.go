@@ -133,7 +133,7 @@ func TestScenario03ServerErrorOnce(t *testing.T) {
 		assert.Equal(t, answer(stream, "primary"), text)
 		assert.Equal(t, 2, p.primary.Count())
 		assert.Zero(t, p.fallback.Count())
-		assert.Equal(t, "openai/gpt-4o#1 500 server_error", raw.Header.Get(gwtransport.HeaderReason))
+		assert.Equal(t, "openai/gpt-4o#1 500 server_error", raw.Header.Get(gwtransport.HeaderFallbackReason))
 		assert.Len(t, p.clock.Sleeps(), 1)
 	})
 }
@@ -176,7 +176,7 @@ func TestScenario06SilentProvider(t *testing.T) {
 	each(t, func(t *testing.T, stream bool) {
 		p := newPair(t, gwtransport.WithModelTimeout(map[string]time.Duration{"openai/gpt-4o": 50 * time.Millisecond}))
 		p.primary.SetFault(&gatewaytest.Fault{Hang: true})
-		ctx, trail := gwtransport.WithTrail(context.Background())
+		ctx, trail := gwtransport.ContextWithTrail(context.Background())
 		text, _, _, err := p.ask(t, ctx, stream)
 		require.NoError(t, err)
 		assert.Equal(t, answer(stream, "fallback"), text)
@@ -199,7 +199,7 @@ func TestScenario07SlowFirstToken(t *testing.T) {
 	assert.Equal(t, answer(true, "fallback"), text)
 	assert.Equal(t, "fallback-model", model)
 	assert.Equal(t, 1, p.primary.Count())
-	assert.Contains(t, raw.Header.Get(gwtransport.HeaderReason), "openai/gpt-4o#1 attempt timed out")
+	assert.Contains(t, raw.Header.Get(gwtransport.HeaderFallbackReason), "openai/gpt-4o#1 attempt timed out")
 }
 
 // Scenario 8: the stream dies after 40 of 60 tokens: an error, never a
@@ -263,7 +263,7 @@ func TestScenario10MalformedEvent(t *testing.T) {
 	text, _, raw, err := p.ask(t, context.Background(), true)
 	require.NoError(t, err)
 	assert.Equal(t, answer(true, "fallback"), text)
-	assert.Contains(t, raw.Header.Get(gwtransport.HeaderReason), gwtransport.ErrStreamMalformed.Error())
+	assert.Contains(t, raw.Header.Get(gwtransport.HeaderFallbackReason), gwtransport.ErrStreamMalformed.Error())
 
 	p.primary.Enqueue(gatewaytest.Fault{MalformedAt: 3})
 	text, _, _, err = p.ask(t, context.Background(), true)
@@ -333,7 +333,7 @@ func TestScenario14FallbackRejectsPrefill(t *testing.T) {
 		assert.Equal(t, 503, apiErr.StatusCode)
 		assert.Equal(t, "primary overloaded", apiErr.Message)
 		assert.Equal(t, "openai/gpt-4o", raw.Header.Get(gwtransport.HeaderTarget))
-		assert.Equal(t, "openai/gpt-4o#1 503 server_error; fb/fallback-model#1 400 invalid_request_error", raw.Header.Get(gwtransport.HeaderReason))
+		assert.Equal(t, "openai/gpt-4o#1 503 server_error; fb/fallback-model#1 400 invalid_request_error", raw.Header.Get(gwtransport.HeaderFallbackReason))
 	})
 }
 

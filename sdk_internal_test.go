@@ -23,7 +23,7 @@ func TestRequestConfigFields(t *testing.T) {
 // configuration; reconfigure keeps the owner.
 func TestSlotModel(t *testing.T) {
 	g1, g2, g3 := &gateway{}, &gateway{}, &gateway{}
-	m1, m2 := &RetryManager{}, &RetryManager{}
+	m1, m2 := &Installation{}, &Installation{}
 	var s slot
 	require.Nil(t, s.load().g, "a zero slot passes through")
 	s.reconfigure(g1) // NewTransport's own configuration

@@ -321,7 +321,7 @@ func TestSDKRetriesDoNotMultiply(t *testing.T) {
 					}
 					require.NotZero(t, wantA)
 					s := setupSDK(t, k, tc, targets)
-					ctx, trail := gwtransport.WithTrail(context.Background())
+					ctx, trail := gwtransport.ContextWithTrail(context.Background())
 					start := time.Now()
 					text, err := s.send(ctx, tc.stream, k.call...)
 					elapsed := time.Since(start)
@@ -523,7 +523,7 @@ func TestSDKRetriesProperty(t *testing.T) {
 			c := k.client(t, a)
 			mustInit(t, c, []string{k.own, "bprov/m2"}, append(opts(newFakeClock()),
 				gwtransport.WithProvider(gwtransport.Provider{Name: "bprov", BaseURL: b.srv.URL + "/v1", APIKey: "key-b"}))...)
-			ctx, trail := gwtransport.WithTrail(context.Background())
+			ctx, trail := gwtransport.ContextWithTrail(context.Background())
 			_, _ = sdkSetup{client: c}.send(ctx, stream, k.call...)
 
 			seen := map[string]bool{}

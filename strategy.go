@@ -31,9 +31,6 @@ var (
 	StrategyRoundRobin = Strategy{name: "round_robin"}
 	// StrategyRandom picks uniformly among the targets left.
 	StrategyRandom = Strategy{name: "random"}
-	// StrategyAlwaysFirst always starts with the first configured target
-	// and falls back in order (CAMEL's always_first).
-	StrategyAlwaysFirst = Strategy{name: "always_first"}
 	// StrategyLowestLatency picks the target with the lowest measured
 	// latency (a moving average of its successful attempts); targets not
 	// measured yet come first, in order, so every target gets measured.
@@ -49,15 +46,19 @@ func CustomStrategy(choose func(cands []Candidate) int) Strategy {
 }
 
 // ParseStrategy returns the built-in strategy of that name: "ordered",
-// "weighted", "round_robin", "random", "always_first" or
-// "lowest_latency".
+// "weighted", "round_robin", "random" or "lowest_latency". The deprecated
+// "always_first" is still accepted, for one release, as "ordered" (which it
+// always was).
 func ParseStrategy(name string) (Strategy, error) {
-	for _, s := range []Strategy{StrategyOrdered, StrategyWeighted, StrategyRoundRobin, StrategyRandom, StrategyAlwaysFirst, StrategyLowestLatency} {
+	if name == "always_first" {
+		return StrategyOrdered, nil
+	}
+	for _, s := range []Strategy{StrategyOrdered, StrategyWeighted, StrategyRoundRobin, StrategyRandom, StrategyLowestLatency} {
 		if s.name == name {
 			return s, nil
 		}
 	}
-	return Strategy{}, fmt.Errorf("gwtransport: unknown strategy %q (want ordered, weighted, round_robin, random, always_first or lowest_latency)", name)
+	return Strategy{}, fmt.Errorf("gwtransport: unknown strategy %q (want ordered, weighted, round_robin, random or lowest_latency)", name)
 }
 
 // String returns the strategy's name.
@@ -175,7 +176,7 @@ func (p *picker) next() *target {
 		return p.take(best)
 	case "custom":
 		return p.custom()
-	default: // ordered, always_first
+	default: // ordered
 		for i := range ts {
 			if p.available(i) {
 				return p.take(i)

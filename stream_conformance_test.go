@@ -393,7 +393,7 @@ func TestStreamFailoverBeforeContent(t *testing.T) {
 			t.Run(pname+"/"+ename, func(t *testing.T) {
 				p := newPair(t)
 				p.primary.Enqueue(gatewaytest.Fault{Script: prelude + form.script + ev(c0) + ev(c0stop) + done})
-				ctx, trail := gwtransport.WithTrail(context.Background())
+				ctx, trail := gwtransport.ContextWithTrail(context.Background())
 				text, model, raw, err := p.ask(t, ctx, true)
 				require.NoError(t, err)
 				assert.Equal(t, answer(true, "fallback"), text)

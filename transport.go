@@ -15,7 +15,7 @@ import (
 )
 
 // The gateway's headers: HeaderTarget, HeaderAttempts and, when attempts
-// failed, HeaderReason are set on every response to an intercepted
+// failed, HeaderFallbackReason are set on every response to an intercepted
 // request, HeaderBodyTruncated on a failure handed back whose body was
 // cut; HeaderPrefer is a request header. A provider's own X-Gwtransport-*
 // headers and trailers are dropped from intercepted responses.
@@ -26,11 +26,11 @@ const (
 	// HeaderAttempts is the number of attempts the request sent (a target
 	// skipped unsent, for want of a key, is not one; the trail lists it).
 	HeaderAttempts = "X-Gwtransport-Attempts"
-	// HeaderReason lists the failed attempts, when there were any, as
+	// HeaderFallbackReason lists the failed attempts, when there were any, as
 	// "target#try status-or-error [code]" joined by "; ".
-	HeaderReason = "X-Gwtransport-Fallback-Reason"
+	HeaderFallbackReason = "X-Gwtransport-Fallback-Reason"
 	// HeaderPrefer is a request header naming a target or alias to try
-	// first (see also WithPreference). It never reaches a provider.
+	// first (see also ContextWithPreference). It never reaches a provider.
 	HeaderPrefer = "X-Gwtransport-Prefer"
 	// HeaderBodyTruncated is set on a failure response handed to the
 	// caller whose body was longer than the gateway keeps (1 MiB): its
@@ -71,7 +71,7 @@ const maxErrorBody = 1 << 20
 // messages), and which carries only its own provider's credentials.
 //
 // Its configuration can change while requests are in flight (Reconfigure,
-// Init, RetryManager.Uninstall): each request keeps the configuration it
+// Init, Installation.Uninstall): each request keeps the configuration it
 // started with. A zero Transport passes every request to
 // http.DefaultTransport.
 type Transport struct {
@@ -111,7 +111,7 @@ func (t *Transport) Base() http.RoundTripper {
 
 // Stats reports every target's live state: breaker, counters, latency and
 // key states (never a key). It is nil while the Transport passes requests
-// through (after RetryManager.Uninstall).
+// through (after Installation.Uninstall).
 func (t *Transport) Stats() []TargetStats {
 	if g := t.bind.load().g; g != nil {
 		return g.stats()
@@ -123,8 +123,8 @@ func (t *Transport) Stats() []TargetStats {
 // from now on; requests in flight finish with the configuration they began
 // with. On error the current configuration is kept. It is safe to call
 // while requests are in flight and concurrently with Init and
-// RetryManager.Uninstall. On a Transport that Init installed, the new
-// configuration stays the installing RetryManager's, which can still
+// Installation.Uninstall. On a Transport that Init installed, the new
+// configuration stays the installing Installation's, which can still
 // uninstall it; after Uninstall, Reconfigure makes the Transport route
 // again with this configuration.
 func (t *Transport) Reconfigure(models any, opts ...Option) error {
@@ -929,7 +929,7 @@ func (r *run) decorate(h http.Header, target string) {
 		if len(s) > 1024 {
 			s = s[:1024]
 		}
-		h.Set(HeaderReason, strings.Map(headerSafe, s))
+		h.Set(HeaderFallbackReason, strings.Map(headerSafe, s))
 	}
 }
 

@@ -128,7 +128,7 @@ type verifySetup struct {
 	client   *openai.Client
 	hc       *http.Client // a plain http.Client through the gateway
 	clock    *fakeClock
-	mgr      *gwtransport.RetryManager
+	mgr      *gwtransport.Installation
 }
 
 func newVerifySetup(t *testing.T, answer func(i int) wire, opts ...gwtransport.Option) *verifySetup {
@@ -207,7 +207,7 @@ func TestBrokenBodiesRetriedThenFailOver(t *testing.T) {
 	for _, tc := range brokenBodies() {
 		t.Run(tc.name, func(t *testing.T) {
 			v := newVerifySetup(t, func(int) wire { return tc.w })
-			ctx, trail := gwtransport.WithTrail(context.Background())
+			ctx, trail := gwtransport.ContextWithTrail(context.Background())
 			res, raw, err := chatInto(ctx, v.client)
 			require.NoError(t, err)
 			assert.Equal(t, "Hello from fallback", res.Choices[0].Message.Content)
@@ -261,7 +261,7 @@ func TestBrokenBodyThenHealthy(t *testing.T) {
 	assert.Equal(t, "Hello from primary", res.Choices[0].Message.Content)
 	assert.Equal(t, "2", raw.Header.Get(gwtransport.HeaderAttempts))
 	assert.Equal(t, "openai/gpt-4o#1 200 "+gwtransport.ErrResponseTruncated.Error()+" after 10 of "+strconv.Itoa(len(b))+" bytes: unexpected EOF",
-		raw.Header.Get(gwtransport.HeaderReason))
+		raw.Header.Get(gwtransport.HeaderFallbackReason))
 	assert.Zero(t, v.fallback.Count())
 }
 
@@ -294,7 +294,7 @@ func TestInBandContentPolicyFailsFast(t *testing.T) {
 	refusal := `{"error":{"message":"refused","type":"invalid_request_error","code":"content_policy_violation"}}`
 	v := newVerifySetup(t, func(int) wire { return wire{raw: withLength(jsonCT, refusal, len(refusal))} },
 		gwtransport.WithCircuitBreaker(gwtransport.Breaker{ConsecutiveFailures: 1, Cooldown: gwtransport.Duration(time.Minute)}))
-	ctx, trail := gwtransport.WithTrail(context.Background())
+	ctx, trail := gwtransport.ContextWithTrail(context.Background())
 	res, body, err := v.post(t, ctx)
 	require.NoError(t, err)
 	assert.Equal(t, 200, res.StatusCode)
@@ -330,7 +330,7 @@ func TestInBandErrorsClassified(t *testing.T) {
 	} {
 		t.Run(tc.body, func(t *testing.T) {
 			v := newVerifySetup(t, func(int) wire { return wire{raw: withLength(jsonCT, tc.body, len(tc.body))} })
-			ctx, trail := gwtransport.WithTrail(context.Background())
+			ctx, trail := gwtransport.ContextWithTrail(context.Background())
 			_, _, err := v.post(t, ctx)
 			require.NoError(t, err)
 			var got []gwtransport.Action
@@ -474,7 +474,7 @@ func TestAttemptTimeoutCoversTheBody(t *testing.T) {
 	b := okBody("primary")
 	v := newVerifySetup(t, func(int) wire { return wire{raw: withLength(jsonCT, b, 5), stall: true} },
 		gwtransport.WithBodyIdle(0), gwtransport.WithTimeout(60*time.Millisecond))
-	ctx, trail := gwtransport.WithTrail(context.Background())
+	ctx, trail := gwtransport.ContextWithTrail(context.Background())
 	_, body, err := v.post(t, ctx)
 	require.NoError(t, err)
 	assert.Contains(t, string(body), "Hello from fallback")
@@ -508,7 +508,7 @@ func TestGatewaytestBodyFaultsThroughTheGateway(t *testing.T) {
 		t.Run(fmt.Sprintf("%+v", f), func(t *testing.T) {
 			p := newPair(t, gwtransport.WithBodyIdle(30*time.Millisecond), gwtransport.WithMaxRetries(1))
 			p.primary.SetFault(&f)
-			ctx, trail := gwtransport.WithTrail(context.Background())
+			ctx, trail := gwtransport.ContextWithTrail(context.Background())
 			text, model, raw, err := p.ask(t, ctx, false)
 			require.NoError(t, err)
 			assert.Equal(t, "Hello from fallback", text)
@@ -559,7 +559,7 @@ func TestVerifiedBodiesProperty(t *testing.T) {
 		// A reset may discard bytes already sent: only for cut bodies.
 		w := wire{raw: raw, rst: cut < len(body) && rng.IntN(2) == 0}
 		cur.Store(&w)
-		ctx, trail := gwtransport.WithTrail(context.Background())
+		ctx, trail := gwtransport.ContextWithTrail(context.Background())
 		res, got, err := v.post(t, ctx)
 		if err != nil {
 			// Only a body over the bound is handed over unverified, and

@@ -43,7 +43,7 @@ func main() {
 		log.Fatal(err)
 	}
 	fmt.Printf("answer from %s: %q, served by %s after %s attempt(s) (%s)\n", res.Model, res.Choices[0].Message.Content,
-		raw.Header.Get(gwtransport.HeaderTarget), raw.Header.Get(gwtransport.HeaderAttempts), raw.Header.Get(gwtransport.HeaderReason))
+		raw.Header.Get(gwtransport.HeaderTarget), raw.Header.Get(gwtransport.HeaderAttempts), raw.Header.Get(gwtransport.HeaderFallbackReason))
 	for _, r := range azureLocal.Journal() {
 		fmt.Printf("Azure received: %s %s?%s api-key=%s authorization=%q\n", r.Method, r.Path, r.Query, r.Header.Get("Api-Key"), r.Header.Get("Authorization"))
 	}

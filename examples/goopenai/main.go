@@ -47,7 +47,7 @@ func main() {
 	// go-openai keeps the response headers: the gateway's say which target
 	// served and after how many attempts.
 	fmt.Printf("chat:   %q from %s, served by %s after %s attempt(s) (%s)\n", res.Choices[0].Message.Content, res.Model,
-		res.Header().Get(gwtransport.HeaderTarget), res.Header().Get(gwtransport.HeaderAttempts), res.Header().Get(gwtransport.HeaderReason))
+		res.Header().Get(gwtransport.HeaderTarget), res.Header().Get(gwtransport.HeaderAttempts), res.Header().Get(gwtransport.HeaderFallbackReason))
 
 	stream, err := client.CreateChatCompletionStream(context.Background(), req)
 	if err != nil {
@@ -68,5 +68,5 @@ func main() {
 		}
 	}
 	fmt.Printf("stream: %q, served by %s after %s attempt(s) (%s)\n", text,
-		stream.Header().Get(gwtransport.HeaderTarget), stream.Header().Get(gwtransport.HeaderAttempts), stream.Header().Get(gwtransport.HeaderReason))
+		stream.Header().Get(gwtransport.HeaderTarget), stream.Header().Get(gwtransport.HeaderAttempts), stream.Header().Get(gwtransport.HeaderFallbackReason))
 }

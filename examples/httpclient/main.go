@@ -40,5 +40,5 @@ func main() {
 	defer res.Body.Close()
 	body, _ := io.ReadAll(res.Body)
 	fmt.Printf("%s served by %s after %s attempts (%s)\n%s", res.Status,
-		res.Header.Get(gwtransport.HeaderTarget), res.Header.Get(gwtransport.HeaderAttempts), res.Header.Get(gwtransport.HeaderReason), body)
+		res.Header.Get(gwtransport.HeaderTarget), res.Header.Get(gwtransport.HeaderAttempts), res.Header.Get(gwtransport.HeaderFallbackReason), body)
 }

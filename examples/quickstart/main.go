@@ -87,7 +87,7 @@ func stream(ctx context.Context, client *openai.Client, params openai.ChatComple
 func report(kind string, raw *http.Response, model, text string) {
 	fmt.Printf("  %s served by %-20s model %-14s after %s attempt(s): %q\n",
 		kind, raw.Header.Get(gwtransport.HeaderTarget), model, raw.Header.Get(gwtransport.HeaderAttempts), text)
-	if why := raw.Header.Get(gwtransport.HeaderReason); why != "" {
+	if why := raw.Header.Get(gwtransport.HeaderFallbackReason); why != "" {
 		fmt.Printf("         failed before: %s\n", why)
 	}
 }

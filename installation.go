@@ -2,16 +2,16 @@ package gwtransport
 
 import "sync"
 
-// RetryManager is returned by [Init]. It knows the clients the gateway was
+// Installation is returned by [Init]. It knows the clients the gateway was
 // installed into and can remove it again.
-type RetryManager struct {
+type Installation struct {
 	mu    sync.Mutex
 	g     *gateway
 	slots []*slot // the installed layers: a Transport or an openai-go hook each
 }
 
 // Routes returns the intercepted model names, the default route first.
-func (m *RetryManager) Routes() []string {
+func (m *Installation) Routes() []string {
 	out := make([]string, len(m.g.order))
 	for i, rt := range m.g.order {
 		out[i] = rt.name
@@ -21,7 +21,7 @@ func (m *RetryManager) Routes() []string {
 
 // Models returns a route's targets in their configured order (sorted by
 // name for weights), or nil for an unknown route.
-func (m *RetryManager) Models(route string) []string {
+func (m *Installation) Models(route string) []string {
 	rt, ok := m.g.routes[route]
 	if !ok {
 		return nil
@@ -37,7 +37,7 @@ func (m *RetryManager) Models(route string) []string {
 // weight, circuit breaker state, attempts, failures, latency and the state
 // of the provider's keys. It never contains a credential. Clients that Init
 // installed share this state.
-func (m *RetryManager) Stats() []TargetStats { return m.g.stats() }
+func (m *Installation) Stats() []TargetStats { return m.g.stats() }
 
 // Uninstall makes every client Init installed the gateway into behave as
 // before: requests pass through untouched (to the client's original
@@ -48,7 +48,7 @@ func (m *RetryManager) Stats() []TargetStats { return m.g.stats() }
 // Init of a client is undone: when another Init has replaced this one's
 // configuration since, Uninstall leaves that one in place. Requests in
 // flight finish normally. Calling it twice is harmless.
-func (m *RetryManager) Uninstall() {
+func (m *Installation) Uninstall() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, s := range m.slots {
