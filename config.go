@@ -62,7 +62,7 @@ func (b *Backoff) UnmarshalJSON(p []byte) error {
 // the options that take Go values: the clock, random source, hooks,
 // logger, policy, backoff factory, base transport, environment, and
 // WithMaxBodyBytes): load it with [LoadConfig] or
-// [LoadConfigFile] and install it with Init(clients, nil,
+// [LoadConfigFile] and install it with Init(clients, [FromConfig],
 // WithConfig(cfg)). Secrets never appear in it: providers name the
 // environment variables that hold their keys. A Config marshals back to the
 // same form (JSON, or YAML with [Config.YAML]).
@@ -666,7 +666,7 @@ func (c *Config) options() []Option {
 			st, _ := ParseStrategy(r.Strategy)
 			ropts = append(ropts, WithStrategy(st))
 		}
-		opts = append(opts, WithRoute(r.Name, models, ropts...))
+		opts = append(opts, withRoute(r.Name, models, ropts))
 	}
 	return opts
 }

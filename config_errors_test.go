@@ -167,7 +167,7 @@ routes:
 	cfg, err := gwtransport.LoadConfig([]byte(doc))
 	require.NoError(t, err)
 	var attempts []gwtransport.Attempt
-	tr, err := gwtransport.NewTransport(nil, nil, gwtransport.WithConfig(cfg), noEnv(),
+	tr, err := gwtransport.NewTransport(nil, gwtransport.FromConfig, gwtransport.WithConfig(cfg), noEnv(),
 		gwtransport.WithOnAttempt(func(a gwtransport.Attempt) { attempts = append(attempts, a) }))
 	require.NoError(t, err)
 	slow.Enqueue(gatewaytest.Fault{FirstEventDelay: 5 * time.Second})

@@ -23,7 +23,7 @@ func TestConfigDrivesInit(t *testing.T) {
 	cfg, err := gwtransport.LoadConfigFile(exampleConfig)
 	require.NoError(t, err)
 	client := openaiClient(primary, "sk-primary")
-	m := mustInit(t, client, nil, gwtransport.WithConfig(cfg), gwtransport.WithClock(newFakeClock()), envOf(map[string]string{
+	m := mustInit(t, client, gwtransport.FromConfig, gwtransport.WithConfig(cfg), gwtransport.WithClock(newFakeClock()), envOf(map[string]string{
 		"PRIMARY_BASE_URL": primary.URL, "PRIMARY_API_KEY": "sk-primary",
 		"BACKUP_BASE_URL": backup.URL, "BACKUP_KEY_1": "bk-1", "BACKUP_KEY_2": "bk-2",
 	}))
@@ -93,7 +93,7 @@ providers:
 `)))
 	require.NoError(t, err)
 	s := server(t, "p1", "")
-	tr, err := gwtransport.NewTransport(nil, nil, gwtransport.WithConfig(cfg), envOf(map[string]string{"P1_URL": s.URL}))
+	tr, err := gwtransport.NewTransport(nil, gwtransport.FromConfig, gwtransport.WithConfig(cfg), envOf(map[string]string{"P1_URL": s.URL}))
 	require.NoError(t, err)
 	f := &fleet{servers: []*gatewaytest.Server{s}, tr: tr, hc: &http.Client{Transport: tr}}
 	for i := 0; i < 5; i++ {

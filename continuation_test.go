@@ -696,7 +696,7 @@ providers:
     api_key_env: FB_KEY
 `))
 	require.NoError(t, err)
-	tr, err := gwtransport.NewTransport(nil, nil, envOf(map[string]string{"FB_KEY": "key-b"}), gwtransport.WithConfig(cfg))
+	tr, err := gwtransport.NewTransport(nil, gwtransport.FromConfig, envOf(map[string]string{"FB_KEY": "key-b"}), gwtransport.WithConfig(cfg))
 	require.NoError(t, err)
 	rig.tr = tr
 	rig.a.Enqueue(gatewaytest.Fault{CutAfter: 2})

@@ -9,7 +9,7 @@ import (
 )
 
 // WithRequireCredentials makes Init, NewTransport and
-// Transport.Reconfigure fail when a target cannot authenticate: its
+// Reconfigure fail when a target cannot authenticate: its
 // provider needs an API key and has none, or has no base URL (Azure
 // without AZURE_OPENAI_ENDPOINT, say). The error wraps
 // [ErrMissingCredentials] and names each such target and the environment

@@ -134,7 +134,7 @@ func TestInitReportsTargetsThatCannotAuthenticate(t *testing.T) {
 			_, errNew := gwtransport.NewTransport(nil, tc.models, strict...)
 			tr, err := gwtransport.NewTransport(nil, []string{"ollama/x"}, envOf(nil))
 			require.NoError(t, err)
-			errRe := tr.Reconfigure(tc.models, strict...)
+			errRe := gwtransport.Reconfigure(tr, tc.models, strict...)
 			for _, err := range []error{errInit, errNew, errRe} {
 				if len(tc.want) == 0 {
 					require.NoError(t, err)
@@ -204,7 +204,7 @@ func TestKeyOptionalFromConfig(t *testing.T) {
 	}
 	cfg, err := gwtransport.LoadConfig(doc(false))
 	require.NoError(t, err)
-	_, err = gwtransport.NewTransport(nil, nil, noEnv(), gwtransport.WithConfig(cfg), gwtransport.WithRequireCredentials())
+	_, err = gwtransport.NewTransport(nil, gwtransport.FromConfig, noEnv(), gwtransport.WithConfig(cfg), gwtransport.WithRequireCredentials())
 	require.EqualError(t, err, `gwtransport: missing credentials: route "gateway", target "local/m": provider "local" has no API key (set LOCAL_KEY)`)
 
 	cfg, err = gwtransport.LoadConfig(doc(true))
@@ -212,7 +212,7 @@ func TestKeyOptionalFromConfig(t *testing.T) {
 	out, err := cfg.YAML()
 	require.NoError(t, err)
 	assert.Contains(t, string(out), "key_optional: true")
-	tr, err := gwtransport.NewTransport(nil, nil, noEnv(), gwtransport.WithConfig(cfg), gwtransport.WithRequireCredentials())
+	tr, err := gwtransport.NewTransport(nil, gwtransport.FromConfig, noEnv(), gwtransport.WithConfig(cfg), gwtransport.WithRequireCredentials())
 	require.NoError(t, err)
 	hc := &http.Client{Transport: tr}
 	defer hc.CloseIdleConnections()

@@ -52,3 +52,15 @@ func WithPreference(ctx context.Context, target string) context.Context {
 //
 // Deprecated: use StrategyOrdered.
 var StrategyAlwaysFirst = StrategyOrdered
+
+// Reconfigure is the former form of the [Reconfigure] function; models is
+// checked when it runs, not by the compiler.
+//
+// Deprecated: use gwtransport.Reconfigure(t, models, opts...), whose
+// models the compiler checks.
+func (t *Transport) Reconfigure(models any, opts ...Option) error {
+	if _, ok := models.(fromConfig); ok {
+		models = nil
+	}
+	return t.reconfigure(models, opts)
+}

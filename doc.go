@@ -37,7 +37,7 @@
 //     and returns a [*Installation] ([Installation.Uninstall],
 //     [Installation.Stats]).
 //   - [NewTransport] wraps any [http.RoundTripper] (the http.Client given to
-//     go-openai, say); [Transport.Reconfigure] swaps its configuration while
+//     go-openai, say); [Reconfigure] swaps its configuration while
 //     requests run.
 //
 // Options ([Option]), by concept:

@@ -2,6 +2,7 @@ package gwtransport_test
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"sync"
@@ -124,7 +125,34 @@ func models(j []gatewaytest.Request) []string {
 	return out
 }
 
-func mustInit(t *testing.T, clients any, models any, opts ...gwtransport.Option) *gwtransport.Installation {
+// newTransportAny calls NewTransport with models held in an any (a test
+// table's field): a []string, a map[string]float64, or nil for FromConfig.
+func newTransportAny(models any, opts ...gwtransport.Option) (*gwtransport.Transport, error) {
+	switch m := models.(type) {
+	case []string:
+		return gwtransport.NewTransport(nil, m, opts...)
+	case map[string]float64:
+		return gwtransport.NewTransport(nil, m, opts...)
+	case nil:
+		return gwtransport.NewTransport(nil, gwtransport.FromConfig, opts...)
+	}
+	panic(fmt.Sprintf("newTransportAny: models of type %T", models))
+}
+
+// initAny calls Init with models held in an any, as newTransportAny does.
+func initAny(clients []any, models any, opts ...gwtransport.Option) (*gwtransport.Installation, error) {
+	switch m := models.(type) {
+	case []string:
+		return gwtransport.Init(clients, m, opts...)
+	case map[string]float64:
+		return gwtransport.Init(clients, m, opts...)
+	case nil:
+		return gwtransport.Init(clients, gwtransport.FromConfig, opts...)
+	}
+	panic(fmt.Sprintf("initAny: models of type %T", models))
+}
+
+func mustInit[C gwtransport.Clients, M gwtransport.Models](t *testing.T, clients C, models M, opts ...gwtransport.Option) *gwtransport.Installation {
 	t.Helper()
 	m, err := gwtransport.Init(clients, models, opts...)
 	require.NoError(t, err)

@@ -15,12 +15,15 @@ import (
 // [WithRouteName]) is routed over models, with retries and fallback; other
 // requests are untouched. Call sites do not change.
 //
-// clients is one client or a slice of them: *http.Client (its Transport is
-// wrapped; nil means http.DefaultTransport) and *openai.Client from
-// github.com/openai/openai-go/v3 (every service of the client, chat
-// completions, responses, embeddings and the rest, goes through the
-// gateway). models is a []string in priority order or a map[string]float64
-// of weights, each key "<provider>/<model>".
+// clients is one client or a slice of them (see [Clients]): *http.Client
+// (its Transport is wrapped; nil means http.DefaultTransport) and
+// *openai.Client from github.com/openai/openai-go/v3 (every service of the
+// client, chat completions, responses, embeddings and the rest, goes
+// through the gateway). A go-openai client cannot be installed into: wrap
+// its http.Client with [NewTransport]. models is a []string in priority
+// order or a map[string]float64 of weights, each key "<provider>/<model>",
+// or [FromConfig] when [WithConfig] gives them (see [Models]). The
+// compiler rejects other types.
 //
 // Calling Init again on a client already installed replaces its
 // configuration, every option included (WithBaseTransport too); it never
@@ -29,7 +32,7 @@ import (
 // The first Init of a client writes it (an *http.Client's Transport, an
 // openai-go client's service options), so, as with any configuration of a
 // client, it must happen before the client is shared between goroutines.
-// After that, Init, [Installation.Uninstall] and [Transport.Reconfigure]
+// After that, Init, [Installation.Uninstall] and [Reconfigure]
 // never write the client again: they may run while requests are in flight,
 // and each request keeps the configuration it started with.
 //
@@ -41,8 +44,8 @@ import (
 //
 //	client := openai.NewClient()
 //	mgr, err := gwtransport.Init(&client, []string{"openai/gpt-4o", "azure/gpt-4o"})
-func Init(clients any, models any, opts ...Option) (*Installation, error) {
-	g, err := compile(models, opts)
+func Init[C Clients, M Models](clients C, models M, opts ...Option) (*Installation, error) {
+	g, err := compile(modelsArg(models), opts)
 	if err != nil {
 		return nil, err
 	}
@@ -66,8 +69,6 @@ func Init(clients any, models any, opts ...Option) (*Installation, error) {
 func flattenClients(clients any) ([]any, error) {
 	var list []any
 	switch c := clients.(type) {
-	case nil:
-		return nil, errors.New("gwtransport: no client given")
 	case []any:
 		list = c
 	case []*http.Client:
@@ -96,8 +97,10 @@ func flattenClients(clients any) ([]any, error) {
 			}
 		case openai.Client:
 			return nil, fmt.Errorf("gwtransport: client %d is an openai.Client value; pass its address (&client) so the gateway can be installed", i)
+		case nil:
+			return nil, fmt.Errorf("gwtransport: client %d is nil", i)
 		default:
-			return nil, fmt.Errorf("gwtransport: client %d has unsupported type %T; want *http.Client or *openai.Client (wrap other HTTP clients with NewTransport)", i, c)
+			return nil, unsupportedClient(i, c)
 		}
 	}
 	return list, nil
@@ -184,4 +187,29 @@ func optionFields(c *openai.Client) []reflect.Value {
 	}
 	walk(reflect.ValueOf(c).Elem(), 0)
 	return out
+}
+
+// goOpenAIPath is the import path of go-openai, whose client Init cannot
+// install into: it keeps its http.Client in an unexported field.
+const goOpenAIPath = "github.com/sashabaranov/go-openai"
+
+// unsupportedClient explains why client i cannot be installed into. The
+// type is named with its import path: go-openai's package is named openai
+// too, so "*openai.Client" alone would not say which one.
+func unsupportedClient(i int, c any) error {
+	t := reflect.TypeOf(c)
+	named := t
+	if named.Kind() == reflect.Pointer {
+		named = named.Elem()
+	}
+	name := t.String()
+	if p := named.PkgPath(); p != "" {
+		name += " (" + p + ")"
+	}
+	if named.PkgPath() == goOpenAIPath {
+		return fmt.Errorf("gwtransport: client %d is a go-openai client, %s, which Init cannot install into; "+
+			"wrap the *http.Client of its ClientConfig.HTTPClient with gwtransport.NewTransport instead", i, name)
+	}
+	return fmt.Errorf("gwtransport: client %d has unsupported type %s; want *http.Client or *openai.Client (github.com/openai/openai-go/v3); "+
+		"wrap the *http.Client of other clients with gwtransport.NewTransport", i, name)
 }

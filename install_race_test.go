@@ -143,7 +143,7 @@ func TestInstallRaceUnderLoad(t *testing.T) {
 					models, opts := configOf(u, 1+r.IntN(configs))
 					switch op := r.IntN(3); {
 					case op == 0:
-						m, err := gwtransport.Init(client, models, opts...)
+						m, err := gwtransport.Init([]any{client}, models, opts...)
 						if !assert.NoError(t, err) {
 							return
 						}
@@ -151,7 +151,7 @@ func TestInstallRaceUnderLoad(t *testing.T) {
 					case op == 1 && len(mgrs) > 0:
 						mgrs[r.IntN(len(mgrs))].Uninstall()
 					case tr != nil:
-						if !assert.NoError(t, tr.Reconfigure(models, opts...)) {
+						if !assert.NoError(t, gwtransport.Reconfigure(tr, models, opts...)) {
 							return
 						}
 					}
@@ -196,7 +196,7 @@ func TestInstallRaceUnderLoad(t *testing.T) {
 
 			// The latest Init's configuration serves.
 			models, opts := configOf(u, 9)
-			mustInit(t, client, models, opts...)
+			mustInit(t, []any{client}, models, opts...)
 			target, text, err := send("gateway")
 			require.NoError(t, err)
 			assert.Equal(t, "p/m9", target)
@@ -236,7 +236,7 @@ func TestInstallOwnership(t *testing.T) {
 				switch op := r.IntN(4); {
 				case op == 0 || len(mgrs) == 0:
 					models, opts := configOf(u, cfg)
-					mgr, err := gwtransport.Init(client, models, opts...)
+					mgr, err := gwtransport.Init([]any{client}, models, opts...)
 					require.NoError(t, err)
 					mgrs = append(mgrs, mgr)
 					m.owner, m.current = len(mgrs)-1, cfg
@@ -250,7 +250,7 @@ func TestInstallOwnership(t *testing.T) {
 					did = fmt.Sprintf("Uninstall#%d", i)
 				case tr != nil:
 					models, opts := configOf(u, cfg)
-					require.NoError(t, tr.Reconfigure(models, opts...))
+					require.NoError(t, gwtransport.Reconfigure(tr, models, opts...))
 					if m.owner == -1 {
 						m.own = cfg
 					}
@@ -279,10 +279,10 @@ func TestOlderManagerUninstall(t *testing.T) {
 			u := newUpstream(t, "u", modeOK)
 			send, client, _ := k.make(t, own, u)
 			models, opts := configOf(u, 1)
-			m1, err := gwtransport.Init(client, models, opts...)
+			m1, err := gwtransport.Init([]any{client}, models, opts...)
 			require.NoError(t, err)
 			models, opts = configOf(u, 2)
-			m2, err := gwtransport.Init(client, models, opts...)
+			m2, err := gwtransport.Init([]any{client}, models, opts...)
 			require.NoError(t, err)
 
 			m1.Uninstall()
@@ -297,7 +297,7 @@ func TestOlderManagerUninstall(t *testing.T) {
 			assert.Equal(t, "Hello from own", text, "uninstalled: passed through")
 
 			models, opts = configOf(u, 3)
-			mustInit(t, client, models, opts...)
+			mustInit(t, []any{client}, models, opts...)
 			target, _, err = send("gateway")
 			require.NoError(t, err)
 			assert.Equal(t, "p/m3", target, "a later Init reactivates")

@@ -451,7 +451,7 @@ func TestLiveStateSettingsRefusedAtInit(t *testing.T) {
 	}
 	cfg, err := gwtransport.LoadConfig([]byte("models:\n  - target: openai/a\ncircuit_breaker:\n  failure_rate: 0.5\n  window: 5\n  min_attempts: 6\n"))
 	if err == nil {
-		_, err = gwtransport.NewTransport(nil, nil, noEnv(), gwtransport.WithConfig(cfg))
+		_, err = gwtransport.NewTransport(nil, gwtransport.FromConfig, noEnv(), gwtransport.WithConfig(cfg))
 	}
 	require.Error(t, err)
 	assert.Equal(t, "gwtransport: config: circuit_breaker.min_attempts: 6 is larger than window 5: failure_rate could never open the breaker", err.Error())

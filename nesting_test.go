@@ -227,7 +227,7 @@ providers:
 	require.NoError(t, err)
 	c := openaiClient(a, "sk-a")
 	clock := newFakeClock()
-	mustInit(t, c, nil, gwtransport.WithConfig(cfg), gwtransport.WithClock(clock),
+	mustInit(t, c, gwtransport.FromConfig, gwtransport.WithConfig(cfg), gwtransport.WithClock(clock),
 		envOf(map[string]string{"A_URL": a.URL, "A_KEY": "sk-a", "B_URL": b.URL, "B_KEY": "sk-b"}))
 	_, err = c.Chat.Completions.New(context.Background(), chatParams("gateway"))
 	require.NoError(t, err)

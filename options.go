@@ -544,7 +544,13 @@ func WithStrategy(st Strategy) Option {
 // (providers, the clock and hooks are shared). Several names can be
 // intercepted this way, "gateway" and "gateway-cheap" say, each with its
 // own models, strategy, retries and timeouts.
-func WithRoute(name string, models any, opts ...Option) Option {
+func WithRoute[M Models](name string, models M, opts ...Option) Option {
+	return withRoute(name, modelsArg(models), opts)
+}
+
+// withRoute adds a named route whose models are a []string, a
+// map[string]float64 or nil.
+func withRoute(name string, models any, opts []Option) Option {
 	return func(s *settings) error {
 		if name == "" {
 			return errors.New("gwtransport: route name must not be empty")

@@ -40,7 +40,7 @@ func newFleet(t *testing.T, n int, models func(names []string) any, opts ...gwtr
 		names[i] = name + "/m"
 		base = append(base, gwtransport.WithProvider(gwtransport.Provider{Name: name, BaseURL: s.URL, Auth: gwtransport.AuthNone}))
 	}
-	tr, err := gwtransport.NewTransport(nil, models(names), append(base, opts...)...)
+	tr, err := newTransportAny(models(names), append(base, opts...)...)
 	require.NoError(t, err)
 	f.tr, f.hc = tr, &http.Client{Transport: tr}
 	return f

@@ -88,8 +88,8 @@ type Transport struct {
 //
 //	hc := &http.Client{}
 //	hc.Transport, err = gwtransport.NewTransport(hc.Transport, []string{"openai/gpt-4o", "groq/llama-3.3-70b"})
-func NewTransport(base http.RoundTripper, models any, opts ...Option) (*Transport, error) {
-	g, err := compile(models, opts)
+func NewTransport[M Models](base http.RoundTripper, models M, opts ...Option) (*Transport, error) {
+	g, err := compile(modelsArg(models), opts)
 	if err != nil {
 		return nil, err
 	}
@@ -119,15 +119,25 @@ func (t *Transport) Stats() []TargetStats {
 	return nil
 }
 
-// Reconfigure replaces the models and options for the requests that start
-// from now on; requests in flight finish with the configuration they began
-// with. On error the current configuration is kept. It is safe to call
-// while requests are in flight and concurrently with Init and
+// Reconfigure replaces a Transport's models and options for the requests
+// that start from now on; requests in flight finish with the configuration
+// they began with. On error the current configuration is kept. It is safe
+// to call while requests are in flight and concurrently with Init and
 // Installation.Uninstall. On a Transport that Init installed, the new
-// configuration stays the installing Installation's, which can still
-// uninstall it; after Uninstall, Reconfigure makes the Transport route
-// again with this configuration.
-func (t *Transport) Reconfigure(models any, opts ...Option) error {
+// configuration stays that Installation's, which can still uninstall it;
+// after Uninstall, Reconfigure makes the Transport route again with this
+// configuration.
+//
+// It is a function, not a method of Transport, because Go methods cannot
+// have type parameters, and only a type parameter lets both a []string and
+// a map[string]float64 through while the compiler rejects any other type.
+func Reconfigure[M Models](t *Transport, models M, opts ...Option) error {
+	return t.reconfigure(modelsArg(models), opts)
+}
+
+// reconfigure compiles models (a []string, a map[string]float64 or nil) and
+// opts and, when that succeeds, makes them the Transport's configuration.
+func (t *Transport) reconfigure(models any, opts []Option) error {
 	g, err := compile(models, opts)
 	if err != nil {
 		return err

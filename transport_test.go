@@ -509,33 +509,32 @@ func TestInitValidation(t *testing.T) {
 	hc := &http.Client{}
 	tests := []struct {
 		name    string
-		clients any
+		clients []any
 		models  any
 		opts    []gwtransport.Option
 		wantErr string
 	}{
-		{"nil models", hc, nil, nil, "models must be"},
-		{"wrong models type", hc, []int{1}, nil, "models must be"},
-		{"empty list", hc, []string{}, nil, "at least one model"},
-		{"no slash", hc, []string{"gpt-4o"}, nil, "<provider>/<model>"},
-		{"empty model", hc, []string{"openai/"}, nil, "<provider>/<model>"},
-		{"unknown provider", hc, []string{"nope/x"}, nil, `unknown provider "nope"`},
-		{"duplicate", hc, []string{"openai/a", "openai/a"}, nil, "listed twice"},
-		{"negative weight", hc, map[string]float64{"openai/a": -1}, nil, "finite non-negative"},
-		{"NaN weight", hc, map[string]float64{"openai/a": math.NaN()}, nil, "finite non-negative"},
-		{"infinite weight", hc, map[string]float64{"openai/a": math.Inf(1)}, nil, "finite non-negative"},
-		{"all zero", hc, map[string]float64{"openai/a": 0, "openai/b": 0}, nil, "at least one weight must be positive"},
-		{"no client", nil, []string{"openai/a"}, nil, "no client"},
-		{"client value", openai.NewClient(), []string{"openai/a"}, nil, "pass its address"},
-		{"unsupported client", 42, []string{"openai/a"}, nil, "unsupported type int"},
-		{"bad role", hc, []string{"openai/a"}, []gwtransport.Option{gwtransport.WithModelMessages(map[string][]gwtransport.Message{"openai/a": {{Role: "assistant", Content: "x"}}})}, `role "assistant"`},
-		{"per-model typo", hc, []string{"openai/a"}, []gwtransport.Option{gwtransport.WithModelTimeout(map[string]time.Duration{"openai/b": time.Second})}, `not one of the models`},
-		{"negative retries", hc, []string{"openai/a"}, []gwtransport.Option{gwtransport.WithMaxRetries(-1)}, "must not be negative"},
-		{"bad provider URL", hc, []string{"x/a"}, []gwtransport.Option{gwtransport.WithProvider(gwtransport.Provider{Name: "x", BaseURL: "not a url"})}, "base URL must be absolute"},
+		{"no models", []any{hc}, nil, nil, "no models: FromConfig"},
+		{"empty list", []any{hc}, []string{}, nil, "at least one model"},
+		{"no slash", []any{hc}, []string{"gpt-4o"}, nil, "<provider>/<model>"},
+		{"empty model", []any{hc}, []string{"openai/"}, nil, "<provider>/<model>"},
+		{"unknown provider", []any{hc}, []string{"nope/x"}, nil, `unknown provider "nope"`},
+		{"duplicate", []any{hc}, []string{"openai/a", "openai/a"}, nil, "listed twice"},
+		{"negative weight", []any{hc}, map[string]float64{"openai/a": -1}, nil, "finite non-negative"},
+		{"NaN weight", []any{hc}, map[string]float64{"openai/a": math.NaN()}, nil, "finite non-negative"},
+		{"infinite weight", []any{hc}, map[string]float64{"openai/a": math.Inf(1)}, nil, "finite non-negative"},
+		{"all zero", []any{hc}, map[string]float64{"openai/a": 0, "openai/b": 0}, nil, "at least one weight must be positive"},
+		{"no client", []any{}, []string{"openai/a"}, nil, "no client"},
+		{"client value", []any{openai.NewClient()}, []string{"openai/a"}, nil, "pass its address"},
+		{"unsupported client", []any{42}, []string{"openai/a"}, nil, "unsupported type int"},
+		{"bad role", []any{hc}, []string{"openai/a"}, []gwtransport.Option{gwtransport.WithModelMessages(map[string][]gwtransport.Message{"openai/a": {{Role: "assistant", Content: "x"}}})}, `role "assistant"`},
+		{"per-model typo", []any{hc}, []string{"openai/a"}, []gwtransport.Option{gwtransport.WithModelTimeout(map[string]time.Duration{"openai/b": time.Second})}, `not one of the models`},
+		{"negative retries", []any{hc}, []string{"openai/a"}, []gwtransport.Option{gwtransport.WithMaxRetries(-1)}, "must not be negative"},
+		{"bad provider URL", []any{hc}, []string{"x/a"}, []gwtransport.Option{gwtransport.WithProvider(gwtransport.Provider{Name: "x", BaseURL: "not a url"})}, "base URL must be absolute"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			m, err := gwtransport.Init(tc.clients, tc.models, append([]gwtransport.Option{noEnv()}, tc.opts...)...)
+			m, err := initAny(tc.clients, tc.models, append([]gwtransport.Option{noEnv()}, tc.opts...)...)
 			require.Error(t, err)
 			assert.Nil(t, m)
 			assert.Contains(t, err.Error(), tc.wantErr)

@@ -42,7 +42,7 @@ func parseModels(models any) (specs []modelSpec, weighted bool, err error) {
 		}
 		sort.Slice(specs, func(i, j int) bool { return specs[i].name < specs[j].name })
 	case nil:
-		return nil, false, errors.New("gwtransport: models must be a []string or a map[string]float64, got nil")
+		return nil, false, errors.New("gwtransport: no models: FromConfig takes them from WithConfig, which gave none (and no route was added)")
 	default:
 		return nil, false, fmt.Errorf("gwtransport: models must be a []string (priority order) or a map[string]float64 (weights), got %T", models)
 	}

@@ -40,7 +40,7 @@ func main() {
 		log.Fatal(err)
 	}
 	client := openai.NewClient(option.WithBaseURL(primary.URL), option.WithAPIKey("sk-primary"))
-	mgr, err := gwtransport.Init(&client, nil, gwtransport.WithConfig(cfg))
+	mgr, err := gwtransport.Init(&client, gwtransport.FromConfig, gwtransport.WithConfig(cfg))
 	if err != nil {
 		log.Fatal(err)
 	}
