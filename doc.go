@@ -39,6 +39,9 @@
 //   - [NewTransport] wraps any [http.RoundTripper] (the http.Client given to
 //     go-openai, say); [Reconfigure] swaps its configuration while
 //     requests run.
+//   - The compiler checks what they take: clients are [Clients], models
+//     are [Models]: a []string in priority order, a map[string]float64 of
+//     weights, or [FromConfig] when [WithConfig] gives them.
 //
 // Options ([Option]), by concept:
 //   - Routes: [WithRouteName], [WithRoute], [WithStrategy] (see
@@ -68,9 +71,18 @@
 // [ErrStreamIdle], [ErrStreamMalformed]. Responses to routed requests carry
 // [HeaderTarget], [HeaderAttempts] and [HeaderFallbackReason].
 //
-// Context helpers: [ContextWithPreference] asks for a target first (as the
-// [HeaderPrefer] header does); [ContextWithTrail] records every attempt of a
-// request in a [*Trail].
+// Context helpers, for one request (their names start with Context; the
+// With... names are options):
+//   - [ContextWithPreference] asks for a target first (as the
+//     [HeaderPrefer] header does).
+//   - [ContextWithTrail] records every attempt of a request in a [*Trail].
+//
+// Former names, deprecated and kept for one release: [RetryManager]
+// (now [Installation]), [HeaderReason] ([HeaderFallbackReason]),
+// [WithBackOffFactory] ([WithBackoffPolicy]), [WithTrail]
+// ([ContextWithTrail]), [WithPreference] ([ContextWithPreference]),
+// [StrategyAlwaysFirst] ([StrategyOrdered], which it always was) and the
+// method [Transport.Reconfigure] (the function [Reconfigure]).
 //
 // Testing: package
 // [github.com/gwtransport/gwtransport/gatewaytest] is an in-process

@@ -76,7 +76,7 @@ var (
 	_ = time.Second
 	_ = option.WithAPIKey
 	_ = context.Background
-	_ = gwtransport.Init
+	_ = gwtransport.FromConfig
 	_ = openai.NewClient
 	_ http.Client
 )
