@@ -190,6 +190,10 @@ func TestModelsForms(t *testing.T) {
 		res.Body.Close()
 		assert.Empty(t, res.Header.Get(gwtransport.HeaderTarget), "no default route: \"gateway\" passes through")
 	})
+	t.Run("FromConfig is no route's models", func(t *testing.T) {
+		_, err := gwtransport.NewTransport(nil, []string{"pa/m"}, append(provs, gwtransport.WithRoute("cheap", gwtransport.FromConfig))...)
+		assert.EqualError(t, err, `gwtransport: route "cheap": FromConfig stands for Init's models, not a route's; give the route its own`)
+	})
 	t.Run("FromConfig with WithConfig", func(t *testing.T) {
 		cfg, err := gwtransport.LoadConfig([]byte("providers:\n  - {name: pa, base_url: " + a.URL + ", auth: none}\n  - {name: pb, base_url: " + b.URL + ", auth: none}\n" +
 			"models:\n  - target: pb/m\n  - target: pa/m\n"))

@@ -543,9 +543,16 @@ func WithStrategy(st Strategy) Option {
 // over models with the options given, applied on top of the gateway's
 // (providers, the clock and hooks are shared). Several names can be
 // intercepted this way, "gateway" and "gateway-cheap" say, each with its
-// own models, strategy, retries and timeouts.
+// own models, strategy, retries and timeouts. models is a []string or a
+// map[string]float64 (see [Models]; FromConfig is Init's, not a route's).
 func WithRoute[M Models](name string, models M, opts ...Option) Option {
-	return withRoute(name, modelsArg(models), opts)
+	m := modelsArg(models)
+	if m == nil {
+		return func(*settings) error {
+			return fmt.Errorf("gwtransport: route %q: FromConfig stands for Init's models, not a route's; give the route its own", name)
+		}
+	}
+	return withRoute(name, m, opts)
 }
 
 // withRoute adds a named route whose models are a []string, a

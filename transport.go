@@ -83,7 +83,8 @@ type Transport struct {
 
 // NewTransport returns a Transport sending through base (http.DefaultTransport
 // when nil). models is a []string in priority order or a map[string]float64 of
-// weights, each key "<provider>/<model>". Use it to wrap any http.Client,
+// weights, each key "<provider>/<model>", or [FromConfig] (see [Models]).
+// Use it to wrap any http.Client,
 // including the one given to go-openai:
 //
 //	hc := &http.Client{}
