@@ -339,24 +339,29 @@ func (s *streamBody) rescue(err error) bool {
 		c.ctx, c.cancel = context.WithCancel(c.r.req.Context())
 	}
 	s.mu.Unlock()
+	if closed || c.r.req.Context().Err() != nil {
+		// The caller closed the body or gave up: no break of the target's,
+		// nothing to rescue.
+		return false
+	}
 	s.dropEvent()
 	x.dropping = false
 	s.verdict(err) // the broken part's target failed
-	ok := !closed && !x.tainted && eligible(c.r.body)
-	prefix, br, up, cancel, settle, ok := c.next(err, x.text, ok)
+	part, ok := c.next(err, x.text, !x.tainted && eligible(c.r.body))
 	if !ok {
 		return false
 	}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		cancel()
-		up.rc.Close()
+		part.cancel()
+		part.up.rc.Close()
+		part.lease.release()
 		return false
 	}
 	oldUp, oldCancel := s.up, s.cancel
-	s.up, s.cancel, s.settle = up, cancel, settle
-	s.br = bufio.NewReaderSize(io.MultiReader(bytes.NewReader(prefix), br), 4<<10)
+	s.up, s.cancel, s.settle, s.lease = part.up, part.cancel, part.settle, part.lease
+	s.br = bufio.NewReaderSize(io.MultiReader(bytes.NewReader(part.prefix), part.br), 4<<10)
 	s.resetGuard()
 	if d := s.limit(); d > 0 {
 		if s.timer == nil {
@@ -384,35 +389,45 @@ func (s *streamBody) resetGuard() {
 	s.fired.Store(false)
 }
 
+// streamPart is what a committed stream is made of, taken from it to be
+// spliced into another (see detach).
+type streamPart struct {
+	prefix []byte
+	br     *bufio.Reader
+	up     *upstream
+	cancel context.CancelFunc
+	settle func(error)
+	lease  probeLease
+}
+
 // detach takes a committed stream's parts from it (a continuation spliced
-// into another stream): its prefix, reader, upstream, cancel and verdict.
-func (s *streamBody) detach() ([]byte, *bufio.Reader, *upstream, context.CancelFunc, func(error)) {
+// into another stream); lease is the breaker probe its attempt holds.
+func (s *streamBody) detach(lease probeLease) streamPart {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.closed = true
 	if s.timer != nil {
 		s.timer.Stop()
 	}
-	settle := s.settle
+	p := streamPart{prefix: s.pending, br: s.br, up: s.up, cancel: s.cancel, settle: s.settle, lease: lease}
 	s.settle = nil
-	s.mu.Unlock()
-	return s.pending, s.br, s.up, s.cancel, settle
+	return p
 }
 
 // next records the break and, when allowed, tries the capable targets in
 // turn: those after the broken one in route order (wrapping around), then
 // the broken one, each once, while the request's attempts last.
-func (c *continuer) next(brk error, text []byte, allowed bool) ([]byte, *bufio.Reader, *upstream, context.CancelFunc, func(error), bool) {
+func (c *continuer) next(brk error, text []byte, allowed bool) (streamPart, bool) {
 	r, rt, s := c.r, c.rt, c.rt.s
 	d := time.Since(c.since)
-	callerGone := r.req.Context().Err() != nil
 	r.record(rt, Attempt{Route: rt.name, Target: c.t.name, Try: c.try, Status: http.StatusOK, Action: NextTarget,
 		Duration: d, Err: brk, Continued: c.parts > 0})
 	if c.breaks == nil {
 		c.breaks = map[*target]int{}
 	}
 	c.breaks[c.t]++
-	if !allowed || callerGone || c.ctx == nil {
-		return nil, nil, nil, nil, nil, false
+	if !allowed || c.ctx == nil {
+		return streamPart{}, false
 	}
 	// Continuation attempts run under the stream's own context: closing
 	// the body cancels them.
@@ -450,25 +465,26 @@ func (c *continuer) next(brk error, text []byte, allowed bool) ([]byte, *bufio.R
 		try := c.tries(t) + 1
 		start := time.Now()
 		res, a, _ := r.attempt(c.ctx, rt, t, try, body)
-		probe.release()
 		a.Continued = true
 		if a.Action == Succeed {
 			if sb, ok := res.Body.(*streamBody); ok {
+				// The probe, if this is one, is settled by the stream's
+				// verdict when it ends.
 				r.record(rt, a)
-				prefix, br, up, cancel, settle := sb.detach()
 				c.t, c.try, c.since = t, try, start
 				c.parts++
-				return prefix, br, up, cancel, settle, true
+				return sb.detach(probe), true
 			}
 			res.Body.Close()
 			a.Action, a.Err = NextTarget, errors.New("no stream")
 		}
+		probe.release()
 		if a.Action == FailFast || a.Action == RetrySame {
 			a.Action = NextTarget
 		}
 		r.record(rt, a)
 	}
-	return nil, nil, nil, nil, nil, false
+	return streamPart{}, false
 }
 
 // tries counts the requests sent to t in this run.

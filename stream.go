@@ -852,6 +852,9 @@ type streamBody struct {
 	// settle gives the stream's verdict to its target's breaker when it
 	// ends (nil once given, or for none): see run.settler.
 	settle func(error)
+	// lease is the breaker probe the stream's attempt holds, if any: it is
+	// released once the verdict is given, or when none will be.
+	lease probeLease
 
 	// ext holds event holding, dropped malformed events and the rescue
 	// (continuation.go); nil for a stream that needs none of them.
@@ -1178,12 +1181,13 @@ func (s *streamBody) stop(err error) {
 // the caller closed it first (no verdict).
 func (s *streamBody) verdict(err error) {
 	s.mu.Lock()
-	f := s.settle
-	s.settle = nil
+	f, lease := s.settle, s.lease
+	s.settle, s.lease = nil, probeLease{}
 	s.mu.Unlock()
 	if f != nil && err != nil {
 		f(err)
 	}
+	lease.release() // settled by the verdict, or freed for the next probe
 }
 
 // Close implements io.Closer.
@@ -1197,6 +1201,9 @@ func (s *streamBody) release() {
 		s.mu.Lock()
 		s.closed = true
 		s.settle = nil // closed before its end: no verdict
+		lease := s.lease
+		s.lease = probeLease{}
+		defer lease.release()
 		if s.timer != nil {
 			s.timer.Stop()
 		}

@@ -434,6 +434,9 @@ targets:
 			res, a, f := r.attempt(ctx, rt, t, try, out)
 			if a.Action == Succeed {
 				r.record(rt, a)
+				if sb, ok := res.Body.(*streamBody); ok {
+					sb.lease = probe // settled when the stream ends
+				}
 				return r.success(r.guard(rt, t, try, res), t), nil
 			}
 			r.fallbackRefusal(t, &a, f)

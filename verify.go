@@ -57,6 +57,11 @@ func unusable(err error) bool {
 // verifyInitial is the buffer a body of unknown length starts with.
 const verifyInitial = 16 << 10
 
+// verifyFirstAlloc bounds the first allocation for a body of declared
+// length: a body up to the default bound is read into one exact
+// allocation; a larger declared one grows as it actually arrives.
+const verifyFirstAlloc = DefaultMaxVerifiedBody + 1
+
 // verify reads a non-streamed 2xx response to its end before it is handed
 // over, within s.verifyMax bytes and with each read bounded by s.bodyIdle.
 // On success res is complete, in memory, with an exact length, its
@@ -71,11 +76,18 @@ func verify(ctx context.Context, res *http.Response, s *settings, cancel context
 	if limit <= 0 || res.ContentLength > limit {
 		return o, nil, false // not verified: the response is handed over as it is
 	}
+	// The buffer never grows past the bound and one spare byte (which reads
+	// the end), and a declared length buys at most verifyFirstAlloc bytes
+	// at once: a provider's Content-Length is a claim, not a promise.
+	ceiling := limit + 1
+	if ceiling < limit {
+		ceiling = limit // the bound is the largest int64
+	}
 	size := int64(verifyInitial)
 	if res.ContentLength >= 0 {
-		size = res.ContentLength + 1 // the spare byte reads the end
+		size = min(res.ContentLength+1, verifyFirstAlloc)
 	}
-	buf := make([]byte, 0, min(size, limit+1))
+	buf := make([]byte, 0, min(size, ceiling))
 
 	var idled atomic.Bool
 	var idle *time.Timer
@@ -91,7 +103,7 @@ func verify(ctx context.Context, res *http.Response, s *settings, cancel context
 				return Outcome{Status: res.StatusCode, Header: res.Header,
 					Err: fmt.Errorf("%w (%s) after %d bytes", ErrResponseIdle, s.bodyIdle, len(buf))}, nil, true
 			}
-			grown := make([]byte, len(buf), min(int64(2*cap(buf)), limit+1))
+			grown := make([]byte, len(buf), min(int64(2*cap(buf)), ceiling))
 			copy(grown, buf)
 			buf = grown
 		}
