@@ -25,7 +25,7 @@ func TestRVCallerContinuationProbeKeepsItsLease(t *testing.T) {
 	rig := newContRig(t, [3]string{"", "prefill", ""}, [3][]gatewaytest.Option{},
 		gwtransport.WithClock(clock),
 		gwtransport.WithCircuitBreaker(gwtransport.Breaker{ConsecutiveFailures: 1, Cooldown: gwtransport.Duration(10 * time.Second)}))
-	prefer := func() context.Context { return gwtransport.WithPreference(context.Background(), "fb/b-model") }
+	prefer := func() context.Context { return gwtransport.ContextWithPreference(context.Background(), "fb/b-model") }
 
 	// R0 opens fb's breaker.
 	rig.b.Enqueue(gatewaytest.Fault{Status: 503})
@@ -59,7 +59,7 @@ func TestRVCallerOrdinaryStreamProbeKeepsItsLease(t *testing.T) {
 	rig := newContRig(t, [3]string{"", "prefill", ""}, [3][]gatewaytest.Option{},
 		gwtransport.WithClock(clock),
 		gwtransport.WithCircuitBreaker(gwtransport.Breaker{ConsecutiveFailures: 1, Cooldown: gwtransport.Duration(10 * time.Second)}))
-	prefer := func() context.Context { return gwtransport.WithPreference(context.Background(), "fb/b-model") }
+	prefer := func() context.Context { return gwtransport.ContextWithPreference(context.Background(), "fb/b-model") }
 	rig.b.Enqueue(gatewaytest.Fault{Status: 503})
 	got := readSSE(rig.rawChat(t, prefer(), contBody).Body)
 	require.NoError(t, got.err)

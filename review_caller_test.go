@@ -75,7 +75,7 @@ func TestRVCallerConcurrentBreaks(t *testing.T) {
 	trails := make([]*gwtransport.Trail, n)
 	ctxs := make([]context.Context, n)
 	for i := range trails {
-		ctxs[i], trails[i] = gwtransport.WithTrail(context.Background())
+		ctxs[i], trails[i] = gwtransport.ContextWithTrail(context.Background())
 	}
 	wg.Add(1)
 	go func() {
@@ -125,7 +125,7 @@ func TestRVCallerMaxAttemptsAcrossRetryCommitAndContinuations(t *testing.T) {
 		rig.a.Enqueue(gatewaytest.Fault{Status: 503}, gatewaytest.Fault{CutAfter: 1}, gatewaytest.Fault{CutAfter: 1}, gatewaytest.Fault{CutAfter: 1})
 		rig.b.Enqueue(gatewaytest.Fault{CutAfter: 1}, gatewaytest.Fault{CutAfter: 1})
 		rig.c.Enqueue(gatewaytest.Fault{CutAfter: 1}, gatewaytest.Fault{CutAfter: 1})
-		ctx, trail := gwtransport.WithTrail(context.Background())
+		ctx, trail := gwtransport.ContextWithTrail(context.Background())
 		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, rig.a.URL+"/chat/completions", strings.NewReader(contBody))
 		req.Header.Set("Authorization", "Bearer key-p")
 		res, err := (&http.Client{Transport: rig.tr}).Do(req)
@@ -148,7 +148,7 @@ func TestRVCallerCloseIsNoBreak(t *testing.T) {
 	rig := newContRig(t, [3]string{"", "prefill", ""}, [3][]gatewaytest.Option{},
 		gwtransport.WithOnAttempt(func(a gwtransport.Attempt) { mu.Lock(); hooked = append(hooked, a); mu.Unlock() }))
 	rig.a.Enqueue(gatewaytest.Fault{StallAfter: 2})
-	ctx, trail := gwtransport.WithTrail(context.Background())
+	ctx, trail := gwtransport.ContextWithTrail(context.Background())
 	res := rig.rawChat(t, ctx, contBody)
 	done := make(chan error, 1)
 	go func() {
