@@ -43,7 +43,7 @@ func TestRVCallerHugeMaxVerifiedBodyInConfig(t *testing.T) {
 	cfg, err := gwtransport.LoadConfig([]byte("models:\n  - target: openai/gpt-4o\ndefaults:\n  max_verified_body: 9223372036854775807\n"))
 	require.NoError(t, err)
 	c := openaiClient(a, "key-p")
-	mustInit(t, c, nil, noEnv(), gwtransport.WithConfig(cfg))
+	mustInit(t, c, gwtransport.FromConfig, noEnv(), gwtransport.WithConfig(cfg))
 	require.NotPanics(t, func() {
 		_, _, err = chat(t, c, "gateway")
 	})
