@@ -86,7 +86,7 @@ func nbParams() openai.ChatCompletionNewParams {
 // openai-go streamed, with ChatCompletionAccumulator; returns text, raw response, err.
 func (s *nbSetup) oaStream(t *testing.T, ctx context.Context) (string, *http.Response, openai.ChatCompletionAccumulator, error) {
 	t.Helper()
-	ctx, s.trail = gwtransport.WithTrail(ctx)
+	ctx, s.trail = gwtransport.ContextWithTrail(ctx)
 	var res *http.Response
 	st := s.client.Chat.Completions.NewStreaming(ctx, nbParams(), option.WithResponseInto(&res))
 	defer st.Close()
@@ -255,7 +255,7 @@ func TestNewbieDefaultBodyIdle30s(t *testing.T) {
 	t.Parallel()
 	s := nbNew(t, nil)
 	s.primary.Enqueue(gatewaytest.Fault{BodyStallAfter: 20})
-	ctx, trail := gwtransport.WithTrail(context.Background())
+	ctx, trail := gwtransport.ContextWithTrail(context.Background())
 	start := time.Now()
 	r, err := s.client.Chat.Completions.New(ctx, nbParams())
 	el := time.Since(start)
@@ -271,7 +271,7 @@ func TestNewbieDefaultBodyIdle30s(t *testing.T) {
 func TestNewbieBodyCutRetried(t *testing.T) {
 	s := nbNew(t, nil)
 	s.primary.Enqueue(gatewaytest.Fault{BodyCutAfter: 30})
-	ctx, trail := gwtransport.WithTrail(context.Background())
+	ctx, trail := gwtransport.ContextWithTrail(context.Background())
 	r, err := s.client.Chat.Completions.New(ctx, nbParams())
 	require.NoError(t, err)
 	assert.Equal(t, nbReply, r.Choices[0].Message.Content)
@@ -384,7 +384,7 @@ providers:
 	cfg, err := gwtransport.LoadConfig([]byte(yml))
 	require.NoError(t, err)
 	client := openai.NewClient(option.WithBaseURL(p.URL), option.WithAPIKey("sk-p"))
-	_, err = gwtransport.Init(&client, nil, gwtransport.WithConfig(cfg),
+	_, err = gwtransport.Init(&client, gwtransport.FromConfig, gwtransport.WithConfig(cfg),
 		gwtransport.WithEnv(func(k string) (string, bool) {
 			if k == "MY_MISTRAL" {
 				return "sk-f", true
@@ -426,7 +426,7 @@ func TestNewbieConfigBodyIdle(t *testing.T) {
 	cfg, err := gwtransport.LoadConfig([]byte("models:\n  - target: openai/gpt-4o\ndefaults:\n  body_idle: 300ms\n  max_retries: 0\n"))
 	require.NoError(t, err)
 	client := openai.NewClient(option.WithBaseURL(p.URL), option.WithAPIKey("sk-p"))
-	_, err = gwtransport.Init(&client, nil, gwtransport.WithConfig(cfg), gwtransport.WithEnv(func(string) (string, bool) { return "", false }))
+	_, err = gwtransport.Init(&client, gwtransport.FromConfig, gwtransport.WithConfig(cfg), gwtransport.WithEnv(func(string) (string, bool) { return "", false }))
 	require.NoError(t, err)
 	p.Enqueue(gatewaytest.Fault{BodyStallAfter: 20})
 	start := time.Now()
@@ -771,7 +771,7 @@ func TestNewbieContinuationIDAndRoleChunk(t *testing.T) {
 	}
 	s.fallback.Enqueue(gatewaytest.Fault{Script: ch(`{"role":"assistant"}`) + ch(`{"content":"jumps over the lazy dog and keeps running far away"}`) +
 		`data: {"id":"cont-9","object":"chat.completion.chunk","created":2,"model":"mistral-large","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}` + "\n\ndata: [DONE]\n\n"})
-	ctx, trail := gwtransport.WithTrail(context.Background())
+	ctx, trail := gwtransport.ContextWithTrail(context.Background())
 	st := s.client.Chat.Completions.NewStreaming(ctx, nbParams())
 	defer st.Close()
 	var ids []string
@@ -1037,7 +1037,7 @@ providers:
 	cfg, err := gwtransport.LoadConfig([]byte(yml))
 	require.NoError(t, err)
 	client := openai.NewClient(option.WithBaseURL(p.URL), option.WithAPIKey("sk-p"))
-	_, err = gwtransport.Init(&client, nil, gwtransport.WithConfig(cfg), gwtransport.WithEnv(func(k string) (string, bool) {
+	_, err = gwtransport.Init(&client, gwtransport.FromConfig, gwtransport.WithConfig(cfg), gwtransport.WithEnv(func(k string) (string, bool) {
 		if k == "MY_MISTRAL" {
 			return "sk-f", true
 		}

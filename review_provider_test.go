@@ -395,7 +395,7 @@ func TestReviewGoOpenAIProbeStreamNeverClosesBreaker(t *testing.T) {
 	assert.Equal(t, gwtransport.BreakerClosed, st.Breaker, "a half-open probe that is a complete stream closes the breaker")
 
 	start := len(clock.Sleeps())
-	ctx, trail := gwtransport.WithTrail(context.Background())
+	ctx, trail := gwtransport.ContextWithTrail(context.Background())
 	text, err = goopenaiStreamTextCtx(ctx, c)
 	t.Logf("next request: %q err %v; cooling waits %v; attempts %v", text, err, clock.Sleeps()[start:], trail.Attempts())
 	assert.NoError(t, err)
@@ -566,7 +566,7 @@ func TestReviewVerifiedBodyTricksFailOver(t *testing.T) {
 			h := h
 			a, b, tr := nonStreamRig(t, func(w http.ResponseWriter, r *http.Request, n int) { h(w, r) })
 			c := openaiVia(a, tr)
-			ctx, trail := gwtransport.WithTrail(context.Background())
+			ctx, trail := gwtransport.ContextWithTrail(context.Background())
 			res, err := c.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{
 				Model: "gateway", Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("Hi")},
 			})
@@ -652,7 +652,7 @@ func TestReviewPrefillRefusalNeverLeaks(t *testing.T) {
 			w.WriteHeader(400)
 			_, _ = io.WriteString(w, `{"error":{"message":"assistant prefill not supported key-b-123456","type":"invalid_request_error","code":"key-b-123456"}}`)
 		})
-	ctx, trail := gwtransport.WithTrail(context.Background())
+	ctx, trail := gwtransport.ContextWithTrail(context.Background())
 	c := openaiVia(a, tr)
 	s := c.Chat.Completions.NewStreaming(ctx, openai.ChatCompletionNewParams{
 		Model: "gateway", Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("Hi")}})
@@ -955,14 +955,14 @@ func TestReviewInBandErrorCodeEchoMasked(t *testing.T) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = io.WriteString(w, `{"error":{"message":"bad","type":"server_error","code":"key-p-123456/key-b-123456"}}`)
 	})
-	ctx, trail := gwtransport.WithTrail(context.Background())
+	ctx, trail := gwtransport.ContextWithTrail(context.Background())
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, a.URL+"/chat/completions", strings.NewReader(plainBody))
 	req.Header.Set("Authorization", "Bearer key-p-123456")
 	res, err := (&http.Client{Transport: tr}).Do(req)
 	require.NoError(t, err)
 	body, _ := io.ReadAll(res.Body)
 	res.Body.Close()
-	reason := res.Header.Get(gwtransport.HeaderReason)
+	reason := res.Header.Get(gwtransport.HeaderFallbackReason)
 	t.Logf("reason %q trail %v", reason, trail.Attempts())
 	assert.Equal(t, completionB, string(body))
 	assert.NotContains(t, reason, "123456")
@@ -979,7 +979,7 @@ func TestReviewNonStreamedSlowHeadersNotFirstEvent(t *testing.T) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = io.WriteString(w, strings.Replace(completionB, "from B", "from A", 1))
 	})
-	_ = tr.Reconfigure([]string{"openai/gpt-4o", "fb/b-model"}, noEnv(), seeded(1), gwtransport.WithClock(newFakeClock()),
+	_ = gwtransport.Reconfigure(tr, []string{"openai/gpt-4o", "fb/b-model"}, noEnv(), seeded(1), gwtransport.WithClock(newFakeClock()),
 		gwtransport.WithStreamFirstEvent(100*time.Millisecond),
 		gwtransport.WithProvider(gwtransport.Provider{Name: "fb", BaseURL: b.URL, APIKey: "key-b-123456"}))
 	res, err := rawPost(t, tr, a.URL, plainBody)
