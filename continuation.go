@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"time"
+	"unicode/utf8"
 )
 
 // This file holds the rescue of a committed stream after its commit point:
@@ -161,7 +162,18 @@ func (x *streamExt) scan(p []byte) {
 			x.commit()
 		case bytes.HasPrefix(l, dataField):
 			x.track(bytes.TrimSpace(fieldValue(l, len(dataField))))
+		case bytes.HasPrefix(l, eventField):
+			x.event(fieldValue(l, len(eventField)))
 		}
+	}
+}
+
+// event reads an event's name: openai-go decodes a "thread.*" event as
+// {"event", "data"}, so what its data delivers is not what the gateway
+// reads: such a stream is never spliced.
+func (x *streamExt) event(name []byte) {
+	if bytes.HasPrefix(name, threadPrefix) {
+		x.evBad = true
 	}
 }
 
@@ -172,7 +184,9 @@ func (x *streamExt) track(v []byte) {
 	}
 	x.evData++
 	if bytes.Equal(v, doneData) {
-		x.evSolid = true
+		// Delivered, [DONE] ends the answer for a reader (openai-go stops
+		// at it whatever the event's name): nothing may follow it.
+		x.evSolid, x.evBad = true, true
 		return
 	}
 	text, roleOnly, ok := chunkContent(v)
@@ -248,6 +262,9 @@ func (s *streamBody) readHeld(p []byte) (int, error) {
 			s.eventEnd(line)
 			continue
 		}
+		if x.cont != nil && bytes.HasPrefix(l, eventField) {
+			x.event(fieldValue(l, len(eventField)))
+		}
 		if x.cont != nil && bytes.HasPrefix(l, dataField) {
 			v := bytes.TrimSpace(fieldValue(l, len(dataField)))
 			x.track(v)
@@ -270,7 +287,9 @@ func (s *streamBody) readHeld(p []byte) (int, error) {
 func (s *streamBody) eventEnd(blank []byte) {
 	x := s.ext
 	if x.cont != nil {
-		if x.splicing && x.leading && x.evDrop && !x.evSolid {
+		if x.splicing && x.leading && (x.evDrop && !x.evSolid || x.evData == 0) {
+			// A role-only chunk or a keep-alive (a comment, empty data) at
+			// the head of a continuation: the caller has had its own.
 			x.held = x.held[:0]
 			x.resetEvent()
 			return
@@ -396,7 +415,7 @@ type streamPart struct {
 	br     *bufio.Reader
 	up     *upstream
 	cancel context.CancelFunc
-	settle func(error)
+	settle func(error, bool)
 	lease  probeLease
 }
 
@@ -419,9 +438,7 @@ func (s *streamBody) detach(lease probeLease) streamPart {
 // the broken one, each once, while the request's attempts last.
 func (c *continuer) next(brk error, text []byte, allowed bool) (streamPart, bool) {
 	r, rt, s := c.r, c.rt, c.rt.s
-	d := time.Since(c.since)
-	r.record(rt, Attempt{Route: rt.name, Target: c.t.name, Try: c.try, Status: http.StatusOK, Action: NextTarget,
-		Duration: d, Err: brk, Continued: c.parts > 0})
+	// The break itself was recorded by the broken part's verdict.
 	if c.breaks == nil {
 		c.breaks = map[*target]int{}
 	}
@@ -501,6 +518,11 @@ func (c *continuer) tries(t *target) int {
 // prefillBody adds the delivered text to a chat body as its final
 // assistant message, in the target's way (see Continuation).
 func prefillBody(body, text []byte, mode Continuation) []byte {
+	if len(text) == 0 {
+		// Nothing delivered but a role: the plain request, which any
+		// provider answers (some refuse an empty assistant message).
+		return body
+	}
 	var info bodyInfo
 	_ = scanBody(body, &info)
 	msgs := info.messages
@@ -541,7 +563,7 @@ func prefillBody(body, text []byte, mode Continuation) []byte {
 // "role", "choices", "delta", "index").
 func chunkContent(v []byte) (text []byte, roleOnly, ok bool) {
 	var choices []byte
-	nChoices, usage := 0, false
+	nChoices, ids, usage := 0, 0, false
 	ok = true
 	err := eachMember(v, func(name []byte, sp span) error {
 		n := memberName(name)
@@ -549,6 +571,11 @@ func chunkContent(v []byte) (text []byte, roleOnly, ok bool) {
 		switch {
 		case n == nil:
 			ok = false
+		case folds(n, "id"):
+			// openai-go reads "id" exactly, go-openai in any case: they
+			// must agree for the continuation's id to be the one seen.
+			ids++
+			ok = ok && string(n) == "id"
 		case folds(n, "choices"):
 			nChoices++
 			ok = ok && string(n) == "choices"
@@ -558,7 +585,7 @@ func chunkContent(v []byte) (text []byte, roleOnly, ok bool) {
 		}
 		return nil
 	})
-	if err != nil || !ok || nChoices > 1 {
+	if err != nil || !ok || nChoices > 1 || ids > 1 {
 		return nil, false, false
 	}
 	if choices == nil || string(choices) == "null" {
@@ -628,8 +655,8 @@ func deltaContent(d []byte, ok *bool) ([]byte, bool) {
 			switch {
 			case val[0] == '"':
 				s, err := decodeString(val)
-				if err != nil {
-					*ok = false
+				if err != nil || !faithful(val) {
+					*ok = false // decoders would not read the same text
 				}
 				text = s
 			case string(val) != "null":
@@ -655,6 +682,64 @@ func deltaContent(d []byte, ok *bool) ([]byte, bool) {
 		*ok = false
 	}
 	return text, len(text) > 0
+}
+
+// faithful reports whether every decoder reads a JSON string token the
+// same: raw bytes valid UTF-8, and no lone surrogate escape (encoding/json
+// reads one as U+FFFD, gjson, which openai-go uses, swallows what follows).
+func faithful(tok []byte) bool {
+	if !utf8.Valid(tok) {
+		return false
+	}
+	for i := 0; i < len(tok); i++ {
+		if tok[i] != '\\' {
+			continue
+		}
+		i++
+		if i >= len(tok) || tok[i] != 'u' {
+			continue
+		}
+		r, ok := hex4(tok[i+1:])
+		switch {
+		case !ok:
+			return false
+		case r >= 0xDC00 && r <= 0xDFFF:
+			return false // a low surrogate with no high one before it
+		case r >= 0xD800 && r <= 0xDBFF:
+			lo, ok := rune(0), false
+			if j := i + 5; j+1 < len(tok) && tok[j] == '\\' && tok[j+1] == 'u' {
+				lo, ok = hex4(tok[j+2:])
+			}
+			if !ok || lo < 0xDC00 || lo > 0xDFFF {
+				return false
+			}
+			i += 6 // the low half
+		}
+		i += 4
+	}
+	return true
+}
+
+// hex4 reads four hex digits.
+func hex4(p []byte) (rune, bool) {
+	if len(p) < 4 {
+		return 0, false
+	}
+	var r rune
+	for _, c := range p[:4] {
+		r <<= 4
+		switch {
+		case c >= '0' && c <= '9':
+			r |= rune(c - '0')
+		case c >= 'a' && c <= 'f':
+			r |= rune(c - 'a' + 10)
+		case c >= 'A' && c <= 'F':
+			r |= rune(c - 'A' + 10)
+		default:
+			return 0, false
+		}
+	}
+	return r, true
 }
 
 // folds reports whether a decoded member name equals want (lower case)

@@ -275,6 +275,11 @@ func TestContinuationProperty(t *testing.T) {
 			require.NoError(t, readErr, ctx)
 			continue
 		}
+		if strings.Join(firstTokens[:firstAt], "") == "" {
+			// Nothing delivered but a role: the continuation is the plain
+			// request, which a target refusing prefills answers too.
+			continue
+		}
 		// Every continuation is refused: the first break is final.
 		require.Error(t, readErr, ctx)
 		switch first {

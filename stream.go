@@ -849,9 +849,10 @@ type streamBody struct {
 	err  error
 	once sync.Once
 
-	// settle gives the stream's verdict to its target's breaker when it
-	// ends (nil once given, or for none): see run.settler.
-	settle func(error)
+	// settle gives the stream's verdict when it ends (nil once given, or
+	// for none): see run.settler. continued says whether the part that
+	// ended is a continuation.
+	settle func(err error, continued bool)
 	// lease is the breaker probe the stream's attempt holds, if any: it is
 	// released once the verdict is given, or when none will be.
 	lease probeLease
@@ -1185,7 +1186,7 @@ func (s *streamBody) verdict(err error) {
 	s.settle, s.lease = nil, probeLease{}
 	s.mu.Unlock()
 	if f != nil && err != nil {
-		f(err)
+		f(err, s.ext != nil && s.ext.splicing)
 	}
 	lease.release() // settled by the verdict, or freed for the next probe
 }
@@ -1200,10 +1201,16 @@ func (s *streamBody) release() {
 	s.once.Do(func() {
 		s.mu.Lock()
 		s.closed = true
-		s.settle = nil // closed before its end: no verdict
-		lease := s.lease
-		s.lease = probeLease{}
-		defer lease.release()
+		// Closed before its end: a success if it was complete (a reader
+		// may stop at [DONE], as go-openai does), else no verdict.
+		settle, lease := s.settle, s.lease
+		s.settle, s.lease = nil, probeLease{}
+		defer func() {
+			if settle != nil && s.complete.Load() {
+				settle(io.EOF, s.ext != nil && s.ext.splicing)
+			}
+			lease.release()
+		}()
 		if s.timer != nil {
 			s.timer.Stop()
 		}

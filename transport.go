@@ -760,7 +760,7 @@ func (r *run) attempt(ctx context.Context, rt *route, t *target, try int, body [
 		}
 		sb := newStreamBody(prefix, br, up, cancel, s.streamIdle, s.finishGrace, r.info.n, r.origin.op)
 		sb.mask = masker{g: g, h: r.req.Header}
-		sb.settle = r.settler(rt, t)
+		sb.settle = r.settler(rt, t, try, start)
 		res.Body = sb
 	} else {
 		// Read to its end before it is handed over (see verify.go).
@@ -791,7 +791,11 @@ func (r *run) observe(rt *route, t *target, keyIdx int, o Outcome, d time.Durati
 	now := rt.s.clock.Now()
 	success := o.Status >= 200 && o.Status < 300 && o.Err == nil && o.Code == "" && o.Type == ""
 	failure := !callerGone && availabilityFailure(o)
-	t.stats.record(success, failure, d)
+	if success && r.info.stream {
+		t.stats.started(d) // its success or failure is counted when it ends
+	} else {
+		t.stats.record(success, failure, d)
+	}
 	var ra time.Duration
 	if o.Header != nil {
 		ra, _ = RetryAfter(o.Header, now)
@@ -819,17 +823,19 @@ func (r *run) observe(rt *route, t *target, keyIdx int, o Outcome, d time.Durati
 	}
 }
 
-// settler returns what gives a committed stream's verdict to its target's
-// breaker when the stream ends: a success when it completed, a failure when
-// it broke (cut, stalled, malformed) or failed in band for want of
-// availability, nothing when the caller gave up first.
-func (r *run) settler(rt *route, t *target) func(error) {
-	return func(err error) {
+// settler returns what gives a committed stream's verdict when it ends: a
+// success when it completed; when it broke (cut, stalled, malformed) or
+// failed in band, a failure for the breaker and the statistics (an in-band
+// refusal says the target is reachable) and one more attempt in the trail,
+// the break; nothing when the caller gave up first.
+func (r *run) settler(rt *route, t *target, try int, start time.Time) func(error, bool) {
+	return func(err error, continued bool) {
 		v := verdictFailure
 		var se *StreamError
 		switch {
 		case err == io.EOF:
 			v = verdictSuccess
+			t.stats.successes.Add(1)
 		case r.req.Context().Err() != nil:
 			return
 		case errors.As(err, &se):
@@ -843,6 +849,10 @@ func (r *run) settler(rt *route, t *target) func(error) {
 		now := rt.s.clock.Now()
 		if st, changed := t.breaker.record(now, v, 0); changed {
 			rt.emit(Event{Kind: EventBreaker, Time: now, Route: rt.name, Target: t.name, State: string(st)})
+		}
+		if v != verdictSuccess {
+			r.record(rt, Attempt{Route: rt.name, Target: t.name, Try: try, Status: http.StatusOK, Action: NextTarget,
+				Duration: time.Since(start), Err: err, Continued: continued})
 		}
 	}
 }
