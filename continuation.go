@@ -59,7 +59,6 @@ type continuer struct {
 	rt    *route
 	t     *target // the target serving the stream now
 	try   int     // its attempt's try
-	since time.Time
 	res   *http.Response // the caller's response
 	// ctx and cancel are the continuation attempts' context, made at the
 	// first break (under the stream's mu: Close cancels it).
@@ -93,7 +92,7 @@ func (r *run) guard(rt *route, t *target, try int, res *http.Response) *http.Res
 		}
 	}
 	if cont {
-		x.cont = &continuer{r: r, rt: rt, t: t, try: try, since: time.Now(), res: res}
+		x.cont = &continuer{r: r, rt: rt, t: t, try: try, res: res}
 		// The prefix is whole events (peekFirstEvent stops at the blank
 		// line of the first content event).
 		x.scan(sb.pending)
@@ -366,7 +365,7 @@ func (s *streamBody) rescue(err error) bool {
 	s.dropEvent()
 	x.dropping = false
 	s.verdict(err) // the broken part's target failed
-	part, ok := c.next(err, x.text, !x.tainted && eligible(c.r.body))
+	part, ok := c.next(x.text, !x.tainted && eligible(c.r.body))
 	if !ok {
 		return false
 	}
@@ -436,7 +435,7 @@ func (s *streamBody) detach(lease probeLease) streamPart {
 // next records the break and, when allowed, tries the capable targets in
 // turn: those after the broken one in route order (wrapping around), then
 // the broken one, each once, while the request's attempts last.
-func (c *continuer) next(brk error, text []byte, allowed bool) (streamPart, bool) {
+func (c *continuer) next(text []byte, allowed bool) (streamPart, bool) {
 	r, rt, s := c.r, c.rt, c.rt.s
 	// The break itself was recorded by the broken part's verdict.
 	if c.breaks == nil {
@@ -480,7 +479,6 @@ func (c *continuer) next(brk error, text []byte, allowed bool) (streamPart, bool
 		prev = t
 		body := prefillBody(rewriteBody(nil, r.body, &r.info, t.quotedModel, t.messages), text, t.cont)
 		try := c.tries(t) + 1
-		start := time.Now()
 		res, a, _ := r.attempt(c.ctx, rt, t, try, body)
 		a.Continued = true
 		if a.Action == Succeed {
@@ -488,7 +486,7 @@ func (c *continuer) next(brk error, text []byte, allowed bool) (streamPart, bool
 				// The probe, if this is one, is settled by the stream's
 				// verdict when it ends.
 				r.record(rt, a)
-				c.t, c.try, c.since = t, try, start
+				c.t, c.try = t, try
 				c.parts++
 				return sb.detach(probe), true
 			}
