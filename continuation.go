@@ -55,11 +55,11 @@ type streamExt struct {
 
 // continuer rescues one committed chat stream.
 type continuer struct {
-	r     *run
-	rt    *route
-	t     *target // the target serving the stream now
-	try   int     // its attempt's try
-	res   *http.Response // the caller's response
+	r   *run
+	rt  *route
+	t   *target        // the target serving the stream now
+	try int            // its attempt's try
+	res *http.Response // the caller's response
 	// ctx and cancel are the continuation attempts' context, made at the
 	// first break (under the stream's mu: Close cancels it).
 	ctx    context.Context
@@ -432,7 +432,7 @@ func (s *streamBody) detach(lease probeLease) streamPart {
 	return p
 }
 
-// next records the break and, when allowed, tries the capable targets in
+// next, when allowed, tries the capable targets in
 // turn: those after the broken one in route order (wrapping around), then
 // the broken one, each once, while the request's attempts last.
 func (c *continuer) next(text []byte, allowed bool) (streamPart, bool) {
