@@ -22,6 +22,27 @@ import (
 // a malformed event or an in-band error ends in a read error, never in a
 // clean EOF on an incomplete answer.
 //
+// Content is any event that is not one of these, which never commit (they
+// are held and replayed to the caller once the stream commits, and the
+// first-event limit keeps running): comments, events without data,
+// keep-alives (an event named "ping", data whose "type" is "ping", empty
+// data), Responses lifecycle events (response.created, response.queued,
+// response.in_progress) and, for chat/completions, an unnamed event whose
+// one data line is a role-only chunk: OpenAI's first chunk
+// {"choices":[{"index":0,"delta":{"role":"assistant","content":"",
+// "refusal":null},"finish_reason":null}]}, which comes at once while the
+// first token may come much later (see roleOnly for the exact shape; a
+// chunk whose reading could differ between decoders is content). An error
+// or a malformed event before the commit fails over.
+//
+// A data line's value is its field value (after "data:" and one optional
+// space) with JSON's white space (space, tab, CR, LF) trimmed, and nothing
+// else: U+00A0, U+0085, \f or \v around it leave it malformed, since no
+// JSON decoder accepts them. A line with white space before "data:" or
+// "event:" (any Unicode space, as bytes.TrimSpace reads it) is malformed:
+// go-openai trims every line and reads it as data, an SSE client (openai-go)
+// reads a field named " data" and ignores it.
+//
 // Complete means, by the request's operation:
 //
 //   - for every operation, a data line "[DONE]";
