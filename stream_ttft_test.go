@@ -38,12 +38,12 @@ func TestTimeToFirstTokenRoleOnlyChunk(t *testing.T) {
 	token := chunk(`{"index":0,"delta":{"content":"Hello"},"finish_reason":null}`)
 	finish := chunk(`{"index":0,"delta":{},"finish_reason":"stop"}`) + "data: [DONE]\n\n"
 	type want struct {
-		text, target string
+		text, target   string
 		role, finished string
-		err          error
-		primary, fb  int
-		maxTook      time.Duration
-		minTook      time.Duration
+		err            error
+		primary, fb    int
+		maxTook        time.Duration
+		minTook        time.Duration
 	}
 	type tc struct {
 		name   string
