@@ -740,7 +740,7 @@ func (r *run) attempt(ctx context.Context, rt *route, t *target, try int, body [
 		// that is no stream (a JSON error, an empty 204) fails over.
 		up := newUpstream(res.Body)
 		br := bufio.NewReaderSize(up, 4<<10)
-		prefix, ev, perr := peekFirstEvent(br)
+		prefix, ev, perr := peekFirstEvent(br, r.origin.op)
 		if perr == nil {
 			if o, bad := eventFailure(ev); bad {
 				res.Body.Close()
