@@ -160,7 +160,7 @@ func (x *streamExt) scan(p []byte) {
 		case len(l) == 0:
 			x.commit()
 		case bytes.HasPrefix(l, dataField):
-			x.track(bytes.TrimSpace(fieldValue(l, len(dataField))))
+			x.track(trimJSONSpace(fieldValue(l, len(dataField))))
 		case bytes.HasPrefix(l, eventField):
 			x.event(fieldValue(l, len(eventField)))
 		}
@@ -265,7 +265,7 @@ func (s *streamBody) readHeld(p []byte) (int, error) {
 			x.event(fieldValue(l, len(eventField)))
 		}
 		if x.cont != nil && bytes.HasPrefix(l, dataField) {
-			v := bytes.TrimSpace(fieldValue(l, len(dataField)))
+			v := trimJSONSpace(fieldValue(l, len(dataField)))
 			x.track(v)
 			if x.splicing && x.id != nil && len(v) > 0 && v[0] == '{' {
 				x.held = append(x.held, "data: "...)
