@@ -28,17 +28,27 @@ var (
 	// than the body idle limit (WithBodyIdle).
 	ErrResponseIdle = errors.New("gwtransport: response body stalled past the idle limit")
 	// ErrResponseMalformed: the body is not valid JSON while its
-	// Content-Type says JSON (application/json, or any type ending in
-	// +json), or, without a Content-Type, while it starts like JSON.
+	// Content-Type says JSON (its media type contains "json", in any case:
+	// application/json, +json, application/jsonl...), or while it starts
+	// like JSON (its first byte after white space is '{' or '[') and its
+	// Content-Type is absent or not a binary type (audio, image, video,
+	// font, model, application/octet-stream), whatever its Content-Type
+	// and Content-Encoding (other than a compression) say. A JSON
+	// sequence type (JSON Lines, NDJSON, json-seq) must hold one value or
+	// more, each valid.
 	ErrResponseMalformed = errors.New("gwtransport: response body is not the JSON it says it is")
-	// ErrResponseFailed: a 2xx JSON object carries a top-level "error"
-	// member that is not null: an error in band. Its code and type are read
-	// as an error response's ([Outcome].Code, Type, Message): a
-	// content-policy refusal fails fast (the caller gets that body, as
-	// the provider sent it), context_length_exceeded, model_not_found and
-	// insufficient_quota fail over, anything else is retried like a 5xx.
-	// Unless the policy fails fast on it, such a body is never handed to
-	// the caller.
+	// ErrResponseFailed: a 2xx body read as JSON (see
+	// ErrResponseMalformed; also a valid JSON body of any other type, and
+	// for a JSON sequence its first value) is an object with a top-level
+	// "error" member that is not null: an error in band. Its code and type
+	// are read as an error response's ([Outcome].Code, Type, Message): a
+	// content-policy refusal fails fast, context_length_exceeded,
+	// model_not_found and insufficient_quota fail over, anything else is
+	// retried like a 5xx. Unless the policy fails fast on it, such a body
+	// is never handed to the caller; when it does, the caller gets the
+	// provider's body (keys masked) with the error status it implies in
+	// place of the 2xx (400 for a content-policy refusal, see
+	// [HeaderStatusRewritten]), so that SDKs raise it as an API error.
 	ErrResponseFailed = errors.New("gwtransport: 2xx response carries an error")
 )
 
@@ -69,7 +79,8 @@ const verifyFirstAlloc = DefaultMaxVerifiedBody + 1
 // attempt's context cancelled; a body over the bound is handed over as the
 // bytes read so far followed by the rest, unverified. bad reports an
 // attempt failure: o is its outcome, and f, for an in-band error, the
-// response to keep (its body is the provider's answer). cancel ends the
+// response to keep (its body is the provider's answer, its status the one
+// inBandStatus gives it when it is handed over). cancel ends the
 // attempt's context; ctx is the caller's.
 func verify(ctx context.Context, res *http.Response, s *settings, cancel context.CancelFunc, target string) (o Outcome, f *failure, bad bool) {
 	limit := s.verifyMax

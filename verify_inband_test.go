@@ -151,7 +151,9 @@ func TestInBandErrorHandedOverWithItsStatus(t *testing.T) {
 			if tc.name == "as text/plain" {
 				ct = "Content-Type: text/plain"
 			}
-			v := newVerifySetup(t, func(int) wire { return wire{raw: rawWith([]string{ct, "X-Gwtransport-Status-Rewritten: 999"}, tc.body)} }, failFastInBand)
+			v := newVerifySetup(t, func(int) wire {
+				return wire{raw: rawWith([]string{ct, "X-Gwtransport-Status-Rewritten: 999"}, tc.body)}
+			}, failFastInBand)
 			ctx, trail := gwtransport.WithTrail(context.Background())
 			res, body, err := v.post(t, ctx)
 			require.NoError(t, err)
