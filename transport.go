@@ -17,7 +17,8 @@ import (
 // The gateway's headers: HeaderTarget, HeaderAttempts and, when attempts
 // failed, HeaderReason are set on every response to an intercepted
 // request, HeaderBodyTruncated on a failure handed back whose body was
-// cut; HeaderPrefer is a request header. A provider's own X-Gwtransport-*
+// cut, HeaderStatusRewritten on an error in band handed back with an error
+// status; HeaderPrefer is a request header. A provider's own X-Gwtransport-*
 // headers and trailers are dropped from intercepted responses.
 const (
 	// HeaderTarget names the "<provider>/<model>" that served the response
@@ -36,6 +37,14 @@ const (
 	// caller whose body was longer than the gateway keeps (1 MiB): its
 	// value is the number of bytes kept, the body's first bytes.
 	HeaderBodyTruncated = "X-Gwtransport-Body-Truncated"
+	// HeaderStatusRewritten is set on an error in band handed to the
+	// caller (a non-streamed 2xx whose JSON body is an error, such as a
+	// content-policy refusal, see [ErrResponseFailed]): its value is the
+	// provider's own status ("200"), which the gateway replaced with the
+	// error status the error implies, so that SDKs raise the provider's
+	// error instead of returning an empty success. The body is the
+	// provider's.
+	HeaderStatusRewritten = "X-Gwtransport-Status-Rewritten"
 )
 
 // gatewayHeaderPrefix starts every header of the gateway's; a provider's
@@ -381,6 +390,9 @@ type failure struct {
 	// truncated marks a body longer than maxErrorBody, of which the first
 	// maxErrorBody bytes are kept.
 	truncated bool
+	// status, when not 0, replaces the response's 2xx status when it is
+	// handed over: an error in band (see verify.go).
+	status int
 }
 
 // do tries the targets in the route's order until one succeeds.
@@ -904,6 +916,7 @@ func (r *run) finish() *http.Response {
 	if f.truncated {
 		res.Header.Set(HeaderBodyTruncated, strconv.Itoa(len(f.body)))
 	}
+	rewriteStatus(res, f.status)
 	return res
 }
 
