@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"time"
+	"unicode/utf8"
 )
 
 // This file holds the rescue of a committed stream after its commit point:
@@ -54,12 +55,11 @@ type streamExt struct {
 
 // continuer rescues one committed chat stream.
 type continuer struct {
-	r     *run
-	rt    *route
-	t     *target // the target serving the stream now
-	try   int     // its attempt's try
-	since time.Time
-	res   *http.Response // the caller's response
+	r   *run
+	rt  *route
+	t   *target        // the target serving the stream now
+	try int            // its attempt's try
+	res *http.Response // the caller's response
 	// ctx and cancel are the continuation attempts' context, made at the
 	// first break (under the stream's mu: Close cancels it).
 	ctx    context.Context
@@ -92,7 +92,7 @@ func (r *run) guard(rt *route, t *target, try int, res *http.Response) *http.Res
 		}
 	}
 	if cont {
-		x.cont = &continuer{r: r, rt: rt, t: t, try: try, since: time.Now(), res: res}
+		x.cont = &continuer{r: r, rt: rt, t: t, try: try, res: res}
 		// The prefix is whole events (peekFirstEvent stops at the blank
 		// line of the first content event).
 		x.scan(sb.pending)
@@ -160,8 +160,19 @@ func (x *streamExt) scan(p []byte) {
 		case len(l) == 0:
 			x.commit()
 		case bytes.HasPrefix(l, dataField):
-			x.track(bytes.TrimSpace(fieldValue(l, len(dataField))))
+			x.track(trimJSONSpace(fieldValue(l, len(dataField))))
+		case bytes.HasPrefix(l, eventField):
+			x.event(fieldValue(l, len(eventField)))
 		}
+	}
+}
+
+// event reads an event's name: openai-go decodes a "thread.*" event as
+// {"event", "data"}, so what its data delivers is not what the gateway
+// reads: such a stream is never spliced.
+func (x *streamExt) event(name []byte) {
+	if bytes.HasPrefix(name, threadPrefix) {
+		x.evBad = true
 	}
 }
 
@@ -172,7 +183,9 @@ func (x *streamExt) track(v []byte) {
 	}
 	x.evData++
 	if bytes.Equal(v, doneData) {
-		x.evSolid = true
+		// Delivered, [DONE] ends the answer for a reader (openai-go stops
+		// at it whatever the event's name): nothing may follow it.
+		x.evSolid, x.evBad = true, true
 		return
 	}
 	text, roleOnly, ok := chunkContent(v)
@@ -248,8 +261,11 @@ func (s *streamBody) readHeld(p []byte) (int, error) {
 			s.eventEnd(line)
 			continue
 		}
+		if x.cont != nil && bytes.HasPrefix(l, eventField) {
+			x.event(fieldValue(l, len(eventField)))
+		}
 		if x.cont != nil && bytes.HasPrefix(l, dataField) {
-			v := bytes.TrimSpace(fieldValue(l, len(dataField)))
+			v := trimJSONSpace(fieldValue(l, len(dataField)))
 			x.track(v)
 			if x.splicing && x.id != nil && len(v) > 0 && v[0] == '{' {
 				x.held = append(x.held, "data: "...)
@@ -270,7 +286,9 @@ func (s *streamBody) readHeld(p []byte) (int, error) {
 func (s *streamBody) eventEnd(blank []byte) {
 	x := s.ext
 	if x.cont != nil {
-		if x.splicing && x.leading && x.evDrop && !x.evSolid {
+		if x.splicing && x.leading && (x.evDrop && !x.evSolid || x.evData == 0) {
+			// A role-only chunk or a keep-alive (a comment, empty data) at
+			// the head of a continuation: the caller has had its own.
 			x.held = x.held[:0]
 			x.resetEvent()
 			return
@@ -347,7 +365,7 @@ func (s *streamBody) rescue(err error) bool {
 	s.dropEvent()
 	x.dropping = false
 	s.verdict(err) // the broken part's target failed
-	part, ok := c.next(err, x.text, !x.tainted && eligible(c.r.body))
+	part, ok := c.next(x.text, !x.tainted && eligible(c.r.body))
 	if !ok {
 		return false
 	}
@@ -396,7 +414,7 @@ type streamPart struct {
 	br     *bufio.Reader
 	up     *upstream
 	cancel context.CancelFunc
-	settle func(error)
+	settle func(error, bool)
 	lease  probeLease
 }
 
@@ -414,14 +432,12 @@ func (s *streamBody) detach(lease probeLease) streamPart {
 	return p
 }
 
-// next records the break and, when allowed, tries the capable targets in
+// next, when allowed, tries the capable targets in
 // turn: those after the broken one in route order (wrapping around), then
 // the broken one, each once, while the request's attempts last.
-func (c *continuer) next(brk error, text []byte, allowed bool) (streamPart, bool) {
+func (c *continuer) next(text []byte, allowed bool) (streamPart, bool) {
 	r, rt, s := c.r, c.rt, c.rt.s
-	d := time.Since(c.since)
-	r.record(rt, Attempt{Route: rt.name, Target: c.t.name, Try: c.try, Status: http.StatusOK, Action: NextTarget,
-		Duration: d, Err: brk, Continued: c.parts > 0})
+	// The break itself was recorded by the broken part's verdict.
 	if c.breaks == nil {
 		c.breaks = map[*target]int{}
 	}
@@ -463,7 +479,6 @@ func (c *continuer) next(brk error, text []byte, allowed bool) (streamPart, bool
 		prev = t
 		body := prefillBody(rewriteBody(nil, r.body, &r.info, t.quotedModel, t.messages), text, t.cont)
 		try := c.tries(t) + 1
-		start := time.Now()
 		res, a, _ := r.attempt(c.ctx, rt, t, try, body)
 		a.Continued = true
 		if a.Action == Succeed {
@@ -471,7 +486,7 @@ func (c *continuer) next(brk error, text []byte, allowed bool) (streamPart, bool
 				// The probe, if this is one, is settled by the stream's
 				// verdict when it ends.
 				r.record(rt, a)
-				c.t, c.try, c.since = t, try, start
+				c.t, c.try = t, try
 				c.parts++
 				return sb.detach(probe), true
 			}
@@ -501,6 +516,11 @@ func (c *continuer) tries(t *target) int {
 // prefillBody adds the delivered text to a chat body as its final
 // assistant message, in the target's way (see Continuation).
 func prefillBody(body, text []byte, mode Continuation) []byte {
+	if len(text) == 0 {
+		// Nothing delivered but a role: the plain request, which any
+		// provider answers (some refuse an empty assistant message).
+		return body
+	}
 	var info bodyInfo
 	_ = scanBody(body, &info)
 	msgs := info.messages
@@ -541,7 +561,7 @@ func prefillBody(body, text []byte, mode Continuation) []byte {
 // "role", "choices", "delta", "index").
 func chunkContent(v []byte) (text []byte, roleOnly, ok bool) {
 	var choices []byte
-	nChoices, usage := 0, false
+	nChoices, ids, usage := 0, 0, false
 	ok = true
 	err := eachMember(v, func(name []byte, sp span) error {
 		n := memberName(name)
@@ -549,6 +569,11 @@ func chunkContent(v []byte) (text []byte, roleOnly, ok bool) {
 		switch {
 		case n == nil:
 			ok = false
+		case folds(n, "id"):
+			// openai-go reads "id" exactly, go-openai in any case: they
+			// must agree for the continuation's id to be the one seen.
+			ids++
+			ok = ok && string(n) == "id"
 		case folds(n, "choices"):
 			nChoices++
 			ok = ok && string(n) == "choices"
@@ -558,7 +583,7 @@ func chunkContent(v []byte) (text []byte, roleOnly, ok bool) {
 		}
 		return nil
 	})
-	if err != nil || !ok || nChoices > 1 {
+	if err != nil || !ok || nChoices > 1 || ids > 1 {
 		return nil, false, false
 	}
 	if choices == nil || string(choices) == "null" {
@@ -628,8 +653,8 @@ func deltaContent(d []byte, ok *bool) ([]byte, bool) {
 			switch {
 			case val[0] == '"':
 				s, err := decodeString(val)
-				if err != nil {
-					*ok = false
+				if err != nil || !faithful(val) {
+					*ok = false // decoders would not read the same text
 				}
 				text = s
 			case string(val) != "null":
@@ -655,6 +680,64 @@ func deltaContent(d []byte, ok *bool) ([]byte, bool) {
 		*ok = false
 	}
 	return text, len(text) > 0
+}
+
+// faithful reports whether every decoder reads a JSON string token the
+// same: raw bytes valid UTF-8, and no lone surrogate escape (encoding/json
+// reads one as U+FFFD, gjson, which openai-go uses, swallows what follows).
+func faithful(tok []byte) bool {
+	if !utf8.Valid(tok) {
+		return false
+	}
+	for i := 0; i < len(tok); i++ {
+		if tok[i] != '\\' {
+			continue
+		}
+		i++
+		if i >= len(tok) || tok[i] != 'u' {
+			continue
+		}
+		r, ok := hex4(tok[i+1:])
+		switch {
+		case !ok:
+			return false
+		case r >= 0xDC00 && r <= 0xDFFF:
+			return false // a low surrogate with no high one before it
+		case r >= 0xD800 && r <= 0xDBFF:
+			lo, ok := rune(0), false
+			if j := i + 5; j+1 < len(tok) && tok[j] == '\\' && tok[j+1] == 'u' {
+				lo, ok = hex4(tok[j+2:])
+			}
+			if !ok || lo < 0xDC00 || lo > 0xDFFF {
+				return false
+			}
+			i += 6 // the low half
+		}
+		i += 4
+	}
+	return true
+}
+
+// hex4 reads four hex digits.
+func hex4(p []byte) (rune, bool) {
+	if len(p) < 4 {
+		return 0, false
+	}
+	var r rune
+	for _, c := range p[:4] {
+		r <<= 4
+		switch {
+		case c >= '0' && c <= '9':
+			r |= rune(c - '0')
+		case c >= 'a' && c <= 'f':
+			r |= rune(c - 'a' + 10)
+		case c >= 'A' && c <= 'F':
+			r |= rune(c - 'A' + 10)
+		default:
+			return 0, false
+		}
+	}
+	return r, true
 }
 
 // folds reports whether a decoded member name equals want (lower case)

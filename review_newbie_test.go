@@ -675,11 +675,26 @@ func TestNewbieInBandPolicyRefusalOpenAIGo(t *testing.T) {
 	if r != nil {
 		t.Logf("choices %d, raw %s", len(r.Choices), r.RawJSON())
 	}
-	assert.Error(t, err, "an error inside a 200 is an error: the caller must not get a ChatCompletion with no choices")
+	var oerr *openai.Error
+	require.ErrorAs(t, err, &oerr, "an error inside a 200 is an error: the caller must not get a ChatCompletion with no choices")
+	assert.Nil(t, r)
+	assert.Equal(t, 400, oerr.StatusCode)
+	assert.Equal(t, "content_policy_violation", oerr.Code)
+	assert.Equal(t, "invalid_request_error", oerr.Type)
+	assert.Equal(t, "blocked by policy", oerr.Message)
+	require.NotNil(t, res)
+	assert.Equal(t, "200", res.Header.Get(gwtransport.HeaderStatusRewritten))
+	assert.Equal(t, "false", res.Header.Get("X-Should-Retry"))
 	assert.Equal(t, 0, s.fallback.Count())
 	gr, gerr := s.goClient.CreateChatCompletion(context.Background(), goopenai.ChatCompletionRequest{Model: "gateway", Messages: []goopenai.ChatCompletionMessage{{Role: "user", Content: "hi"}}})
 	t.Logf("go-openai: choices=%d err=%v", len(gr.Choices), gerr)
-	assert.Error(t, gerr)
+	var gapi *goopenai.APIError
+	require.ErrorAs(t, gerr, &gapi)
+	assert.Equal(t, 400, gapi.HTTPStatusCode)
+	assert.Equal(t, "content_policy_violation", gapi.Code)
+	assert.Equal(t, "invalid_request_error", gapi.Type)
+	assert.Equal(t, "blocked by policy", gapi.Message)
+	assert.Equal(t, 0, s.fallback.Count())
 }
 
 func TestNewbieMalformedLimitZero(t *testing.T) {

@@ -193,14 +193,11 @@ func TestReviewThreadEventContentCountedAsDelivered(t *testing.T) {
 		},
 		func(w http.ResponseWriter, r *http.Request, n int) { continuationOf(w, "-two.") })
 	text, err := openaiStreamText(t, openaiVia(a, tr))
-	reqs := b.requests()
-	require.Len(t, reqs, 1, "one continuation")
-	prefill, ok := prefillOf(t, reqs[0])
-	require.True(t, ok)
-	t.Logf("openai-go read %q (err %v); prefill sent to the continuation %q", text, err, prefill)
-	if err == nil {
-		assert.Equal(t, prefill+"-two.", text, "the caller must read exactly the prefill followed by the continuation: no text lost")
-	}
+	// What the caller read is not what the gateway would send as the
+	// prefill: the stream is never spliced, the break stays.
+	require.ErrorIs(t, err, gwtransport.ErrStreamTruncated)
+	assert.Equal(t, "The answer", text)
+	assert.Empty(t, b.requests(), "no continuation")
 }
 
 // openai-go stops at data starting with [DONE] whatever the event's name;
@@ -635,6 +632,9 @@ func TestReviewInBandRefusalEchoingKeyMasked(t *testing.T) {
 	got, _ := io.ReadAll(res.Body)
 	res.Body.Close()
 	t.Logf("status %d body %s", res.StatusCode, got)
+	assert.Equal(t, 400, res.StatusCode)
+	assert.Equal(t, "200", res.Header.Get(gwtransport.HeaderStatusRewritten))
+	assert.Contains(t, string(got), `"code":"content_policy_violation"`)
 	assert.NotContains(t, string(got), "secret-999")
 	assert.NotContains(t, string(got), `\u0073k-b`)
 	assert.Empty(t, b.requests(), "a refusal fails fast")
@@ -727,7 +727,7 @@ func TestReviewCaseVariantIDSplice(t *testing.T) {
 	for {
 		r, err := s.Recv()
 		if err != nil {
-			require.ErrorIs(t, err, io.EOF)
+			require.ErrorIs(t, err, gwtransport.ErrStreamTruncated)
 			break
 		}
 		ids[r.ID] = true
@@ -736,7 +736,7 @@ func TestReviewCaseVariantIDSplice(t *testing.T) {
 		}
 	}
 	t.Logf("text %q ids %v", text, ids)
-	assert.Equal(t, "The answer is forty-two.", text)
+	assert.Equal(t, "The answer", text, "never spliced: the decoders disagree on the id")
 	assert.Len(t, ids, 1, "one answer, one id")
 }
 
@@ -851,12 +851,10 @@ func TestReviewSurrogateContentReadings(t *testing.T) {
 		},
 		func(w http.ResponseWriter, r *http.Request, n int) { continuationOf(w, " end.") })
 	text, err := openaiStreamText(t, openaiVia(a, tr))
-	reqs := b.requests()
-	require.Len(t, reqs, 1)
-	prefill, _ := prefillOf(t, reqs[0])
-	t.Logf("openai-go read %q err %v; prefill %q", text, err, prefill)
-	require.NoError(t, err)
-	assert.Equal(t, prefill+" end.", text)
+	// Decoders read a lone surrogate differently: never spliced.
+	require.ErrorIs(t, err, gwtransport.ErrStreamTruncated)
+	assert.NotContains(t, text, "end.")
+	assert.Empty(t, b.requests(), "no continuation")
 }
 
 // Consecutive broken streams open the breaker even when each is rescued.
@@ -877,8 +875,9 @@ func TestReviewRescuedBrokenStreamsOpenBreaker(t *testing.T) {
 	assert.Len(t, b.requests(), 3)
 }
 
-// The continuation fails in band after some text: the caller's read gets
-// the continuation's error, not the original break.
+// The continuation fails in band after some text: once spliced, the
+// continuation is the stream, and its own failure is what the caller's read
+// gets (as the README says), never a success.
 func TestReviewContinuationInBandErrorSurfaces(t *testing.T) {
 	a, _, tr := rescueRig(t,
 		func(w http.ResponseWriter, r *http.Request, n int) {
@@ -897,7 +896,10 @@ func TestReviewContinuationInBandErrorSurfaces(t *testing.T) {
 	got, err := io.ReadAll(res.Body)
 	res.Body.Close()
 	t.Logf("read %d bytes, err %v", len(got), err)
-	assert.ErrorIs(t, err, gwtransport.ErrStreamTruncated, "the original break")
+	var se *gwtransport.StreamError
+	require.ErrorAs(t, err, &se, "the spliced part's own failure")
+	assert.Equal(t, "overloaded", se.Code)
+	assert.Contains(t, string(got), `" is"`, "the continuation's text before its failure was delivered")
 }
 
 // bytes.TrimSpace is not JSON's white space: data framed by U+00A0 (or
