@@ -77,7 +77,7 @@ func WithContinuation(on bool) Option {
 // X-Gwtransport-Fallback-Reason: read them from res.Trailer after EOF
 // (with openai-go, the response given by option.WithResponseInto, once
 // the stream's Next returned false). Every reader, go-openai's included,
-// sees a splice in the trail (WithTrail, WithOnAttempt): the break, then
+// sees a splice in the trail (ContextWithTrail, WithOnAttempt): the break, then
 // an attempt marked Continued.
 //
 // Declare the mode the target really implements: a target declared

@@ -81,7 +81,7 @@ func TestVerifiedJSONReadings(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			v := newVerifySetup(t, func(int) wire { return wire{raw: rawWith(tc.headers, tc.body)} })
-			ctx, trail := gwtransport.WithTrail(context.Background())
+			ctx, trail := gwtransport.ContextWithTrail(context.Background())
 			res, body, err := v.post(t, ctx)
 			require.NoError(t, err)
 			as := trail.Attempts()
@@ -154,7 +154,7 @@ func TestInBandErrorHandedOverWithItsStatus(t *testing.T) {
 			v := newVerifySetup(t, func(int) wire {
 				return wire{raw: rawWith([]string{ct, "X-Gwtransport-Status-Rewritten: 999"}, tc.body)}
 			}, failFastInBand)
-			ctx, trail := gwtransport.WithTrail(context.Background())
+			ctx, trail := gwtransport.ContextWithTrail(context.Background())
 			res, body, err := v.post(t, ctx)
 			require.NoError(t, err)
 			assert.Equal(t, tc.status, res.StatusCode)
