@@ -198,6 +198,11 @@ func (g *gateway) roundTrip(req *http.Request, snd sender) (*http.Response, erro
 	if req.ContentLength > g.s.maxBodyBytes {
 		return snd.pass(req) // too large to buffer, and nothing read yet
 	}
+	if req.GetBody != nil && req.ContentLength >= replayMin {
+		if sc, ok := scanReplay(req); ok {
+			return g.roundTripReplay(req, snd, &sc) // see replay.go
+		}
+	}
 	body, rest, err := readBody(req.Body, req.ContentLength, g.s.maxBodyBytes)
 	if err != nil {
 		req.Body.Close()
@@ -362,6 +367,11 @@ type run struct {
 	final    *failure   // the response to give the caller if every target fails
 	// mark is the caller's context, marked as an attempt's (attemptmark.go).
 	mark *attemptCtx
+	// splice is the current target's body when the caller's bytes are
+	// replayed rather than copied (replay.go); scan is what their scan
+	// found, for the next target's splice.
+	splice *splice
+	scan   *scanned
 	// Waits for cooling targets (cooling.go): how many, their total, and
 	// the part not yet shown on an attempt.
 	coolWaits   int
@@ -413,7 +423,7 @@ targets:
 			rt.emit(Event{Kind: EventFallback, Time: pick.now, Route: rt.name, Target: prev.name, Next: t.name})
 		}
 		prev = t
-		out := rewriteBody(nil, r.body, &r.info, t.quotedModel, t.messages)
+		out := r.bodyFor(t) // nil when spliced on the fly (replay.go)
 		var bo interface{ NextBackOff() time.Duration }
 		retries, switches := 0, 0
 		for try := 1; ; try++ {
@@ -690,6 +700,9 @@ func (r *run) attempt(ctx context.Context, rt *route, t *target, try int, body [
 	}
 
 	out, keyIdx, err := g.newAttemptRequest(actx, r.req, &r.origin, t, body, r.ownCreds != nil, s.clock.Now())
+	if err == nil && body == nil && r.splice != nil {
+		err = r.splice.attach(out) // the caller's bytes, edited as they are sent
+	}
 	r.key = keyIdx
 	if err != nil {
 		a.Err = err
@@ -960,9 +973,11 @@ func (g *gateway) newAttemptRequest(ctx context.Context, req *http.Request, o *o
 	out := req.WithContext(ctx) // a shallow copy: the fields below are replaced, never modified
 	out.URL = u
 	out.Host = ""
-	out.Body = io.NopCloser(bytes.NewReader(body))
-	out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
-	out.ContentLength = int64(len(body))
+	if body != nil {
+		out.Body = io.NopCloser(bytes.NewReader(body))
+		out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+		out.ContentLength = int64(len(body))
+	}
 	// Only a provider whose base URL the request URL matched gets its
 	// configured key and headers on the caller's URL: an inferred origin
 	// (an Azure shape, the client provider by default) may be any host.
