@@ -462,36 +462,32 @@ func (r *spliceReader) Close() error {
 	return nil
 }
 
-// roundTripReplay is roundTrip for a body scanned by scanReplay: the same
+// prepareReplay is prepare for a body scanned by scanReplay: the same
 // decisions, without a copy of the body.
-func (g *gateway) roundTripReplay(req *http.Request, snd sender, sc *scanned) (*http.Response, error) {
-	var (
-		rt    *route
-		first int
-		ok    bool
-	)
+func (g *gateway) prepareReplay(req *http.Request, snd sender, sc *scanned) (r *run, rt *route, first int, pass *http.Request, err error) {
+	var ok bool
 	if sc.scanErr != errNotObject && sc.info.modelIsString {
 		rt, first, ok = g.lookup(sc.info.model)
 	}
 	if !ok {
 		sc.release()
-		return snd.pass(req) // the caller's request, its body unread
+		return nil, nil, 0, req, nil // the caller's request, its body unread
 	}
 	req.Body.Close() // never read: each attempt replays the bytes
 	snd.call.intercepted()
 	if sc.scanErr != nil {
 		sc.release()
-		return nil, fmt.Errorf("%w: %v", ErrMalformedBody, sc.scanErr)
+		return nil, nil, 0, nil, fmt.Errorf("%w: %v", ErrMalformedBody, sc.scanErr)
 	}
 	if sc.info.conflict != "" {
 		sc.release()
-		return nil, fmt.Errorf("%w: %s", ErrMalformedBody, sc.info.conflict)
+		return nil, nil, 0, nil, fmt.Errorf("%w: %s", ErrMalformedBody, sc.info.conflict)
 	}
 	if sc.info.ambiguous != "" && rt.prepends {
 		sc.release()
-		return nil, fmt.Errorf("%w: %s", ErrMalformedBody, sc.info.ambiguous)
+		return nil, nil, 0, nil, fmt.Errorf("%w: %s", ErrMalformedBody, sc.info.ambiguous)
 	}
-	r := &run{g: g, req: req, body: sc.body, snd: snd, scan: sc}
+	r = &run{g: g, req: req, body: sc.body, snd: snd, scan: sc}
 	if sc.pooled != nil && sc.info.stream && sc.info.messages.start >= 0 {
 		// A stream the continuation may rescue: its prefill is built from
 		// the caller's bytes (continuation.go), kept for it alone.
@@ -500,7 +496,7 @@ func (g *gateway) roundTripReplay(req *http.Request, snd sender, sc *scanned) (*
 	sc.release()
 	r.info = sc.info
 	r.attempts = r.inPlace[:0]
-	return r.start(rt, first)
+	return r, rt, first, nil, nil
 }
 
 // bodyFor returns a target's body rewritten in memory, or nil after

@@ -190,60 +190,73 @@ func (s sender) pass(r *http.Request) (*http.Response, error) {
 	return s.base.RoundTrip(r)
 }
 
-// roundTrip is the whole life of one caller request.
+// roundTrip is the whole life of one caller request. The body is read
+// and scanned in prepare, whose large frame is gone before the attempts
+// run: the caller's goroutine stack stays small while the request is in
+// flight (see BENCHMARKS.md, memory per request in flight).
 func (g *gateway) roundTrip(req *http.Request, snd sender) (*http.Response, error) {
+	r, rt, first, pass, err := g.prepare(req, snd)
+	switch {
+	case err != nil:
+		return nil, err
+	case pass != nil:
+		return snd.pass(pass)
+	}
+	return r.start(rt, first)
+}
+
+// prepare reads and scans a caller's request: it returns the run of an
+// intercepted request with its route and first target, or the request to
+// pass through as it is, or an error.
+func (g *gateway) prepare(req *http.Request, snd sender) (r *run, rt *route, first int, pass *http.Request, err error) {
 	if req.Body == nil || req.Body == http.NoBody || !mayCarryModel(req.Header) {
-		return snd.pass(req)
+		return nil, nil, 0, req, nil
 	}
 	if req.ContentLength > g.s.maxBodyBytes {
-		return snd.pass(req) // too large to buffer, and nothing read yet
+		return nil, nil, 0, req, nil // too large to buffer, and nothing read yet
 	}
 	if req.GetBody != nil && req.ContentLength >= replayMin {
 		if sc, ok := scanReplay(req); ok {
-			return g.roundTripReplay(req, snd, &sc) // see replay.go
+			return g.prepareReplay(req, snd, &sc) // see replay.go
 		}
 	}
 	body, rest, err := readBody(req.Body, req.ContentLength, g.s.maxBodyBytes)
 	if err != nil {
 		req.Body.Close()
-		return nil, fmt.Errorf("gwtransport: reading the request body: %w", err)
+		return nil, nil, 0, nil, fmt.Errorf("gwtransport: reading the request body: %w", err)
 	}
 	if rest != nil {
 		// Too large to buffer: stream it through untouched.
-		return snd.pass(withPrefix(req, body, rest))
+		return nil, nil, 0, withPrefix(req, body, rest), nil
 	}
 	req.Body.Close()
 	if !looksLikeJSONObject(body) {
-		return snd.pass(withBody(req, body))
+		return nil, nil, 0, withBody(req, body), nil
 	}
 	var info bodyInfo
 	scanErr := scanBody(body, &info)
-	var (
-		rt    *route
-		first int
-		ok    bool
-	)
+	var ok bool
 	if info.modelIsString {
 		rt, first, ok = g.lookup(info.model)
 	}
 	if !ok {
-		return snd.pass(withBody(req, body))
+		return nil, nil, 0, withBody(req, body), nil
 	}
 	snd.call.intercepted()
 	if scanErr != nil {
-		return nil, fmt.Errorf("%w: %v", ErrMalformedBody, scanErr)
+		return nil, nil, 0, nil, fmt.Errorf("%w: %v", ErrMalformedBody, scanErr)
 	}
 	if info.conflict != "" {
-		return nil, fmt.Errorf("%w: %s", ErrMalformedBody, info.conflict)
+		return nil, nil, 0, nil, fmt.Errorf("%w: %s", ErrMalformedBody, info.conflict)
 	}
 	if info.ambiguous != "" && rt.prepends {
 		// Model messages would go to one list and a decoder might read
 		// another.
-		return nil, fmt.Errorf("%w: %s", ErrMalformedBody, info.ambiguous)
+		return nil, nil, 0, nil, fmt.Errorf("%w: %s", ErrMalformedBody, info.ambiguous)
 	}
-	r := &run{g: g, req: req, body: body, info: info, snd: snd}
+	r = &run{g: g, req: req, body: body, info: info, snd: snd}
 	r.attempts = r.inPlace[:0]
-	return r.start(rt, first)
+	return r, rt, first, nil, nil
 }
 
 // start prepares an intercepted request and runs its attempts.
