@@ -45,19 +45,21 @@ type scanned struct {
 // scanReplay reads the body through GetBody and scans it. ok is false when
 // the replay path cannot take the request (GetBody failed, or replayed a
 // different length): req.Body is unread then, and the plain path goes on.
-func scanReplay(req *http.Request) (sc scanned, ok bool) {
+func scanReplay(req *http.Request, call *sdkCall) (sc scanned, ok bool) {
+	n := req.ContentLength
 	rc, err := req.GetBody()
 	if err != nil || rc == nil {
 		return sc, false
 	}
 	defer rc.Close()
-	n := req.ContentLength
 	p, own := inMemory(rc)
 	if own {
 		if int64(len(p)) != n {
 			return sc, false
 		}
 		sc.body = p
+	} else if n < replayMin {
+		return sc, false // small: the plain path reads req.Body
 	} else {
 		buf := getBuf(int(n))
 		if _, err := io.ReadFull(rc, *buf); err != nil {
@@ -77,13 +79,35 @@ func scanReplay(req *http.Request) (sc scanned, ok bool) {
 		sc.release()
 		return sc, true
 	}
-	sc.scanErr = scanBody(p, &sc.info)
+	if m := call.memoOf(p); m != nil {
+		sc.info, sc.scanErr = m.info, m.err // scanned when the call started
+	} else {
+		sc.scanErr = scanBody(p, &sc.info)
+	}
 	sc.msgSpot = prependSpot(p, sc.info.messages, false)
 	sc.inSpot = prependSpot(p, sc.info.input, true)
 	return sc, true
 }
 
 var errNotObject = errors.New("not a JSON object")
+
+// scanMemo is the scan of an openai-go call's body made when the call
+// started (sdk.go, takes): the gateway's own read of the very same bytes
+// (the same array, the same length) reuses it rather than scan again.
+type scanMemo struct {
+	p    *byte
+	n    int
+	info bodyInfo
+	err  error
+}
+
+// memoOf returns the call's scan of p, if it made one of these bytes.
+func (c *sdkCall) memoOf(p []byte) *scanMemo {
+	if c == nil || c.memo == nil || len(p) == 0 || c.memo.n != len(p) || c.memo.p != &p[0] {
+		return nil
+	}
+	return c.memo
+}
 
 // release gives the pooled buffer back. info.model aliases it: it must not
 // be read after.
@@ -488,6 +512,11 @@ func (g *gateway) prepareReplay(req *http.Request, snd sender, sc *scanned) (r *
 		return nil, nil, 0, nil, fmt.Errorf("%w: %s", ErrMalformedBody, sc.info.ambiguous)
 	}
 	r = &run{g: g, req: req, body: sc.body, snd: snd, scan: sc}
+	if sc.size < replayMin {
+		// Small: rewritten in memory (net/http then writes headers and
+		// body in one packet), from the caller's bytes without a copy.
+		r.scan = nil
+	}
 	if sc.pooled != nil && sc.info.stream && sc.info.messages.start >= 0 {
 		// A stream the continuation may rescue: its prefill is built from
 		// the caller's bytes (continuation.go), kept for it alone.

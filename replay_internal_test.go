@@ -260,7 +260,7 @@ func TestSpliceShortBody(t *testing.T) {
 // refuses a GetBody that replays another length or fails, leaving Body
 // unread for the plain path.
 func TestScanReplayBodies(t *testing.T) {
-	body := []byte(`{"model":"gateway","messages":[]}` + strings.Repeat(" ", 100))
+	body := []byte(`{"model":"gateway","messages":[]}` + strings.Repeat(" ", int(replayMin)))
 	cases := []struct {
 		name string
 		req  func() *http.Request
@@ -305,7 +305,7 @@ func TestScanReplayBodies(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			req := tc.req()
-			sc, ok := scanReplay(req)
+			sc, ok := scanReplay(req, nil)
 			require.Equal(t, tc.ok, ok)
 			if !ok {
 				got, err := io.ReadAll(req.Body)
@@ -320,6 +320,41 @@ func TestScanReplayBodies(t *testing.T) {
 				require.Same(t, &body[0], &sc.body[0], "no copy of the caller's bytes")
 			}
 			sc.release()
+		})
+	}
+}
+
+// TestScanMemoOnlyForTheSameBytes: the scan an openai-go call made when it
+// started is reused for the very same bytes only: never for a copy of
+// them, another length, or other bytes a middleware put in their place.
+func TestScanMemoOnlyForTheSameBytes(t *testing.T) {
+	mine := []byte(`{"model":"gateway","messages":[]}`)
+	var info bodyInfo
+	require.NoError(t, scanBody(mine, &info))
+	call := &sdkCall{memo: &scanMemo{p: &mine[0], n: len(mine), info: info}}
+	other := []byte(`{"model":"other-x","messages":[]}`)
+	cases := []struct {
+		name string
+		body []byte
+		want string
+	}{
+		{"the same bytes", mine, "gateway"},
+		{"a copy", append([]byte(nil), mine...), "gateway"}, // scanned again, same result
+		{"other bytes of the same length", other, "other-x"},
+		{"a prefix of the same array", mine[:len(mine)-1], ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			req, err := http.NewRequest(http.MethodPost, "http://x/", bytes.NewReader(tc.body))
+			require.NoError(t, err)
+			sc, ok := scanReplay(req, call)
+			require.True(t, ok)
+			if tc.want == "" {
+				require.Error(t, sc.scanErr, "a cut body must be scanned, and fail")
+				return
+			}
+			require.Equal(t, tc.want, string(sc.info.model))
+			require.Equal(t, tc.name == "the same bytes", call.memoOf(sc.body) != nil)
 		})
 	}
 }

@@ -215,8 +215,8 @@ func (g *gateway) prepare(req *http.Request, snd sender) (r *run, rt *route, fir
 	if req.ContentLength > g.s.maxBodyBytes {
 		return nil, nil, 0, req, nil // too large to buffer, and nothing read yet
 	}
-	if req.GetBody != nil && req.ContentLength >= replayMin {
-		if sc, ok := scanReplay(req); ok {
+	if req.GetBody != nil && req.ContentLength > 0 {
+		if sc, ok := scanReplay(req, snd.call); ok {
 			return g.prepareReplay(req, snd, &sc) // see replay.go
 		}
 	}
