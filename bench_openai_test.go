@@ -89,11 +89,14 @@ func BenchmarkOpenAI(b *testing.B) {
 						b.SetBytes(int64(size))
 						b.ReportAllocs()
 						b.ResetTimer()
+						cpu := cpuTime()
 						for i := 0; i < b.N; i++ {
 							if err := openAICall(c, model, prompt, stream); err != nil {
 								b.Fatal(err)
 							}
 						}
+						b.StopTimer()
+						reportCPU(b, cpu)
 					})
 				}
 			}
@@ -128,12 +131,23 @@ func BenchmarkReplayThreshold(b *testing.B) {
 				b.SetBytes(int64(len(body)))
 				b.ReportAllocs()
 				b.ResetTimer()
+				cpu := cpuTime()
 				for i := 0; i < b.N; i++ {
 					if _, err := post(c, url, body, false); err != nil {
 						b.Fatal(err)
 					}
 				}
+				b.StopTimer()
+				reportCPU(b, cpu)
 			})
 		}
+	}
+}
+
+// reportCPU adds the process CPU time per operation since start (see
+// cpuTime).
+func reportCPU(b *testing.B, start int64) {
+	if start > 0 && b.N > 0 {
+		b.ReportMetric(float64(cpuTime()-start)/float64(b.N), "cpu-ns/op")
 	}
 }

@@ -39,20 +39,22 @@ type scanned struct {
 	pooled  *[]byte // the pooled buffer the body was read into, if any
 	// where model messages go: into "messages", else into "input"
 	msgSpot, inSpot prependAt
+	grab            grab // inMemory's writer, allocated with the rest
 	size            int64
 }
 
 // scanReplay reads the body through GetBody and scans it. ok is false when
 // the replay path cannot take the request (GetBody failed, or replayed a
 // different length): req.Body is unread then, and the plain path goes on.
-func scanReplay(req *http.Request, call *sdkCall) (sc scanned, ok bool) {
+func scanReplay(req *http.Request, call *sdkCall) (sc *scanned, ok bool) {
 	n := req.ContentLength
 	rc, err := req.GetBody()
 	if err != nil || rc == nil {
 		return sc, false
 	}
 	defer rc.Close()
-	p, own := inMemory(rc)
+	sc = &scanned{}
+	p, own := inMemory(rc, &sc.grab)
 	if own {
 		if int64(len(p)) != n {
 			return sc, false
@@ -101,6 +103,9 @@ type scanMemo struct {
 	err  error
 }
 
+// scanned reports whether the call scanned its body when it started.
+func (c *sdkCall) scanned() bool { return c != nil && c.memo != nil }
+
 // memoOf returns the call's scan of p, if it made one of these bytes.
 func (c *sdkCall) memoOf(p []byte) *scanMemo {
 	if c == nil || c.memo == nil || len(p) == 0 || c.memo.n != len(p) || c.memo.p != &p[0] {
@@ -123,7 +128,7 @@ func (sc *scanned) release() {
 // io.NopCloser over a *bytes.Reader (what http.NewRequest's and openai-go's
 // GetBody return): bytes.Reader.WriteTo hands its unread bytes over in one
 // Write. Any other reader is left unread.
-func inMemory(rc io.ReadCloser) ([]byte, bool) {
+func inMemory(rc io.ReadCloser, g *grab) ([]byte, bool) {
 	var r any = rc
 	if v := reflect.ValueOf(rc); v.Kind() == reflect.Struct && v.Type().PkgPath() == "io" && v.NumField() == 1 {
 		if f := v.Field(0); f.CanInterface() {
@@ -134,8 +139,7 @@ func inMemory(rc io.ReadCloser) ([]byte, bool) {
 	if !ok {
 		return nil, false
 	}
-	var g grab
-	if _, err := br.WriteTo(&g); err != nil || g.calls > 1 {
+	if _, err := br.WriteTo(g); err != nil || g.calls > 1 {
 		return nil, false
 	}
 	if g.p == nil {

@@ -215,9 +215,9 @@ func (g *gateway) prepare(req *http.Request, snd sender) (r *run, rt *route, fir
 	if req.ContentLength > g.s.maxBodyBytes {
 		return nil, nil, 0, req, nil // too large to buffer, and nothing read yet
 	}
-	if req.GetBody != nil && req.ContentLength > 0 {
+	if req.GetBody != nil && (req.ContentLength >= replayMin || req.ContentLength > 0 && snd.call.scanned()) {
 		if sc, ok := scanReplay(req, snd.call); ok {
-			return g.prepareReplay(req, snd, &sc) // see replay.go
+			return g.prepareReplay(req, snd, sc) // see replay.go
 		}
 	}
 	body, rest, err := readBody(req.Body, req.ContentLength, g.s.maxBodyBytes)
