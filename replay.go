@@ -533,12 +533,64 @@ func (g *gateway) prepareReplay(req *http.Request, snd sender, sc *scanned) (r *
 }
 
 // bodyFor returns a target's body rewritten in memory, or nil after
-// making r.splice the target's body when the caller's bytes are replayed.
+// making r.splice the target's body: when the caller's bytes are replayed,
+// and for a large body the gateway had to copy (no GetBody), spliced from
+// that copy rather than copied again per target.
 func (r *run) bodyFor(t *target) []byte {
+	if r.scan == nil && int64(len(r.body)) >= replayMin {
+		r.scan = &scanned{body: r.body, size: int64(len(r.body)),
+			msgSpot: prependSpot(r.body, r.info.messages, false), inSpot: prependSpot(r.body, r.info.input, true)}
+	}
 	if r.scan == nil {
 		return rewriteBody(nil, r.body, &r.info, t.quotedModel, t.messages)
 	}
 	r.scan.info = r.info // the op may have cleared messages or input (run.start)
 	r.splice = newSplice(r.scan, r.req.GetBody, t.quotedModel, t.messages)
 	return nil
+}
+
+// chunkSize is the size of the pooled chunks a body of unknown length is
+// read into.
+const chunkSize = 32 << 10
+
+var chunkPool = sync.Pool{New: func() any { b := make([]byte, chunkSize); return &b }}
+
+// readChunks reads r to its end into pooled chunks, then copies them into
+// one allocation of the exact size: at most twice the body's size while it
+// is read, the body's size after.
+func readChunks(r io.Reader) ([]byte, error) {
+	var (
+		chunks [](*[]byte)
+		total  int
+		last   int // bytes in the last chunk
+		err    error
+	)
+	defer func() {
+		for _, c := range chunks {
+			chunkPool.Put(c)
+		}
+	}()
+	for err == nil {
+		if len(chunks) == 0 || last == chunkSize {
+			chunks = append(chunks, chunkPool.Get().(*[]byte))
+			last = 0
+		}
+		c := *chunks[len(chunks)-1]
+		var n int
+		n, err = r.Read(c[last:])
+		last += n
+		total += n
+	}
+	if err != io.EOF {
+		return nil, err
+	}
+	body := make([]byte, 0, total)
+	for i, c := range chunks {
+		if i == len(chunks)-1 {
+			body = append(body, (*c)[:last]...)
+		} else {
+			body = append(body, *c...)
+		}
+	}
+	return body, nil
 }

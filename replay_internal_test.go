@@ -358,3 +358,32 @@ func TestScanMemoOnlyForTheSameBytes(t *testing.T) {
 		})
 	}
 }
+
+// TestReadChunks: a body of unknown length is read whole and exactly,
+// whatever the sizes its reader hands out, into one allocation of its own
+// size (no doubling buffer kept), and a read error is returned.
+func TestReadChunks(t *testing.T) {
+	rng := rand.New(rand.NewSource(3))
+	for _, n := range []int{0, 1, chunkSize - 1, chunkSize, chunkSize + 1, 3*chunkSize + 17, 1 << 20} {
+		want := make([]byte, n)
+		rng.Read(want)
+		for _, wrap := range []func(io.Reader) io.Reader{
+			func(r io.Reader) io.Reader { return r },
+			iotest.HalfReader,
+			iotest.DataErrReader,
+			func(r io.Reader) io.Reader { return &pieceReader{p: want, rng: rng} },
+		} {
+			got, err := readChunks(wrap(bytes.NewReader(want)))
+			require.NoError(t, err)
+			require.Equal(t, want, got)
+			require.Equal(t, len(got), cap(got), "held exactly at its size")
+			body, rest, err := readBody(wrap(bytes.NewReader(want)), -1, int64(n))
+			require.NoError(t, err)
+			require.Nil(t, rest)
+			require.Equal(t, want, body)
+			require.Equal(t, len(body), cap(body))
+		}
+	}
+	_, err := readChunks(iotest.TimeoutReader(bytes.NewReader(make([]byte, 10))))
+	require.ErrorIs(t, err, iotest.ErrTimeout)
+}

@@ -53,6 +53,11 @@ var bodyKinds = map[string]func(url, body string) *http.Request{
 		r.GetBody = nil
 		return r
 	},
+	"unknown length": func(url, body string) *http.Request {
+		r, _ := http.NewRequest(http.MethodPost, url, io.NopCloser(strings.NewReader(body)))
+		r.ContentLength = -1
+		return r
+	},
 }
 
 // TestLargeBodiesRewrittenExactly: a large body, whatever its reader,

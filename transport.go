@@ -322,15 +322,16 @@ func readBody(r io.Reader, length, max int64) (body []byte, rest io.Reader, err 
 		}
 		return body, nil, nil
 	}
-	buf := bytes.NewBuffer(make([]byte, 0, 4096))
-	n, err := buf.ReadFrom(io.LimitReader(r, max+1))
+	// Unknown length: read in pooled chunks, then one exact allocation
+	// (see readChunks): the body costs its size, not a doubling buffer's.
+	body, err = readChunks(io.LimitReader(r, max+1))
 	if err != nil {
 		return nil, nil, err
 	}
-	if n > max {
-		return buf.Bytes(), r, nil
+	if int64(len(body)) > max {
+		return body, r, nil
 	}
-	return buf.Bytes(), nil, nil
+	return body, nil, nil
 }
 
 // withBody returns a shallow copy of req carrying body, replayable. The
