@@ -29,7 +29,7 @@ import (
 // in-memory body with the headers in one packet, while a body it does not
 // know (the splice) has its headers flushed on their own first. Measured in
 // BENCHMARKS.md (BenchmarkReplayThreshold).
-var replayMin int64 = 16 << 10 // a variable for BenchmarkReplayThreshold alone
+var replayMin int64 = 8 << 10 // a variable for BenchmarkReplayThreshold alone
 
 // scanned is what the replay path learnt of a body.
 type scanned struct {
