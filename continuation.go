@@ -188,10 +188,10 @@ func (x *streamExt) track(v []byte) {
 		x.evSolid, x.evBad = true, true
 		return
 	}
-	text, roleOnly, ok := chunkContent(v)
+	text, ok := chunkContent(v)
 	x.evText = append(x.evText, text...)
 	x.evBad = x.evBad || !ok || x.evData > 1
-	if roleOnly {
+	if roleOnly(v) { // as the commit point reads it: nothing else is dropped
 		x.evDrop = true
 	} else {
 		x.evSolid = true
@@ -553,15 +553,15 @@ func prefillBody(body, text []byte, mode Continuation) []byte {
 	return out
 }
 
-// chunkContent reads one chat chunk for the rescue: its content, whether
-// it carries nothing but a role (no content, finish or usage), and ok
+// chunkContent reads one chat chunk for the rescue: its content, and ok
 // false when it carries anything a prefill cannot reproduce (a tool call,
 // a refusal, reasoning, audio, logprobs, another choice) or that decoders
 // could read differently (a case variant or a duplicate of "content",
-// "role", "choices", "delta", "index").
-func chunkContent(v []byte) (text []byte, roleOnly, ok bool) {
+// "role", "choices", "delta", "index", "id"). Whether it is role-only is
+// roleOnly's to say, as at the commit point.
+func chunkContent(v []byte) (text []byte, ok bool) {
 	var choices []byte
-	nChoices, ids, usage := 0, 0, false
+	nChoices, ids := 0, 0
 	ok = true
 	err := eachMember(v, func(name []byte, sp span) error {
 		n := memberName(name)
@@ -578,21 +578,19 @@ func chunkContent(v []byte) (text []byte, roleOnly, ok bool) {
 			nChoices++
 			ok = ok && string(n) == "choices"
 			choices = val
-		case folds(n, "usage"):
-			usage = usage || string(val) != "null"
 		}
 		return nil
 	})
 	if err != nil || !ok || nChoices > 1 || ids > 1 {
-		return nil, false, false
+		return nil, false
 	}
 	if choices == nil || string(choices) == "null" {
-		return nil, false, true
+		return nil, true
 	}
 	if choices[0] != '[' {
-		return nil, false, false
+		return nil, false
 	}
-	count, finish, hasContent := 0, false, false
+	count := 0
 	err = eachElement(choices, func(_ int, el []byte) error {
 		count++
 		if el[0] != '{' {
@@ -610,15 +608,11 @@ func chunkContent(v []byte) (text []byte, roleOnly, ok bool) {
 				ok = ok && string(n) == "index" && string(val) == "0"
 			case folds(n, "logprobs"):
 				ok = ok && string(val) == "null"
-			case folds(n, "finish_reason"):
-				finish = finish || string(val) != "null"
 			case folds(n, "delta"):
 				deltas++
 				ok = ok && string(n) == "delta"
 				if val[0] == '{' {
-					var c bool
-					text, c = deltaContent(val, &ok)
-					hasContent = hasContent || c
+					text = deltaContent(val, &ok)
 				} else if string(val) != "null" {
 					ok = false
 				}
@@ -631,15 +625,15 @@ func chunkContent(v []byte) (text []byte, roleOnly, ok bool) {
 		return nil
 	})
 	if err != nil || count > 1 {
-		return nil, false, false
+		return nil, false
 	}
-	return text, ok && count == 1 && !finish && !usage && !hasContent, ok
+	return text, ok
 }
 
 // deltaContent reads a delta: exactly "role" and "content" (each once,
 // spelled exactly), any other member null or empty. It returns the
-// content and whether it is not empty.
-func deltaContent(d []byte, ok *bool) ([]byte, bool) {
+// content.
+func deltaContent(d []byte, ok *bool) []byte {
 	var text []byte
 	roles, contents := 0, 0
 	err := eachMember(d, func(name []byte, sp span) error {
@@ -679,7 +673,7 @@ func deltaContent(d []byte, ok *bool) ([]byte, bool) {
 	if err != nil || roles > 1 || contents > 1 {
 		*ok = false
 	}
-	return text, len(text) > 0
+	return text
 }
 
 // faithful reports whether every decoder reads a JSON string token the

@@ -1031,6 +1031,9 @@ type streamBody struct {
 	evData   bool // the event being read has data other than a keep-alive
 
 	complete atomic.Bool // a complete event was dispatched
+	// doneSeen: a [DONE] line was handed over (its event may not be
+	// dispatched yet: a reader such as go-openai stops at the line).
+	doneSeen atomic.Bool
 	// graceFrom is up.waited() when the stream completed or, after that,
 	// when the last event with data other than a keep-alive was
 	// dispatched: the finish grace counts the provider's silence from
@@ -1284,6 +1287,7 @@ func (s *streamBody) data(v []byte) (bool, error) {
 		return true, nil
 	case bytes.Equal(v, doneData):
 		s.pendDone = true
+		s.doneSeen.Store(true)
 		return true, nil
 	case !json.Valid(v):
 		// Every data line is validated whole: a raw reader must never
@@ -1404,7 +1408,7 @@ func (s *streamBody) release() {
 		settle, lease := s.settle, s.lease
 		s.settle, s.lease = nil, probeLease{}
 		defer func() {
-			if settle != nil && s.complete.Load() {
+			if settle != nil && (s.complete.Load() || s.doneSeen.Load()) {
 				settle(io.EOF, s.ext != nil && s.ext.splicing)
 			}
 			lease.release()
