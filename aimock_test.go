@@ -72,7 +72,7 @@ func startAimock(t *testing.T, name, key string) *aimock {
 		}
 	})
 	m := &aimock{endpoint: fmt.Sprintf("http://127.0.0.1:%d", port), key: key}
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(60 * time.Second) // node starts slowly on a loaded machine
 	for {
 		res, err := http.Get(m.endpoint + "/health") // public even when keys are required
 		if err == nil {

@@ -377,7 +377,7 @@ func BenchmarkStreamBody(b *testing.B) {
 					}
 					up := newUpstream(rc)
 					br := bufio.NewReaderSize(up, 4<<10)
-					prefix, _, err := peekFirstEvent(br)
+					prefix, _, err := peekFirstEvent(br, "chat/completions")
 					if err != nil {
 						b.Fatal(err)
 					}

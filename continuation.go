@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"time"
+	"unicode/utf8"
 )
 
 // This file holds the rescue of a committed stream after its commit point:
@@ -54,12 +55,11 @@ type streamExt struct {
 
 // continuer rescues one committed chat stream.
 type continuer struct {
-	r     *run
-	rt    *route
-	t     *target // the target serving the stream now
-	try   int     // its attempt's try
-	since time.Time
-	res   *http.Response // the caller's response
+	r   *run
+	rt  *route
+	t   *target        // the target serving the stream now
+	try int            // its attempt's try
+	res *http.Response // the caller's response
 	// ctx and cancel are the continuation attempts' context, made at the
 	// first break (under the stream's mu: Close cancels it).
 	ctx    context.Context
@@ -92,7 +92,7 @@ func (r *run) guard(rt *route, t *target, try int, res *http.Response) *http.Res
 		}
 	}
 	if cont {
-		x.cont = &continuer{r: r, rt: rt, t: t, try: try, since: time.Now(), res: res}
+		x.cont = &continuer{r: r, rt: rt, t: t, try: try, res: res}
 		// The prefix is whole events (peekFirstEvent stops at the blank
 		// line of the first content event).
 		x.scan(sb.pending)
@@ -160,8 +160,19 @@ func (x *streamExt) scan(p []byte) {
 		case len(l) == 0:
 			x.commit()
 		case bytes.HasPrefix(l, dataField):
-			x.track(bytes.TrimSpace(fieldValue(l, len(dataField))))
+			x.track(trimJSONSpace(fieldValue(l, len(dataField))))
+		case bytes.HasPrefix(l, eventField):
+			x.event(fieldValue(l, len(eventField)))
 		}
+	}
+}
+
+// event reads an event's name: openai-go decodes a "thread.*" event as
+// {"event", "data"}, so what its data delivers is not what the gateway
+// reads: such a stream is never spliced.
+func (x *streamExt) event(name []byte) {
+	if bytes.HasPrefix(name, threadPrefix) {
+		x.evBad = true
 	}
 }
 
@@ -172,13 +183,15 @@ func (x *streamExt) track(v []byte) {
 	}
 	x.evData++
 	if bytes.Equal(v, doneData) {
-		x.evSolid = true
+		// Delivered, [DONE] ends the answer for a reader (openai-go stops
+		// at it whatever the event's name): nothing may follow it.
+		x.evSolid, x.evBad = true, true
 		return
 	}
-	text, roleOnly, ok := chunkContent(v)
+	text, ok := chunkContent(v)
 	x.evText = append(x.evText, text...)
 	x.evBad = x.evBad || !ok || x.evData > 1
-	if roleOnly {
+	if roleOnly(v) { // as the commit point reads it: nothing else is dropped
 		x.evDrop = true
 	} else {
 		x.evSolid = true
@@ -248,8 +261,11 @@ func (s *streamBody) readHeld(p []byte) (int, error) {
 			s.eventEnd(line)
 			continue
 		}
+		if x.cont != nil && bytes.HasPrefix(l, eventField) {
+			x.event(fieldValue(l, len(eventField)))
+		}
 		if x.cont != nil && bytes.HasPrefix(l, dataField) {
-			v := bytes.TrimSpace(fieldValue(l, len(dataField)))
+			v := trimJSONSpace(fieldValue(l, len(dataField)))
 			x.track(v)
 			if x.splicing && x.id != nil && len(v) > 0 && v[0] == '{' {
 				x.held = append(x.held, "data: "...)
@@ -270,7 +286,9 @@ func (s *streamBody) readHeld(p []byte) (int, error) {
 func (s *streamBody) eventEnd(blank []byte) {
 	x := s.ext
 	if x.cont != nil {
-		if x.splicing && x.leading && x.evDrop && !x.evSolid {
+		if x.splicing && x.leading && (x.evDrop && !x.evSolid || x.evData == 0) {
+			// A role-only chunk or a keep-alive (a comment, empty data) at
+			// the head of a continuation: the caller has had its own.
 			x.held = x.held[:0]
 			x.resetEvent()
 			return
@@ -339,24 +357,29 @@ func (s *streamBody) rescue(err error) bool {
 		c.ctx, c.cancel = context.WithCancel(c.r.req.Context())
 	}
 	s.mu.Unlock()
+	if closed || c.r.req.Context().Err() != nil {
+		// The caller closed the body or gave up: no break of the target's,
+		// nothing to rescue.
+		return false
+	}
 	s.dropEvent()
 	x.dropping = false
 	s.verdict(err) // the broken part's target failed
-	ok := !closed && !x.tainted && eligible(c.r.body)
-	prefix, br, up, cancel, settle, ok := c.next(err, x.text, ok)
+	part, ok := c.next(x.text, !x.tainted && eligible(c.r.body))
 	if !ok {
 		return false
 	}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		cancel()
-		up.rc.Close()
+		part.cancel()
+		part.up.rc.Close()
+		part.lease.release()
 		return false
 	}
 	oldUp, oldCancel := s.up, s.cancel
-	s.up, s.cancel, s.settle = up, cancel, settle
-	s.br = bufio.NewReaderSize(io.MultiReader(bytes.NewReader(prefix), br), 4<<10)
+	s.up, s.cancel, s.settle, s.lease = part.up, part.cancel, part.settle, part.lease
+	s.br = bufio.NewReaderSize(io.MultiReader(bytes.NewReader(part.prefix), part.br), 4<<10)
 	s.resetGuard()
 	if d := s.limit(); d > 0 {
 		if s.timer == nil {
@@ -384,35 +407,43 @@ func (s *streamBody) resetGuard() {
 	s.fired.Store(false)
 }
 
+// streamPart is what a committed stream is made of, taken from it to be
+// spliced into another (see detach).
+type streamPart struct {
+	prefix []byte
+	br     *bufio.Reader
+	up     *upstream
+	cancel context.CancelFunc
+	settle func(error, bool)
+	lease  probeLease
+}
+
 // detach takes a committed stream's parts from it (a continuation spliced
-// into another stream): its prefix, reader, upstream, cancel and verdict.
-func (s *streamBody) detach() ([]byte, *bufio.Reader, *upstream, context.CancelFunc, func(error)) {
+// into another stream); lease is the breaker probe its attempt holds.
+func (s *streamBody) detach(lease probeLease) streamPart {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.closed = true
 	if s.timer != nil {
 		s.timer.Stop()
 	}
-	settle := s.settle
+	p := streamPart{prefix: s.pending, br: s.br, up: s.up, cancel: s.cancel, settle: s.settle, lease: lease}
 	s.settle = nil
-	s.mu.Unlock()
-	return s.pending, s.br, s.up, s.cancel, settle
+	return p
 }
 
-// next records the break and, when allowed, tries the capable targets in
+// next, when allowed, tries the capable targets in
 // turn: those after the broken one in route order (wrapping around), then
 // the broken one, each once, while the request's attempts last.
-func (c *continuer) next(brk error, text []byte, allowed bool) ([]byte, *bufio.Reader, *upstream, context.CancelFunc, func(error), bool) {
+func (c *continuer) next(text []byte, allowed bool) (streamPart, bool) {
 	r, rt, s := c.r, c.rt, c.rt.s
-	d := time.Since(c.since)
-	callerGone := r.req.Context().Err() != nil
-	r.record(rt, Attempt{Route: rt.name, Target: c.t.name, Try: c.try, Status: http.StatusOK, Action: NextTarget,
-		Duration: d, Err: brk, Continued: c.parts > 0})
+	// The break itself was recorded by the broken part's verdict.
 	if c.breaks == nil {
 		c.breaks = map[*target]int{}
 	}
 	c.breaks[c.t]++
-	if !allowed || callerGone || c.ctx == nil {
-		return nil, nil, nil, nil, nil, false
+	if !allowed || c.ctx == nil {
+		return streamPart{}, false
 	}
 	// Continuation attempts run under the stream's own context: closing
 	// the body cancels them.
@@ -448,27 +479,27 @@ func (c *continuer) next(brk error, text []byte, allowed bool) ([]byte, *bufio.R
 		prev = t
 		body := prefillBody(rewriteBody(nil, r.body, &r.info, t.quotedModel, t.messages), text, t.cont)
 		try := c.tries(t) + 1
-		start := time.Now()
 		res, a, _ := r.attempt(c.ctx, rt, t, try, body)
-		probe.release()
 		a.Continued = true
 		if a.Action == Succeed {
 			if sb, ok := res.Body.(*streamBody); ok {
+				// The probe, if this is one, is settled by the stream's
+				// verdict when it ends.
 				r.record(rt, a)
-				prefix, br, up, cancel, settle := sb.detach()
-				c.t, c.try, c.since = t, try, start
+				c.t, c.try = t, try
 				c.parts++
-				return prefix, br, up, cancel, settle, true
+				return sb.detach(probe), true
 			}
 			res.Body.Close()
 			a.Action, a.Err = NextTarget, errors.New("no stream")
 		}
+		probe.release()
 		if a.Action == FailFast || a.Action == RetrySame {
 			a.Action = NextTarget
 		}
 		r.record(rt, a)
 	}
-	return nil, nil, nil, nil, nil, false
+	return streamPart{}, false
 }
 
 // tries counts the requests sent to t in this run.
@@ -485,6 +516,11 @@ func (c *continuer) tries(t *target) int {
 // prefillBody adds the delivered text to a chat body as its final
 // assistant message, in the target's way (see Continuation).
 func prefillBody(body, text []byte, mode Continuation) []byte {
+	if len(text) == 0 {
+		// Nothing delivered but a role: the plain request, which any
+		// provider answers (some refuse an empty assistant message).
+		return body
+	}
 	var info bodyInfo
 	_ = scanBody(body, &info)
 	msgs := info.messages
@@ -517,15 +553,15 @@ func prefillBody(body, text []byte, mode Continuation) []byte {
 	return out
 }
 
-// chunkContent reads one chat chunk for the rescue: its content, whether
-// it carries nothing but a role (no content, finish or usage), and ok
+// chunkContent reads one chat chunk for the rescue: its content, and ok
 // false when it carries anything a prefill cannot reproduce (a tool call,
 // a refusal, reasoning, audio, logprobs, another choice) or that decoders
 // could read differently (a case variant or a duplicate of "content",
-// "role", "choices", "delta", "index").
-func chunkContent(v []byte) (text []byte, roleOnly, ok bool) {
+// "role", "choices", "delta", "index", "id"). Whether it is role-only is
+// roleOnly's to say, as at the commit point.
+func chunkContent(v []byte) (text []byte, ok bool) {
 	var choices []byte
-	nChoices, usage := 0, false
+	nChoices, ids := 0, 0
 	ok = true
 	err := eachMember(v, func(name []byte, sp span) error {
 		n := memberName(name)
@@ -533,25 +569,28 @@ func chunkContent(v []byte) (text []byte, roleOnly, ok bool) {
 		switch {
 		case n == nil:
 			ok = false
+		case folds(n, "id"):
+			// openai-go reads "id" exactly, go-openai in any case: they
+			// must agree for the continuation's id to be the one seen.
+			ids++
+			ok = ok && string(n) == "id"
 		case folds(n, "choices"):
 			nChoices++
 			ok = ok && string(n) == "choices"
 			choices = val
-		case folds(n, "usage"):
-			usage = usage || string(val) != "null"
 		}
 		return nil
 	})
-	if err != nil || !ok || nChoices > 1 {
-		return nil, false, false
+	if err != nil || !ok || nChoices > 1 || ids > 1 {
+		return nil, false
 	}
 	if choices == nil || string(choices) == "null" {
-		return nil, false, true
+		return nil, true
 	}
 	if choices[0] != '[' {
-		return nil, false, false
+		return nil, false
 	}
-	count, finish, hasContent := 0, false, false
+	count := 0
 	err = eachElement(choices, func(_ int, el []byte) error {
 		count++
 		if el[0] != '{' {
@@ -569,15 +608,11 @@ func chunkContent(v []byte) (text []byte, roleOnly, ok bool) {
 				ok = ok && string(n) == "index" && string(val) == "0"
 			case folds(n, "logprobs"):
 				ok = ok && string(val) == "null"
-			case folds(n, "finish_reason"):
-				finish = finish || string(val) != "null"
 			case folds(n, "delta"):
 				deltas++
 				ok = ok && string(n) == "delta"
 				if val[0] == '{' {
-					var c bool
-					text, c = deltaContent(val, &ok)
-					hasContent = hasContent || c
+					text = deltaContent(val, &ok)
 				} else if string(val) != "null" {
 					ok = false
 				}
@@ -590,15 +625,15 @@ func chunkContent(v []byte) (text []byte, roleOnly, ok bool) {
 		return nil
 	})
 	if err != nil || count > 1 {
-		return nil, false, false
+		return nil, false
 	}
-	return text, ok && count == 1 && !finish && !usage && !hasContent, ok
+	return text, ok
 }
 
 // deltaContent reads a delta: exactly "role" and "content" (each once,
 // spelled exactly), any other member null or empty. It returns the
-// content and whether it is not empty.
-func deltaContent(d []byte, ok *bool) ([]byte, bool) {
+// content.
+func deltaContent(d []byte, ok *bool) []byte {
 	var text []byte
 	roles, contents := 0, 0
 	err := eachMember(d, func(name []byte, sp span) error {
@@ -612,8 +647,8 @@ func deltaContent(d []byte, ok *bool) ([]byte, bool) {
 			switch {
 			case val[0] == '"':
 				s, err := decodeString(val)
-				if err != nil {
-					*ok = false
+				if err != nil || !faithful(val) {
+					*ok = false // decoders would not read the same text
 				}
 				text = s
 			case string(val) != "null":
@@ -638,7 +673,65 @@ func deltaContent(d []byte, ok *bool) ([]byte, bool) {
 	if err != nil || roles > 1 || contents > 1 {
 		*ok = false
 	}
-	return text, len(text) > 0
+	return text
+}
+
+// faithful reports whether every decoder reads a JSON string token the
+// same: raw bytes valid UTF-8, and no lone surrogate escape (encoding/json
+// reads one as U+FFFD, gjson, which openai-go uses, swallows what follows).
+func faithful(tok []byte) bool {
+	if !utf8.Valid(tok) {
+		return false
+	}
+	for i := 0; i < len(tok); i++ {
+		if tok[i] != '\\' {
+			continue
+		}
+		i++
+		if i >= len(tok) || tok[i] != 'u' {
+			continue
+		}
+		r, ok := hex4(tok[i+1:])
+		switch {
+		case !ok:
+			return false
+		case r >= 0xDC00 && r <= 0xDFFF:
+			return false // a low surrogate with no high one before it
+		case r >= 0xD800 && r <= 0xDBFF:
+			lo, ok := rune(0), false
+			if j := i + 5; j+1 < len(tok) && tok[j] == '\\' && tok[j+1] == 'u' {
+				lo, ok = hex4(tok[j+2:])
+			}
+			if !ok || lo < 0xDC00 || lo > 0xDFFF {
+				return false
+			}
+			i += 6 // the low half
+		}
+		i += 4
+	}
+	return true
+}
+
+// hex4 reads four hex digits.
+func hex4(p []byte) (rune, bool) {
+	if len(p) < 4 {
+		return 0, false
+	}
+	var r rune
+	for _, c := range p[:4] {
+		r <<= 4
+		switch {
+		case c >= '0' && c <= '9':
+			r |= rune(c - '0')
+		case c >= 'a' && c <= 'f':
+			r |= rune(c - 'a' + 10)
+		case c >= 'A' && c <= 'F':
+			r |= rune(c - 'A' + 10)
+		default:
+			return 0, false
+		}
+	}
+	return r, true
 }
 
 // folds reports whether a decoded member name equals want (lower case)

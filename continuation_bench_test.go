@@ -21,7 +21,7 @@ func BenchmarkStreamBodyContinuation(b *testing.B) {
 			for i := 0; i < b.N; i++ {
 				up := newUpstream(io.NopCloser(bytes.NewReader(payload)))
 				br := bufio.NewReaderSize(up, 4<<10)
-				prefix, _, err := peekFirstEvent(br)
+				prefix, _, err := peekFirstEvent(br, "chat/completions")
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -79,6 +79,20 @@ func (w *propWorld) handler(name string) http.HandlerFunc {
 		toks := randomTokens(w.rng, rest)
 		at := w.rng.IntN(len(toks) + 1)
 		role := w.rng.IntN(3) != 0 // most providers open with a role-only chunk
+		if !first && kind != brkNone && kind != brkAfterFinish {
+			// A continuation breaks after its commit point (a token that
+			// is not empty: a role-only chunk commits nothing), so that
+			// each break is rescued anew. One that broke before it would
+			// be a failed attempt of the same rescue, which tries each
+			// capable target once.
+			k := slices.IndexFunc(toks, func(s string) bool { return s != "" })
+			switch {
+			case k < 0:
+				kind = brkNone
+			case at <= k:
+				at = k + 1
+			}
+		}
 		if first && w.firstTokens == nil {
 			w.firstAt, w.firstTokens, w.firstRole = at, toks, role
 		}
@@ -247,7 +261,7 @@ func TestContinuationProperty(t *testing.T) {
 			require.NotContains(t, text, "LEAK", ctx)
 		}
 		w.mu.Lock()
-		reply, firstAt, firstTokens, firstRole := w.reply, w.firstAt, w.firstTokens, w.firstRole
+		reply, firstAt, firstTokens := w.reply, w.firstAt, w.firstTokens
 		w.mu.Unlock()
 		// Whatever happened, the text is never duplicated nor missing a
 		// part: it is a prefix of the reply, the whole of it on success.
@@ -259,9 +273,10 @@ func TestContinuationProperty(t *testing.T) {
 		if len(plan) > 0 {
 			first = plan[0]
 		}
-		if first != brkNone && first != brkAfterFinish && !firstRole && firstAt == 0 {
-			// The first stream broke before any content event: an
-			// ordinary failover, before the commit point.
+		if first != brkNone && first != brkAfterFinish && strings.Join(firstTokens[:firstAt], "") == "" {
+			// The first stream broke before any content event (a role-only
+			// chunk and chunks of empty content are none): an ordinary
+			// failover, before the commit point.
 			continue
 		}
 		if !reject || first == brkNone || first == brkAfterFinish {
@@ -273,6 +288,11 @@ func TestContinuationProperty(t *testing.T) {
 			// event, is an ordinary failover: only then may a later break
 			// go unrescued when the attempts ran out; never here.
 			require.NoError(t, readErr, ctx)
+			continue
+		}
+		if strings.Join(firstTokens[:firstAt], "") == "" {
+			// Nothing delivered but a role: the continuation is the plain
+			// request, which a target refusing prefills answers too.
 			continue
 		}
 		// Every continuation is refused: the first break is final.

@@ -74,7 +74,15 @@ func WithContinuation(on bool) Option {
 // and no logprobs, is spliced. The response headers were sent at the
 // commit, so a spliced stream sets the response's Trailer at its end with
 // the final X-Gwtransport-Target, X-Gwtransport-Attempts and
-// X-Gwtransport-Fallback-Reason: read them from res.Trailer after EOF.
+// X-Gwtransport-Fallback-Reason: read them from res.Trailer after EOF
+// (with openai-go, the response given by option.WithResponseInto, once
+// the stream's Next returned false). Every reader, go-openai's included,
+// sees a splice in the trail (WithTrail, WithOnAttempt): the break, then
+// an attempt marked Continued.
+//
+// Declare the mode the target really implements: a target declared
+// ContinuePrefill that expects "prefix": true answers the prefill as a
+// fresh turn, and the caller reads the delivered text twice.
 func WithModelContinuation(m map[string]Continuation) Option {
 	return func(s *settings) error {
 		for k, c := range m {
@@ -102,7 +110,8 @@ func withDefaultContinuation(c Continuation) Option {
 
 // WithStreamMalformedLimit sets how many malformed events (data that is
 // neither JSON nor [DONE]) a committed stream may carry before it is
-// broken (default 1: the first one breaks it). Up to n-1 malformed events
+// broken: n ≥ 1 (default 1: the first one breaks it; there is no "off",
+// since a malformed event is never delivered). Up to n-1 malformed events
 // are dropped, never delivered, and reported (EventStreamMalformed,
 // Trail.MalformedDropped). The default is 1 because a malformed event's
 // content is unknown: skipping it could silently drop text from the

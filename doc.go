@@ -25,7 +25,11 @@
 //     retries never multiplying them.
 //   - A streamed answer ends in io.EOF only when it is complete; otherwise
 //     the reader gets [ErrStreamTruncated], [ErrStreamIdle],
-//     [ErrStreamMalformed] or a [*StreamError].
+//     [ErrStreamMalformed] or a [*StreamError] — unless a target declared
+//     able to continue a prefill ([WithModelContinuation]) continues it
+//     from exactly the text delivered, spliced into the same stream.
+//   - A non-streamed answer is handed over only when its body is whole and
+//     valid; a cut, stalled or malformed body is retried and failed over.
 //   - Bad input gets an error naming what and where, never a panic.
 //
 // The README lists each guarantee with the tests that attack it.
@@ -49,7 +53,11 @@
 //     [WithModelBackoff], [WithBackOffFactory], [WithMaxRetryWait],
 //     [WithPolicy] ([DefaultPolicy]).
 //   - Streams: [WithStreamTimeouts], [WithStreamFirstEvent],
-//     [WithStreamIdle], [WithStreamFinishGrace].
+//     [WithModelFirstEvent], [WithStreamIdle], [WithStreamFinishGrace],
+//     [WithStreamMalformedLimit].
+//   - Rescue after the commit point: [WithModelContinuation]
+//     ([Continuation]), [WithContinuation]; verified non-streamed bodies:
+//     [WithMaxVerifiedBody], [WithBodyIdle].
 //   - Live state: [WithCircuitBreaker] ([Breaker]), [WithMaxRest].
 //   - Providers and credentials: [WithProvider] ([Provider],
 //     [BuiltinProviders]), [WithClientProvider], [WithForwardHeaders],
@@ -63,7 +71,9 @@
 // into a [Config]; [WithConfig] applies it.
 //
 // Errors: [*Error] (no target answered; every [Attempt] with its cause),
-// [ErrNoTarget], [ErrMissingCredentials], [ErrMalformedBody], and for
+// [ErrNoTarget] (with a hint: [RetryAfterOf]), [ErrMissingCredentials],
+// [ErrMalformedBody], for verified bodies [ErrResponseTruncated],
+// [ErrResponseIdle], [ErrResponseMalformed], [ErrResponseFailed], and for
 // streams [*StreamError] ([ErrStreamFailed]), [ErrStreamTruncated],
 // [ErrStreamIdle], [ErrStreamMalformed]. Responses to routed requests carry
 // [HeaderTarget], [HeaderAttempts] and [HeaderReason].

@@ -23,8 +23,9 @@ var (
 	// ErrStreamIdle: a read waited on the provider for longer than the idle
 	// limit.
 	ErrStreamIdle = errors.New("gwtransport: stream stalled past the idle limit")
-	// ErrStreamMalformed: an event's data was neither JSON nor [DONE], or a
-	// line was longer than MaxStreamLineBytes.
+	// ErrStreamMalformed: an event's data was neither JSON nor [DONE], a
+	// line had white space before "data:" or "event:", or a line was
+	// longer than MaxStreamLineBytes.
 	ErrStreamMalformed = errors.New("gwtransport: malformed stream event")
 	// ErrMissingCredentials: a target's provider has no API key (or no base
 	// URL, Azure's endpoint say) configured and the caller's client does not

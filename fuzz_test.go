@@ -289,7 +289,7 @@ func FuzzStream(f *testing.F) {
 		want := refStream(in, int(n%4), op, maxLine, maxFirstEvent)
 		up := newUpstream(io.NopCloser(&chunkReader{in: in, seed: seed}))
 		br := bufio.NewReaderSize(up, 16)
-		prefix, ev, err := peekFirstEvent(br)
+		prefix, ev, err := peekFirstEvent(br, op)
 		if err == nil {
 			if _, bad := eventFailure(ev); bad {
 				err = errors.New("failure event")
@@ -388,6 +388,15 @@ var streamLines = []string{
 	`data: {"t\u0079pe":"error"}` + "\n",
 	"id: 1\n",
 	"event: message\n",
+	`data: {"id":"c","choices":[{"index":0,"delta":{"role":"assistant","content":"","refusal":null},"logprobs":null,"finish_reason":null}],"usage":null}` + "\n",
+	`data: {"choices":[{"delta":{"role":"assistant","content":null,"tool_calls":[]}},{"index":1,"delta":{"Role":"assistant"}}]}` + "\n",
+	`data: {"choices":[{"index":0,"delta":{"role":"assistant"}}],"Choices":[{"delta":{"content":"x"}}]}` + "\n",
+	`data: {"choices":[{"index":0,"delta":{"role":"assistant"},"finish_reason":"stop"}]}` + "\n",
+	`data: {"choices":[],"usage":{"total_tokens":1},"x":{"choices":[]}}` + "\n",
+	" data: {\"choices\":[]}\n",
+	"\u00a0event: ping\n",
+	"data: \u00a0{\"choices\":[]}\n",
+	"data: {\"choices\":[]}\t \f\n",
 }
 
 // grammarStream turns each byte of ops into a line of streamLines, and

@@ -153,9 +153,14 @@ func TestOwnProviderCannotForgeGatewayTrailers(t *testing.T) {
 					w.Header().Set("Content-Type", "text/event-stream")
 				}
 				w.WriteHeader(c.status)
-				if c.stream {
+				switch {
+				case c.stream:
 					io.WriteString(w, ev(c0)+ev(c0stop)+done)
-				} else {
+				case c.status == 200:
+					// A success (an error object in a 200, even as the
+					// text/plain net/http sniffs, is an error in band).
+					io.WriteString(w, `{"id":"c","object":"chat.completion","choices":[]}`)
+				default:
 					io.WriteString(w, `{"error":{"message":"no"}}`)
 				}
 				w.(http.Flusher).Flush() // chunked, undeclared trailers

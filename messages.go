@@ -134,7 +134,13 @@ func scanBody(p []byte, info *bodyInfo) error {
 				return fmt.Errorf("invalid model value at offset %d", v.start)
 			}
 		case keyStream, keyStreamVariant:
-			on := string(p[v.start:v.end]) == "true"
+			val := string(p[v.start:v.end])
+			if val != "true" && val != "false" && val != "null" {
+				// "true" or 1 streams at a lenient provider (pydantic's
+				// lax mode) while the gateway would not guard a stream.
+				info.conflict = `"stream" is neither true, false nor null: a lenient provider may stream an answer the gateway would not guard as one`
+			}
+			on := val == "true"
 			if info.streamSeen && on != info.stream {
 				info.conflict = `"stream" members (in some case) disagree: decoders would not agree on whether the answer streams`
 			}
@@ -152,6 +158,11 @@ func scanBody(p []byte, info *bodyInfo) error {
 		case keyConversationVariant:
 			info.ambiguous = fmt.Sprintf(`a member named like "messages" or "input" in another case, at offset %d: decoders disagree on which one counts`, v.start)
 		case keyN, keyNVariant:
+			if c := p[v.start]; c != '-' && (c < '0' || c > '9') && string(p[v.start:v.end]) != "null" {
+				// "2" is 2 choices at a lenient provider, and the gateway
+				// would wait for one.
+				info.conflict = `"n" is neither a number nor null: a lenient provider may read more choices than the gateway would guard`
+			}
 			n := choiceCount(p[v.start:v.end])
 			if info.nSeen && n != info.n {
 				info.conflict = `"n" members (in some case) disagree: decoders would not agree on how many choices stream`

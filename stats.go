@@ -21,19 +21,31 @@ func (s *targetStats) record(success, failure bool, d time.Duration) {
 	switch {
 	case success:
 		s.successes.Add(1)
-		for {
-			old := s.latencyNs.Load()
-			next := int64(d)
-			if old != 0 {
-				next = int64(float64(old)*(1-latencyWeight) + float64(d)*latencyWeight)
-			}
-			if s.latencyNs.CompareAndSwap(old, next) {
-				break
-			}
-		}
+		s.sample(d)
 	case failure:
 		s.failures.Add(1)
 	}
+}
+
+// sample adds a successful attempt's latency to the moving average.
+func (s *targetStats) sample(d time.Duration) {
+	for {
+		old := s.latencyNs.Load()
+		next := int64(d)
+		if old != 0 {
+			next = int64(float64(old)*(1-latencyWeight) + float64(d)*latencyWeight)
+		}
+		if s.latencyNs.CompareAndSwap(old, next) {
+			return
+		}
+	}
+}
+
+// started records a committed stream: an attempt, and its time to the
+// commit as a latency sample; its success or failure is added when it ends.
+func (s *targetStats) started(d time.Duration) {
+	s.attempts.Add(1)
+	s.sample(d)
 }
 
 func (s *targetStats) latency() time.Duration { return time.Duration(s.latencyNs.Load()) }

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode"
 )
 
 // This file holds the streaming commit point. Before its first content
@@ -20,6 +21,27 @@ import (
 // response is the caller's, and the gateway only guards it: a stall, a cut,
 // a malformed event or an in-band error ends in a read error, never in a
 // clean EOF on an incomplete answer.
+//
+// Content is any event that is not one of these, which never commit (they
+// are held and replayed to the caller once the stream commits, and the
+// first-event limit keeps running): comments, events without data,
+// keep-alives (an event named "ping", data whose "type" is "ping", empty
+// data), Responses lifecycle events (response.created, response.queued,
+// response.in_progress) and, for chat/completions, an unnamed event whose
+// one data line is a role-only chunk: OpenAI's first chunk
+// {"choices":[{"index":0,"delta":{"role":"assistant","content":"",
+// "refusal":null},"finish_reason":null}]}, which comes at once while the
+// first token may come much later (see roleOnly for the exact shape; a
+// chunk whose reading could differ between decoders is content). An error
+// or a malformed event before the commit fails over.
+//
+// A data line's value is its field value (after "data:" and one optional
+// space) with JSON's white space (space, tab, CR, LF) trimmed, and nothing
+// else: U+00A0, U+0085, \f or \v around it leave it malformed, since no
+// JSON decoder accepts them. A line with white space before "data:" or
+// "event:" (any Unicode space, as bytes.TrimSpace reads it) is malformed:
+// go-openai trims every line and reads it as data, an SSE client (openai-go)
+// reads a field named " data" and ignores it.
 //
 // Complete means, by the request's operation:
 //
@@ -197,8 +219,11 @@ type sseEvent struct {
 	// errData is the first data line that is an in-band error, if any.
 	errData []byte
 	failed  bool
-	// quiet: every data line is empty or has a quiet "type".
+	// quiet: every data line is empty or has a quiet "type", or the event's
+	// one data line that is not empty is a role-only chunk.
 	quiet bool
+	lines int  // data lines that are not empty
+	role  bool // a data line is a role-only chunk
 }
 
 // failure reports whether the event is an error or malformed.
@@ -208,13 +233,18 @@ func (ev *sseEvent) failure() bool {
 
 // peekFirstEvent reads events until the first that is content or a
 // failure. It skips comments, events without data, keep-alives (an event
-// named "ping", data {"type":"ping"}, empty data) and Responses lifecycle
-// events (see quietEvent): a provider's error right after them still fails
-// over. It returns every byte it read, to be replayed to the caller, and the
-// event. A stream that ends first is ErrStreamTruncated; more than
-// maxFirstEvent bytes without content is ErrStreamMalformed.
-func peekFirstEvent(br *bufio.Reader) (prefix []byte, ev sseEvent, err error) {
+// named "ping", data {"type":"ping"}, empty data), Responses lifecycle
+// events (see quietEvent) and, when op is "chat/completions", unnamed
+// events whose one data line is a role-only chunk (see roleOnly): a
+// provider's error right after them still fails over, and the first-event
+// limit keeps running. It returns every byte it read, to be replayed to the
+// caller, and the event. A stream that ends first is ErrStreamTruncated;
+// more than maxFirstEvent bytes without content is ErrStreamMalformed. A
+// line with white space before "data:" or "event:" (see spacedField) makes
+// its event malformed.
+func peekFirstEvent(br *bufio.Reader, op string) (prefix []byte, ev sseEvent, err error) {
 	var data bytes.Buffer
+	chat := op == "chat/completions"
 	ev.quiet = true
 	for {
 		line, err := readLine(br, maxFirstEvent)
@@ -248,6 +278,8 @@ func peekFirstEvent(br *bufio.Reader) (prefix []byte, ev sseEvent, err error) {
 			}
 			data.Reset()
 			ev = sseEvent{quiet: true}
+		case spacedField(l):
+			ev.malformed = true
 		case bytes.HasPrefix(l, dataField):
 			v := fieldValue(l, len(dataField))
 			if ev.hasData {
@@ -255,7 +287,7 @@ func peekFirstEvent(br *bufio.Reader) (prefix []byte, ev sseEvent, err error) {
 			}
 			data.Write(v)
 			ev.hasData = true
-			ev.addData(bytes.TrimSpace(v))
+			ev.addData(trimJSONSpace(v), chat)
 		case bytes.HasPrefix(l, eventField):
 			ev.name = string(fieldValue(l, len(eventField)))
 		}
@@ -263,8 +295,17 @@ func peekFirstEvent(br *bufio.Reader) (prefix []byte, ev sseEvent, err error) {
 }
 
 // addData classifies one data line of an event before the commit. Every
-// line is fully validated here: this happens once per stream.
-func (ev *sseEvent) addData(v []byte) {
+// line is fully validated here: this happens once per stream. chat: a
+// role-only chunk (see roleOnly) keeps the event quiet when it is the
+// event's one data line that is not empty (several would be joined into
+// data that no decoder reads as one chunk).
+func (ev *sseEvent) addData(v []byte, chat bool) {
+	if len(v) > 0 {
+		ev.lines++
+		if ev.role && ev.lines > 1 {
+			ev.quiet = false
+		}
+	}
 	switch {
 	case len(v) == 0:
 		return
@@ -284,9 +325,164 @@ func (ev *sseEvent) addData(v []byte) {
 		ev.failed = true
 		ev.errData = v
 	}
-	if !quietEvent(e.typ) {
+	switch {
+	case quietEvent(e.typ):
+	case chat && !e.failed && roleOnly(v):
+		ev.role = true
+		if ev.lines > 1 {
+			ev.quiet = false
+		}
+	default:
 		ev.quiet = false
 	}
+}
+
+// roleOnly reports whether the data value v, valid JSON, is a chat
+// completion chunk that carries no output, as OpenAI's first chunk
+// {"choices":[{"index":0,"delta":{"role":"assistant","content":"",
+// "refusal":null},"finish_reason":null}]}: a JSON object with at least one
+// "choices" member, every one of them an array of role-only choices, every
+// "usage" member null, and no "error" or "type" member. A role-only choice
+// is an object whose every "index" is a non-negative integer, every
+// "finish_reason" null, every "delta" an object whose members are "role"
+// (a string or null) or empty (null, "" or []), and whose other members
+// are empty or {} ("logprobs": null, Azure's "content_filter_results": {}).
+// Other top-level members (id, model, created, Azure's
+// "prompt_filter_results") carry no output. Names are matched as
+// encoding/json matches them (any case, escapes decoded), and the rule
+// holds for every occurrence of a name, so that the chunk is role-only
+// under every decoder's reading of duplicate and case-variant keys.
+func roleOnly(v []byte) bool {
+	choices := false
+	err := eachMember(v, func(name []byte, s span) error {
+		val := v[s.start:s.end]
+		n := memberName(name)
+		switch {
+		case n == nil:
+			return errNotRoleOnly
+		case bytes.EqualFold(n, choicesKey):
+			if val[0] != '[' {
+				return errNotRoleOnly
+			}
+			choices = true
+			return eachElement(val, func(_ int, el []byte) error {
+				if !roleOnlyChoice(el) {
+					return errNotRoleOnly
+				}
+				return nil
+			})
+		case bytes.EqualFold(n, usageKey):
+			if string(val) != "null" {
+				return errNotRoleOnly
+			}
+		case bytes.EqualFold(n, errorKey), bytes.EqualFold(n, typeKey):
+			return errNotRoleOnly
+		}
+		return nil
+	})
+	return err == nil && choices
+}
+
+// roleOnlyChoice reports whether el is a role-only choice (see roleOnly).
+func roleOnlyChoice(el []byte) bool {
+	if el[0] != '{' {
+		return false
+	}
+	err := eachMember(el, func(name []byte, s span) error {
+		val := el[s.start:s.end]
+		n := memberName(name)
+		ok := false
+		switch {
+		case n == nil:
+		case bytes.EqualFold(n, indexKey):
+			_, ok = choiceIndex(val)
+		case bytes.EqualFold(n, finishKey):
+			ok = string(val) == "null"
+		case bytes.EqualFold(n, deltaKey):
+			ok = val[0] == '{' && eachMember(val, func(name []byte, s span) error {
+				dv := val[s.start:s.end]
+				dn := memberName(name)
+				switch {
+				case dn == nil:
+					return errNotRoleOnly
+				case bytes.EqualFold(dn, roleKey) && (dv[0] == '"' || string(dv) == "null"):
+				case !emptyValue(dv, false):
+					return errNotRoleOnly
+				}
+				return nil
+			}) == nil
+		default:
+			ok = emptyValue(val, true)
+		}
+		if !ok {
+			return errNotRoleOnly
+		}
+		return nil
+	})
+	return err == nil
+}
+
+// emptyValue reports whether a JSON value is null, "" or [] (or {}, when
+// obj), white space inside the brackets allowed.
+func emptyValue(val []byte, obj bool) bool {
+	switch val[0] {
+	case 'n', '"':
+		return string(val) == "null" || string(val) == `""`
+	case '[':
+		return skipSpace(val, 1) == len(val)-1
+	case '{':
+		return obj && skipSpace(val, 1) == len(val)-1
+	}
+	return false
+}
+
+var (
+	errNotRoleOnly = errors.New("not a role-only chunk")
+	choicesKey     = []byte("choices")
+	usageKey       = []byte("usage")
+	errorKey       = []byte("error")
+	typeKey        = []byte("type")
+	indexKey       = []byte("index")
+	finishKey      = []byte("finish_reason")
+	deltaKey       = []byte("delta")
+	roleKey        = []byte("role")
+)
+
+// trimJSONSpace trims JSON's white space (space, tab, CR, LF) from both
+// ends of a data value. bytes.TrimSpace would also trim U+00A0, U+0085,
+// \f and \v, which no JSON decoder accepts around a value: data framed by
+// them must stay malformed.
+func trimJSONSpace(v []byte) []byte {
+	i := skipSpace(v, 0)
+	j := len(v)
+	for j > i {
+		switch v[j-1] {
+		case ' ', '\t', '\r', '\n':
+			j--
+			continue
+		}
+		break
+	}
+	return v[i:j]
+}
+
+// spacedField reports whether the line l (its end of line trimmed) is
+// white space, as bytes.TrimSpace reads it (any Unicode space), then a
+// "data:" or "event:" field. go-openai trims every line before it looks
+// for "data:", so it reads such a line as data; an SSE client (openai-go)
+// reads a field whose name starts with the space, and ignores it. Decoders
+// disagree on what it delivers: the gateway refuses it as malformed.
+func spacedField(l []byte) bool {
+	if len(l) == 0 {
+		return false
+	}
+	switch l[0] {
+	case ' ', '\t', '\v', '\f', '\r', 0xc2, 0xe1, 0xe2, 0xe3: // ASCII spaces; the first bytes of U+0085, U+00A0, U+1680, U+2000-U+205F, U+3000
+	default:
+		return false
+	}
+	t := bytes.TrimLeftFunc(l, unicode.IsSpace)
+	return len(t) < len(l) && (bytes.HasPrefix(t, dataField) || bytes.HasPrefix(t, eventField))
 }
 
 // readLine reads one line, including its end of line. A line longer than
@@ -835,6 +1031,9 @@ type streamBody struct {
 	evData   bool // the event being read has data other than a keep-alive
 
 	complete atomic.Bool // a complete event was dispatched
+	// doneSeen: a [DONE] line was handed over (its event may not be
+	// dispatched yet: a reader such as go-openai stops at the line).
+	doneSeen atomic.Bool
 	// graceFrom is up.waited() when the stream completed or, after that,
 	// when the last event with data other than a keep-alive was
 	// dispatched: the finish grace counts the provider's silence from
@@ -849,9 +1048,13 @@ type streamBody struct {
 	err  error
 	once sync.Once
 
-	// settle gives the stream's verdict to its target's breaker when it
-	// ends (nil once given, or for none): see run.settler.
-	settle func(error)
+	// settle gives the stream's verdict when it ends (nil once given, or
+	// for none): see run.settler. continued says whether the part that
+	// ended is a continuation.
+	settle func(err error, continued bool)
+	// lease is the breaker probe the stream's attempt holds, if any: it is
+	// released once the verdict is given, or when none will be.
+	lease probeLease
 
 	// ext holds event holding, dropped malformed events and the rescue
 	// (continuation.go); nil for a stream that needs none of them.
@@ -1055,8 +1258,10 @@ func (s *streamBody) inspect(line []byte) (bool, error) {
 		return true, nil
 	}
 	switch {
+	case spacedField(l):
+		return false, ErrStreamMalformed
 	case bytes.HasPrefix(l, dataField):
-		return s.data(bytes.TrimSpace(fieldValue(l, len(dataField))))
+		return s.data(trimJSONSpace(fieldValue(l, len(dataField))))
 	case bytes.HasPrefix(l, eventField):
 		name := fieldValue(l, len(eventField))
 		// The last event: line names the event.
@@ -1082,6 +1287,7 @@ func (s *streamBody) data(v []byte) (bool, error) {
 		return true, nil
 	case bytes.Equal(v, doneData):
 		s.pendDone = true
+		s.doneSeen.Store(true)
 		return true, nil
 	case !json.Valid(v):
 		// Every data line is validated whole: a raw reader must never
@@ -1178,12 +1384,13 @@ func (s *streamBody) stop(err error) {
 // the caller closed it first (no verdict).
 func (s *streamBody) verdict(err error) {
 	s.mu.Lock()
-	f := s.settle
-	s.settle = nil
+	f, lease := s.settle, s.lease
+	s.settle, s.lease = nil, probeLease{}
 	s.mu.Unlock()
 	if f != nil && err != nil {
-		f(err)
+		f(err, s.ext != nil && s.ext.splicing)
 	}
+	lease.release() // settled by the verdict, or freed for the next probe
 }
 
 // Close implements io.Closer.
@@ -1196,7 +1403,16 @@ func (s *streamBody) release() {
 	s.once.Do(func() {
 		s.mu.Lock()
 		s.closed = true
-		s.settle = nil // closed before its end: no verdict
+		// Closed before its end: a success if it was complete (a reader
+		// may stop at [DONE], as go-openai does), else no verdict.
+		settle, lease := s.settle, s.lease
+		s.settle, s.lease = nil, probeLease{}
+		defer func() {
+			if settle != nil && (s.complete.Load() || s.doneSeen.Load()) {
+				settle(io.EOF, s.ext != nil && s.ext.splicing)
+			}
+			lease.release()
+		}()
 		if s.timer != nil {
 			s.timer.Stop()
 		}

@@ -12,6 +12,7 @@ import (
 	"io"
 	"regexp"
 	"strings"
+	"unicode"
 )
 
 // modelOutcome is what the model expects of a stream.
@@ -235,6 +236,88 @@ func refPlausible(v []byte) bool {
 	return json.Valid(v)
 }
 
+// refRoleOnly is the model of a role-only chat chunk: an object with a
+// "choices" member; every member whose name folds (strings.EqualFold) to
+// "choices" an array of objects whose every member folding to "index" is
+// a digit string, to "finish_reason" null, to "delta" an object whose
+// members are "role" with a string or null, or null, "" or []; every other
+// member of a choice null, "", [] or {}; every "usage" null; no "error" or
+// "type".
+func refRoleOnly(v []byte) bool {
+	empty := func(raw json.RawMessage, obj bool) bool {
+		var x any
+		if json.Unmarshal(raw, &x) != nil {
+			return false
+		}
+		switch x := x.(type) {
+		case nil:
+			return true
+		case string:
+			return x == ""
+		case []any:
+			return len(x) == 0
+		case map[string]any:
+			return obj && len(x) == 0 && bytes.HasPrefix(raw, []byte("{"))
+		}
+		return false
+	}
+	names, vals, ok := members(v)
+	if !ok {
+		return false
+	}
+	hasChoices := false
+	for i, name := range names {
+		switch {
+		case strings.EqualFold(name, "choices"):
+			hasChoices = true
+			var els []json.RawMessage
+			if json.Unmarshal(vals[i], &els) != nil || !bytes.HasPrefix(vals[i], []byte("[")) {
+				return false
+			}
+			for _, el := range els {
+				cn, cv, ok := members(el)
+				if !ok {
+					return false
+				}
+				for j, c := range cn {
+					switch {
+					case strings.EqualFold(c, "index"):
+						if !digits.Match(cv[j]) {
+							return false
+						}
+					case strings.EqualFold(c, "finish_reason"):
+						if string(cv[j]) != "null" {
+							return false
+						}
+					case strings.EqualFold(c, "delta"):
+						dn, dv, ok := members(cv[j])
+						if !ok {
+							return false
+						}
+						for k, d := range dn {
+							role := strings.EqualFold(d, "role") && (dv[k][0] == '"' || string(dv[k]) == "null")
+							if !role && !empty(dv[k], false) {
+								return false
+							}
+						}
+					default:
+						if !empty(cv[j], true) {
+							return false
+						}
+					}
+				}
+			}
+		case strings.EqualFold(name, "usage"):
+			if string(vals[i]) != "null" {
+				return false
+			}
+		case strings.EqualFold(name, "error"), strings.EqualFold(name, "type"):
+			return false
+		}
+	}
+	return hasChoices
+}
+
 func isQuiet(s string) bool {
 	return s == "ping" || s == "response.created" || s == "response.queued" || s == "response.in_progress"
 }
@@ -257,8 +340,15 @@ func refLines(in []byte) [][]byte {
 	return out
 }
 
+// field reads a line: a "data" or "event" field and its value, ok for a
+// blank line; "spaced" for white space (any Unicode space, as go-openai's
+// bytes.TrimSpace) before "data:" or "event:".
 func field(l []byte) (name string, value []byte, ok bool) {
 	l = bytes.TrimSuffix(bytes.TrimSuffix(l, []byte("\n")), []byte("\r"))
+	if t := bytes.TrimLeftFunc(l, unicode.IsSpace); len(t) < len(l) &&
+		(bytes.HasPrefix(t, []byte("data:")) || bytes.HasPrefix(t, []byte("event:"))) {
+		return "spaced", nil, false
+	}
 	for _, f := range []string{"data", "event"} {
 		if bytes.HasPrefix(l, []byte(f+":")) {
 			v := l[len(f)+1:]
@@ -292,6 +382,8 @@ func refStream(in []byte, n int, op string, maxLine, maxFirst int) modelOutcome 
 	type event struct {
 		name                             string
 		hasData, malformed, failed, loud bool
+		lines                            int  // data lines not empty
+		role                             bool // a role-only chat chunk
 	}
 	ev := event{}
 	for ; k < len(lines); k++ {
@@ -308,14 +400,19 @@ func refStream(in []byte, n int, op string, maxLine, maxFirst int) modelOutcome 
 				out.failover = true
 				return out
 			}
-			quiet := !ev.hasData || (ev.name != "" && isQuiet(ev.name)) || (ev.name == "" && !ev.loud)
+			quiet := !ev.hasData || (ev.name != "" && isQuiet(ev.name)) || (ev.name == "" && !ev.loud && !(ev.role && ev.lines > 1))
 			if !quiet {
 				commit = true
 			}
 			ev = event{}
+		case f == "spaced":
+			ev.malformed = true
 		case f == "data":
-			v = bytes.TrimSpace(v)
+			v = bytes.Trim(v, " \t\r\n")
 			ev.hasData = true
+			if len(v) > 0 {
+				ev.lines++
+			}
 			switch {
 			case len(v) == 0:
 			case string(v) == "[DONE]":
@@ -327,7 +424,11 @@ func refStream(in []byte, n int, op string, maxLine, maxFirst int) modelOutcome 
 				if e.failed {
 					ev.failed = true
 				}
-				if e.typ == nil || !isQuiet(*e.typ) {
+				switch {
+				case e.typ != nil && isQuiet(*e.typ):
+				case op == "chat/completions" && !e.failed && refRoleOnly(v):
+					ev.role = true
+				default:
 					ev.loud = true
 				}
 			}
@@ -379,8 +480,10 @@ func refStream(in []byte, n int, op string, maxLine, maxFirst int) modelOutcome 
 				complete = true
 			}
 			pendDone = false
+		case f == "spaced":
+			return false, "malformed"
 		case f == "data":
-			v = bytes.TrimSpace(v)
+			v = bytes.Trim(v, " \t\r\n")
 			switch {
 			case len(v) == 0:
 			case string(v) == "[DONE]":

@@ -17,7 +17,8 @@ import (
 // The gateway's headers: HeaderTarget, HeaderAttempts and, when attempts
 // failed, HeaderReason are set on every response to an intercepted
 // request, HeaderBodyTruncated on a failure handed back whose body was
-// cut; HeaderPrefer is a request header. A provider's own X-Gwtransport-*
+// cut, HeaderStatusRewritten on an error in band handed back with an error
+// status; HeaderPrefer is a request header. A provider's own X-Gwtransport-*
 // headers and trailers are dropped from intercepted responses.
 const (
 	// HeaderTarget names the "<provider>/<model>" that served the response
@@ -36,6 +37,14 @@ const (
 	// caller whose body was longer than the gateway keeps (1 MiB): its
 	// value is the number of bytes kept, the body's first bytes.
 	HeaderBodyTruncated = "X-Gwtransport-Body-Truncated"
+	// HeaderStatusRewritten is set on an error in band handed to the
+	// caller (a non-streamed 2xx whose JSON body is an error, such as a
+	// content-policy refusal, see [ErrResponseFailed]): its value is the
+	// provider's own status ("200"), which the gateway replaced with the
+	// error status the error implies, so that SDKs raise the provider's
+	// error instead of returning an empty success. The body is the
+	// provider's.
+	HeaderStatusRewritten = "X-Gwtransport-Status-Rewritten"
 )
 
 // gatewayHeaderPrefix starts every header of the gateway's; a provider's
@@ -405,6 +414,9 @@ type failure struct {
 	// truncated marks a body longer than maxErrorBody, of which the first
 	// maxErrorBody bytes are kept.
 	truncated bool
+	// status, when not 0, replaces the response's 2xx status when it is
+	// handed over: an error in band (see verify.go).
+	status int
 }
 
 // do tries the targets in the route's order until one succeeds.
@@ -447,6 +459,9 @@ targets:
 			res, a, f := r.attempt(ctx, rt, t, try, out)
 			if a.Action == Succeed {
 				r.record(rt, a)
+				if sb, ok := res.Body.(*streamBody); ok {
+					sb.lease = probe // settled when the stream ends
+				}
 				return r.success(r.guard(rt, t, try, res), t), nil
 			}
 			r.fallbackRefusal(t, &a, f)
@@ -764,7 +779,7 @@ func (r *run) attempt(ctx context.Context, rt *route, t *target, try int, body [
 		// that is no stream (a JSON error, an empty 204) fails over.
 		up := newUpstream(res.Body)
 		br := bufio.NewReaderSize(up, 4<<10)
-		prefix, ev, perr := peekFirstEvent(br)
+		prefix, ev, perr := peekFirstEvent(br, r.origin.op)
 		if perr == nil {
 			if o, bad := eventFailure(ev); bad {
 				res.Body.Close()
@@ -784,7 +799,7 @@ func (r *run) attempt(ctx context.Context, rt *route, t *target, try int, body [
 		}
 		sb := newStreamBody(prefix, br, up, cancel, s.streamIdle, s.finishGrace, r.info.n, r.origin.op)
 		sb.mask = masker{g: g, h: r.req.Header}
-		sb.settle = r.settler(rt, t)
+		sb.settle = r.settler(rt, t, try, start)
 		res.Body = sb
 	} else {
 		// Read to its end before it is handed over (see verify.go).
@@ -815,7 +830,11 @@ func (r *run) observe(rt *route, t *target, keyIdx int, o Outcome, d time.Durati
 	now := rt.s.clock.Now()
 	success := o.Status >= 200 && o.Status < 300 && o.Err == nil && o.Code == "" && o.Type == ""
 	failure := !callerGone && availabilityFailure(o)
-	t.stats.record(success, failure, d)
+	if success && r.info.stream {
+		t.stats.started(d) // its success or failure is counted when it ends
+	} else {
+		t.stats.record(success, failure, d)
+	}
 	var ra time.Duration
 	if o.Header != nil {
 		ra, _ = RetryAfter(o.Header, now)
@@ -843,17 +862,19 @@ func (r *run) observe(rt *route, t *target, keyIdx int, o Outcome, d time.Durati
 	}
 }
 
-// settler returns what gives a committed stream's verdict to its target's
-// breaker when the stream ends: a success when it completed, a failure when
-// it broke (cut, stalled, malformed) or failed in band for want of
-// availability, nothing when the caller gave up first.
-func (r *run) settler(rt *route, t *target) func(error) {
-	return func(err error) {
+// settler returns what gives a committed stream's verdict when it ends: a
+// success when it completed; when it broke (cut, stalled, malformed) or
+// failed in band, a failure for the breaker and the statistics (an in-band
+// refusal says the target is reachable) and one more attempt in the trail,
+// the break; nothing when the caller gave up first.
+func (r *run) settler(rt *route, t *target, try int, start time.Time) func(error, bool) {
+	return func(err error, continued bool) {
 		v := verdictFailure
 		var se *StreamError
 		switch {
 		case err == io.EOF:
 			v = verdictSuccess
+			t.stats.successes.Add(1)
 		case r.req.Context().Err() != nil:
 			return
 		case errors.As(err, &se):
@@ -867,6 +888,10 @@ func (r *run) settler(rt *route, t *target) func(error) {
 		now := rt.s.clock.Now()
 		if st, changed := t.breaker.record(now, v, 0); changed {
 			rt.emit(Event{Kind: EventBreaker, Time: now, Route: rt.name, Target: t.name, State: string(st)})
+		}
+		if v != verdictSuccess {
+			r.record(rt, Attempt{Route: rt.name, Target: t.name, Try: try, Status: http.StatusOK, Action: NextTarget,
+				Duration: time.Since(start), Err: err, Continued: continued})
 		}
 	}
 }
@@ -918,6 +943,7 @@ func (r *run) finish() *http.Response {
 	if f.truncated {
 		res.Header.Set(HeaderBodyTruncated, strconv.Itoa(len(f.body)))
 	}
+	rewriteStatus(res, f.status)
 	return res
 }
 

@@ -288,8 +288,8 @@ func TestBrokenBodiesEverywhereEndWithError(t *testing.T) {
 }
 
 // TestInBandContentPolicyFailsFast: a 200 whose JSON body is a
-// content-policy refusal is final: the caller gets exactly that body, no
-// retry, no fallback, and the breaker does not count it.
+// content-policy refusal is final: the caller gets exactly that body, as a
+// 400, no retry, no fallback, and the breaker does not count it.
 func TestInBandContentPolicyFailsFast(t *testing.T) {
 	refusal := `{"error":{"message":"refused","type":"invalid_request_error","code":"content_policy_violation"}}`
 	v := newVerifySetup(t, func(int) wire { return wire{raw: withLength(jsonCT, refusal, len(refusal))} },
@@ -297,7 +297,9 @@ func TestInBandContentPolicyFailsFast(t *testing.T) {
 	ctx, trail := gwtransport.WithTrail(context.Background())
 	res, body, err := v.post(t, ctx)
 	require.NoError(t, err)
-	assert.Equal(t, 200, res.StatusCode)
+	assert.Equal(t, 400, res.StatusCode, "an error in band is handed over with the status it implies")
+	assert.Equal(t, "400 Bad Request", res.Status)
+	assert.Equal(t, "200", res.Header.Get(gwtransport.HeaderStatusRewritten))
 	assert.Equal(t, refusal, string(body))
 	assert.Equal(t, "false", res.Header.Get("X-Should-Retry"))
 	as := trail.Attempts()

@@ -20,10 +20,16 @@ const (
 // (default [DefaultMaxVerifiedBody], 8 MiB). A 2xx answer to an
 // intercepted request that is not streamed is read to its end before it is
 // handed over: a body cut short, stalled past [WithBodyIdle], or that is not
-// the JSON its Content-Type says, fails the attempt like a 5xx
-// ([ErrResponseTruncated], [ErrResponseIdle], [ErrResponseMalformed]), and
-// a JSON object with a top-level non-null "error" member is classified as
-// that error ([ErrResponseFailed]). A body whose Content-Length is larger
+// the JSON its Content-Type says or its first byte promises, fails the
+// attempt like a 5xx ([ErrResponseTruncated], [ErrResponseIdle],
+// [ErrResponseMalformed]), and a JSON object with a top-level non-null
+// "error" member is classified as that error ([ErrResponseFailed]; handed
+// over, when final, with the error status it implies). A body is read as
+// JSON at least as broadly as the SDKs read it: whatever its Content-Type
+// and Content-Encoding when it starts with '{' or '[', and whatever it
+// starts with when its media type contains "json"; a compressed body is
+// never parsed, and binary content (audio, images) that starts like JSON
+// fails only when it is valid JSON with an error in band. A body whose Content-Length is larger
 // than n, or that turns out larger while being read, is handed over
 // unverified: the bytes read so far, then the rest, each byte once. 0 turns
 // verification off (the response is the caller's once its headers arrive).
