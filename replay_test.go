@@ -160,3 +160,38 @@ func TestLargePromptThroughOpenAIGo(t *testing.T) {
 		assert.Equal(t, strings.Replace(string(a.Journal()[0].Body), `"model":"gpt-4o"`, `"model":"model-b"`, 1), string(b.Journal()[0].Body))
 	}
 }
+
+// TestContinuationOfLargeBodies: a large streamed chat request that
+// breaks is continued with a prefill built from the caller's bytes,
+// whether GetBody replays them in memory (kept without a copy) or not
+// (the one case where the gateway keeps a copy: for the prefill).
+func TestContinuationOfLargeBodies(t *testing.T) {
+	long := strings.Repeat(`Read this \"long\" text. `, 1000)
+	body := strings.Replace(contBody, `"content":"Hi"`, `"content":"`+long+`"`, 1)
+	require.Greater(t, len(body), 16<<10)
+	bc := breakCases()[0] // cut after 3 tokens
+	for _, kind := range []string{"bytes.Reader", "strings.Reader", "reader only"} {
+		t.Run(kind, func(t *testing.T) {
+			rig := newContRig(t, [3]string{"", "prefill", ""}, [3][]gatewaytest.Option{})
+			rig.a.Enqueue(bc.fault)
+			req := bodyKinds[kind](rig.a.URL+"/chat/completions", body)
+			req.Header.Set("Authorization", "Bearer key-p")
+			req.Header.Set("Content-Type", "application/json")
+			res, err := (&http.Client{Transport: rig.tr}).Do(req)
+			require.NoError(t, err)
+			defer res.Body.Close()
+			require.Equal(t, 200, res.StatusCode)
+			got := readSSE(res.Body)
+			require.NoError(t, got.err)
+			assert.Equal(t, contReply, got.text)
+
+			j := rig.b.Journal()
+			require.Len(t, j, 1)
+			content, _, _, ok := lastAssistant(t, j[0].Body)
+			require.True(t, ok)
+			assert.Equal(t, bc.delivered, content)
+			assert.Contains(t, string(j[0].Body), `"content":"`+long+`"`, "the caller's message, byte for byte")
+			assert.Equal(t, "b-model", j[0].Model)
+		})
+	}
+}
