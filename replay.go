@@ -52,6 +52,12 @@ func scanReplay(req *http.Request, call *sdkCall) (sc *scanned, ok bool) {
 	if err != nil || rc == nil {
 		return sc, false
 	}
+	if sameReader(rc, req.Body) {
+		// GetBody hands out Body itself, rewound (openai-go does for a
+		// *bytes.Reader body): reading it would consume the caller's
+		// Body. The plain path reads it once instead.
+		return sc, false
+	}
 	defer rc.Close()
 	sc = &scanned{}
 	p, own := inMemory(rc, &sc.grab)
@@ -139,13 +145,30 @@ func inMemory(rc io.ReadCloser, g *grab) ([]byte, bool) {
 	if !ok {
 		return nil, false
 	}
-	if _, err := br.WriteTo(g); err != nil || g.calls > 1 {
+	at := br.Size() - int64(br.Len())
+	_, err := br.WriteTo(g)
+	_, _ = br.Seek(at, io.SeekStart) // as it was, should another share it
+	if err != nil || g.calls > 1 {
 		return nil, false
 	}
 	if g.p == nil {
 		g.p = []byte{}
 	}
 	return g.p, true
+}
+
+// sameReader reports whether a and b are the same reader (GetBody handing
+// out Body itself). Readers that cannot be compared are not the same.
+func sameReader(a, b io.ReadCloser) (same bool) {
+	if a == nil || b == nil || reflect.TypeOf(a) != reflect.TypeOf(b) || !reflect.TypeOf(a).Comparable() {
+		return false
+	}
+	defer func() {
+		if recover() != nil {
+			same = false // a comparable type holding an uncomparable value
+		}
+	}()
+	return a == b
 }
 
 // grab keeps the one slice bytes.Reader.WriteTo writes: the reader's own

@@ -296,6 +296,24 @@ func TestScanReplayBodies(t *testing.T) {
 			r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body[1:])), nil }
 			return r
 		}, false, false},
+		{"GetBody handing out Body itself (openai-go's *bytes.Reader body)", func() *http.Request {
+			br := bytes.NewReader(body)
+			r, _ := http.NewRequest(http.MethodPost, "http://x/", nil)
+			r.ContentLength = int64(len(body))
+			r.GetBody = func() (io.ReadCloser, error) {
+				_, err := br.Seek(0, 0)
+				return io.NopCloser(br), err
+			}
+			r.Body, _ = r.GetBody()
+			return r
+		}, false, false},
+		{"GetBody handing out Body itself, a ReadCloser of its own", func() *http.Request {
+			rc := &closeTracker{Reader: strings.NewReader(string(body))}
+			r, _ := http.NewRequest(http.MethodPost, "http://x/", rc)
+			r.ContentLength = int64(len(body))
+			r.GetBody = func() (io.ReadCloser, error) { return rc, nil }
+			return r
+		}, false, false},
 		{"failing GetBody", func() *http.Request {
 			r, _ := http.NewRequest("POST", "http://x/", bytes.NewReader(body))
 			r.GetBody = func() (io.ReadCloser, error) { return nil, io.ErrClosedPipe }
@@ -308,6 +326,9 @@ func TestScanReplayBodies(t *testing.T) {
 			sc, ok := scanReplay(req, nil)
 			require.Equal(t, tc.ok, ok)
 			if !ok {
+				if ct, ok := req.Body.(*closeTracker); ok {
+					require.False(t, ct.closed, "Body must not be closed")
+				}
 				got, err := io.ReadAll(req.Body)
 				require.NoError(t, err)
 				require.Equal(t, string(body), string(got), "Body must be left unread")
@@ -387,3 +408,11 @@ func TestReadChunks(t *testing.T) {
 	_, err := readChunks(iotest.TimeoutReader(bytes.NewReader(make([]byte, 10))))
 	require.ErrorIs(t, err, iotest.ErrTimeout)
 }
+
+// closeTracker is a ReadCloser that records Close.
+type closeTracker struct {
+	*strings.Reader
+	closed bool
+}
+
+func (c *closeTracker) Close() error { c.closed = true; return nil }

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/option"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -193,5 +194,27 @@ func TestContinuationOfLargeBodies(t *testing.T) {
 			assert.Contains(t, string(j[0].Body), `"content":"`+long+`"`, "the caller's message, byte for byte")
 			assert.Equal(t, "b-model", j[0].Model)
 		})
+	}
+}
+
+// TestOpenAIGoBytesReaderBody: openai-go given a *bytes.Reader body hands
+// out the same reader, rewound, from GetBody: a large body still reaches
+// the provider whole, passed through or rewritten.
+func TestOpenAIGoBytesReaderBody(t *testing.T) {
+	a := server(t, "a", "key-a")
+	c := openaiClient(a, "key-a")
+	mustInit(t, c, []string{"openai/gpt-4o"}, noEnv())
+	for _, model := range []string{"gpt-4o-mini", "gateway"} {
+		a.Reset()
+		body := largeChat(model, false)
+		_, err := c.Chat.Completions.New(context.Background(), openai.ChatCompletionNewParams{},
+			option.WithRequestBody("application/json", bytes.NewReader([]byte(body))))
+		require.NoError(t, err)
+		require.Len(t, a.Journal(), 1)
+		want := body
+		if model == "gateway" {
+			want = strings.Replace(body, `"model":"gateway"`, `"model":"gpt-4o"`, 1)
+		}
+		assert.Equal(t, want, string(a.Journal()[0].Body), model)
 	}
 }
