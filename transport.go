@@ -388,6 +388,9 @@ type run struct {
 	key      int        // the pooled key of the last attempt, -1 for none
 	inPlace  [3]Attempt // the first attempts, without an allocation
 	final    *failure   // the response to give the caller if every target fails
+	// keyRaces counts the targets given back to the picker because their
+	// last free key went to another request between pick and send.
+	keyRaces int
 	// mark is the caller's context, marked as an attempt's (attemptmark.go).
 	mark *attemptCtx
 	// splice is the current target's body when the caller's bytes are
@@ -457,6 +460,14 @@ targets:
 				break targets
 			}
 			res, a, f := r.attempt(ctx, rt, t, try, out)
+			if try == 1 && a.Status == 0 && errors.Is(a.Err, ErrNoTarget) && r.keyRaces < maxKeyRaces {
+				// Another request took the provider's last free key
+				// between the pick and the send: the target is cooling,
+				// not tried. The picker sees it so, and may wait for it.
+				r.keyRaces++
+				pick.untake(t)
+				continue targets
+			}
 			if a.Action == Succeed {
 				r.record(rt, a)
 				if sb, ok := res.Body.(*streamBody); ok {
@@ -540,6 +551,10 @@ targets:
 	}
 	return nil, e
 }
+
+// maxKeyRaces bounds how often one request gives a target back to the
+// picker for a key taken between pick and send.
+const maxKeyRaces = 8
 
 // freshKey reports whether the attempt's key was rate limited (429) or
 // refused (401, 403) while another key of the target's provider is usable
