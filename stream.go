@@ -67,8 +67,8 @@ import (
 //
 // An event whose name (its last "event:" line) starts with "thread." never
 // completes a stream: openai-go decodes such an event as {"event": name,
-// "data": data}, where no finish or terminal type is visible. It may still
-// be an error.
+// "data": data}, where no finish or terminal type is visible (its [DONE]
+// still ends openai-go's reading). It may still be an error.
 //
 // Once complete, a stream ends cleanly when reads have waited on the
 // provider for the finish grace in all since it completed or since its
@@ -1350,7 +1350,9 @@ func pingData(v []byte) bool {
 func (s *streamBody) dispatch() {
 	if s.thread {
 		// openai-go decodes a "thread.*" event as {"event", "data"}: no
-		// finish, terminal type or [DONE] of it is visible to it.
+		// finish or terminal type of it is visible to it. (A [DONE] in it
+		// ends openai-go's reading all the same; the gateway still does
+		// not take it for the end: a raw reader gets the truncation.)
 		clear(s.pend)
 		s.pendAny, s.pendDone = false, false
 	}
