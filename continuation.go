@@ -291,12 +291,17 @@ func (s *streamBody) eventEnd(blank []byte) {
 			// the head of a continuation: the caller has had its own.
 			x.held = x.held[:0]
 			x.resetEvent()
+			s.evDone = false
 			return
 		}
 		x.commit()
 	}
 	x.held = append(x.held, blank...)
 	s.pending, x.held = x.held, x.held[:0]
+	if s.evDone {
+		s.doneSeen.Store(true) // the held [DONE] is handed over now
+	}
+	s.evDone = false
 }
 
 // dropMalformed drops the malformed event being read, unless it is one
@@ -320,6 +325,7 @@ func (s *streamBody) dropEvent() {
 	x := s.ext
 	x.held = x.held[:0]
 	x.resetEvent()
+	s.evDone = false
 	clear(s.pend)
 	s.pendAny, s.pendDone = false, false
 	s.thread, s.ping, s.evData = false, false, false
@@ -403,6 +409,7 @@ func (s *streamBody) resetGuard() {
 	s.inFail, s.failName, s.errData = false, "", nil
 	s.thread, s.ping, s.evData = false, false, false
 	s.complete.Store(false)
+	s.doneSeen.Store(false)
 	s.graceFrom.Store(0)
 	s.fired.Store(false)
 }
@@ -738,11 +745,13 @@ func hex4(p []byte) (rune, bool) {
 // under encoding/json's case folding.
 func folds(name []byte, want string) bool { return bytes.EqualFold(name, []byte(want)) }
 
-// topID returns a copy of the value of a chunk's top-level "id", or nil.
+// topID returns a copy of the value of a chunk's top-level "id", or nil when it
+// has none or an empty one (openai-go's accumulator adopts the first id that
+// is not empty).
 func topID(v []byte) []byte {
 	var id []byte
 	_ = eachMember(v, func(name []byte, sp span) error {
-		if n := memberName(name); id == nil && string(n) == "id" {
+		if n := memberName(name); id == nil && string(n) == "id" && string(v[sp.start:sp.end]) != `""` {
 			id = append([]byte(nil), v[sp.start:sp.end]...)
 		}
 		return nil

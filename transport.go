@@ -448,7 +448,7 @@ targets:
 			break
 		}
 		probe = pick.probe
-		if prev != nil {
+		if prev != nil && prev != t { // t again: given back after a key race
 			rt.emit(Event{Kind: EventFallback, Time: pick.now, Route: rt.name, Target: prev.name, Next: t.name})
 		}
 		prev = t
