@@ -155,6 +155,7 @@ func BenchmarkRoundTrip(b *testing.B) {
 					b.SetBytes(int64(len(body)))
 					b.ReportAllocs()
 					b.ResetTimer()
+					cpu := cpuTime()
 					for i := 0; i < b.N; i++ {
 						d, err := post(c, url, body, stream)
 						if err != nil {
@@ -163,6 +164,7 @@ func BenchmarkRoundTrip(b *testing.B) {
 						lat = append(lat, d)
 					}
 					b.StopTimer()
+					reportCPU(b, cpu)
 					reportPercentiles(b, lat)
 				})
 			}
@@ -198,6 +200,7 @@ func BenchmarkStream(b *testing.B) {
 			ttft := make([]time.Duration, 0, b.N)
 			b.ReportAllocs()
 			b.ResetTimer()
+			cpu := cpuTime()
 			for i := 0; i < b.N; i++ {
 				req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
 				req.Header.Set("Content-Type", "application/json")
@@ -218,6 +221,7 @@ func BenchmarkStream(b *testing.B) {
 				res.Body.Close()
 			}
 			b.StopTimer()
+			reportCPU(b, cpu)
 			sort.Slice(ttft, func(i, j int) bool { return ttft[i] < ttft[j] })
 			b.ReportMetric(float64(ttft[len(ttft)/2].Nanoseconds()), "ttft-p50-ns")
 			b.ReportMetric(float64(ttft[(len(ttft)-1)*99/100].Nanoseconds()), "ttft-p99-ns")

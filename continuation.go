@@ -188,10 +188,10 @@ func (x *streamExt) track(v []byte) {
 		x.evSolid, x.evBad = true, true
 		return
 	}
-	text, roleOnly, ok := chunkContent(v)
+	text, ok := chunkContent(v)
 	x.evText = append(x.evText, text...)
 	x.evBad = x.evBad || !ok || x.evData > 1
-	if roleOnly {
+	if roleOnly(v) { // as the commit point reads it: nothing else is dropped
 		x.evDrop = true
 	} else {
 		x.evSolid = true
@@ -291,12 +291,17 @@ func (s *streamBody) eventEnd(blank []byte) {
 			// the head of a continuation: the caller has had its own.
 			x.held = x.held[:0]
 			x.resetEvent()
+			s.evDone = false
 			return
 		}
 		x.commit()
 	}
 	x.held = append(x.held, blank...)
 	s.pending, x.held = x.held, x.held[:0]
+	if s.evDone {
+		s.doneSeen.Store(true) // the held [DONE] is handed over now
+	}
+	s.evDone = false
 }
 
 // dropMalformed drops the malformed event being read, unless it is one
@@ -320,6 +325,7 @@ func (s *streamBody) dropEvent() {
 	x := s.ext
 	x.held = x.held[:0]
 	x.resetEvent()
+	s.evDone = false
 	clear(s.pend)
 	s.pendAny, s.pendDone = false, false
 	s.thread, s.ping, s.evData = false, false, false
@@ -403,6 +409,7 @@ func (s *streamBody) resetGuard() {
 	s.inFail, s.failName, s.errData = false, "", nil
 	s.thread, s.ping, s.evData = false, false, false
 	s.complete.Store(false)
+	s.doneSeen.Store(false)
 	s.graceFrom.Store(0)
 	s.fired.Store(false)
 }
@@ -553,15 +560,15 @@ func prefillBody(body, text []byte, mode Continuation) []byte {
 	return out
 }
 
-// chunkContent reads one chat chunk for the rescue: its content, whether
-// it carries nothing but a role (no content, finish or usage), and ok
+// chunkContent reads one chat chunk for the rescue: its content, and ok
 // false when it carries anything a prefill cannot reproduce (a tool call,
 // a refusal, reasoning, audio, logprobs, another choice) or that decoders
 // could read differently (a case variant or a duplicate of "content",
-// "role", "choices", "delta", "index").
-func chunkContent(v []byte) (text []byte, roleOnly, ok bool) {
+// "role", "choices", "delta", "index", "id"). Whether it is role-only is
+// roleOnly's to say, as at the commit point.
+func chunkContent(v []byte) (text []byte, ok bool) {
 	var choices []byte
-	nChoices, ids, usage := 0, 0, false
+	nChoices, ids := 0, 0
 	ok = true
 	err := eachMember(v, func(name []byte, sp span) error {
 		n := memberName(name)
@@ -578,21 +585,19 @@ func chunkContent(v []byte) (text []byte, roleOnly, ok bool) {
 			nChoices++
 			ok = ok && string(n) == "choices"
 			choices = val
-		case folds(n, "usage"):
-			usage = usage || string(val) != "null"
 		}
 		return nil
 	})
 	if err != nil || !ok || nChoices > 1 || ids > 1 {
-		return nil, false, false
+		return nil, false
 	}
 	if choices == nil || string(choices) == "null" {
-		return nil, false, true
+		return nil, true
 	}
 	if choices[0] != '[' {
-		return nil, false, false
+		return nil, false
 	}
-	count, finish, hasContent := 0, false, false
+	count := 0
 	err = eachElement(choices, func(_ int, el []byte) error {
 		count++
 		if el[0] != '{' {
@@ -610,15 +615,11 @@ func chunkContent(v []byte) (text []byte, roleOnly, ok bool) {
 				ok = ok && string(n) == "index" && string(val) == "0"
 			case folds(n, "logprobs"):
 				ok = ok && string(val) == "null"
-			case folds(n, "finish_reason"):
-				finish = finish || string(val) != "null"
 			case folds(n, "delta"):
 				deltas++
 				ok = ok && string(n) == "delta"
 				if val[0] == '{' {
-					var c bool
-					text, c = deltaContent(val, &ok)
-					hasContent = hasContent || c
+					text = deltaContent(val, &ok)
 				} else if string(val) != "null" {
 					ok = false
 				}
@@ -631,15 +632,15 @@ func chunkContent(v []byte) (text []byte, roleOnly, ok bool) {
 		return nil
 	})
 	if err != nil || count > 1 {
-		return nil, false, false
+		return nil, false
 	}
-	return text, ok && count == 1 && !finish && !usage && !hasContent, ok
+	return text, ok
 }
 
 // deltaContent reads a delta: exactly "role" and "content" (each once,
 // spelled exactly), any other member null or empty. It returns the
-// content and whether it is not empty.
-func deltaContent(d []byte, ok *bool) ([]byte, bool) {
+// content.
+func deltaContent(d []byte, ok *bool) []byte {
 	var text []byte
 	roles, contents := 0, 0
 	err := eachMember(d, func(name []byte, sp span) error {
@@ -679,7 +680,7 @@ func deltaContent(d []byte, ok *bool) ([]byte, bool) {
 	if err != nil || roles > 1 || contents > 1 {
 		*ok = false
 	}
-	return text, len(text) > 0
+	return text
 }
 
 // faithful reports whether every decoder reads a JSON string token the
@@ -744,11 +745,13 @@ func hex4(p []byte) (rune, bool) {
 // under encoding/json's case folding.
 func folds(name []byte, want string) bool { return bytes.EqualFold(name, []byte(want)) }
 
-// topID returns a copy of the value of a chunk's top-level "id", or nil.
+// topID returns a copy of the value of a chunk's top-level "id", or nil when it
+// has none or an empty one (openai-go's accumulator adopts the first id that
+// is not empty).
 func topID(v []byte) []byte {
 	var id []byte
 	_ = eachMember(v, func(name []byte, sp span) error {
-		if n := memberName(name); id == nil && string(n) == "id" {
+		if n := memberName(name); id == nil && string(n) == "id" && string(v[sp.start:sp.end]) != `""` {
 			id = append([]byte(nil), v[sp.start:sp.end]...)
 		}
 		return nil

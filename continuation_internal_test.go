@@ -87,11 +87,13 @@ func TestChunkContent(t *testing.T) {
 		{`[1]`, "", false, false},
 		{`{"choices":[{"index":0,"delta":{"reasoning":"r"}}]}`, "", false, false},
 	} {
-		text, roleOnly, ok := chunkContent([]byte(tc.v))
+		text, ok := chunkContent([]byte(tc.v))
 		assert.Equal(t, tc.ok, ok, tc.v)
 		if ok {
 			assert.Equal(t, tc.text, string(text), tc.v)
-			assert.Equal(t, tc.roleOnly, roleOnly, tc.v)
+			// A continuation drops a leading chunk only as the commit
+			// point reads it: role-only.
+			assert.Equal(t, tc.roleOnly, roleOnly([]byte(tc.v)), tc.v)
 		}
 	}
 }

@@ -41,9 +41,9 @@ func TestRVCallerDeadlineNeverBlamesTheTarget(t *testing.T) {
 			var cancel context.CancelFunc
 			if tc.cancel {
 				ctx, cancel = context.WithCancel(context.Background())
-				time.AfterFunc(150*time.Millisecond, cancel)
+				time.AfterFunc(time.Second, cancel)
 			} else {
-				ctx, cancel = context.WithTimeout(context.Background(), 150*time.Millisecond)
+				ctx, cancel = context.WithTimeout(context.Background(), time.Second)
 			}
 			defer cancel()
 			var err error

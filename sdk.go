@@ -137,6 +137,7 @@ type sdkCall struct {
 	maxRetries *int     // the call's openai-go MaxRetries
 	took       atomic.Bool
 	answer     atomic.Pointer[sdkAnswer]
+	memo       *scanMemo // the body's scan when the call started (replay.go)
 }
 
 type sdkCallKey struct{}
@@ -163,7 +164,7 @@ func (h *openaiHook) attach(cfg reflect.Value, b *binding) {
 	c := &sdkCall{hook: h, b: b}
 	c.maxRetries, _ = v.Field(requestConfig.maxRetries).Addr().Interface().(*int)
 	ctx := context.WithValue(req.Context(), sdkCallKey{}, c)
-	if body := peekBody(v.Field(requestConfig.body)); body != nil && b.g.takes(req.Header, body) {
+	if body := peekBody(v.Field(requestConfig.body)); body != nil && b.g.takes(req.Header, body, c) {
 		// azcore reads its retry options when its pipeline starts, before
 		// the gateway sees the request: turn its retries off now.
 		ctx = policy.WithRetryOptions(ctx, policy.RetryOptions{MaxRetries: -1})
@@ -188,13 +189,17 @@ func peekBody(v reflect.Value) []byte {
 }
 
 // takes reports whether the gateway would route a request with this header
-// and body (it checks as roundTrip does).
-func (g *gateway) takes(h http.Header, body []byte) bool {
+// and body (it checks as roundTrip does). The scan is kept in c, when not
+// nil, for roundTrip to reuse on the same bytes.
+func (g *gateway) takes(h http.Header, body []byte, c *sdkCall) bool {
 	if !mayCarryModel(h) || int64(len(body)) > g.s.maxBodyBytes || !looksLikeJSONObject(body) {
 		return false
 	}
 	var info bodyInfo
-	_ = scanBody(body, &info)
+	err := scanBody(body, &info)
+	if c != nil {
+		c.memo = &scanMemo{p: &body[0], n: len(body), info: info, err: err}
+	}
 	if !info.modelIsString {
 		return false
 	}

@@ -252,6 +252,16 @@ func (p *picker) custom() *target {
 	return p.take(cands[k].Index)
 }
 
+// untake gives a target back, untried: it was never sent (its last free
+// key went to another request), and may be picked or waited for again.
+func (p *picker) untake(t *target) {
+	for i, u := range p.rt.targets {
+		if u == t {
+			p.tried &^= 1 << i
+		}
+	}
+}
+
 // take hands target i to the request once its breaker admits it. A
 // breaker past its cooldown admits the request as its probe, under a lease
 // kept in p.probe. A breaker whose probe went to another request meanwhile

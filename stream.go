@@ -67,8 +67,8 @@ import (
 //
 // An event whose name (its last "event:" line) starts with "thread." never
 // completes a stream: openai-go decodes such an event as {"event": name,
-// "data": data}, where no finish or terminal type is visible. It may still
-// be an error.
+// "data": data}, where no finish or terminal type is visible (its [DONE]
+// still ends openai-go's reading). It may still be an error.
 //
 // Once complete, a stream ends cleanly when reads have waited on the
 // provider for the finish grace in all since it completed or since its
@@ -1031,6 +1031,13 @@ type streamBody struct {
 	evData   bool // the event being read has data other than a keep-alive
 
 	complete atomic.Bool // a complete event was dispatched
+	// doneSeen: a [DONE] line, outside a thread.* event, was handed over
+	// (its event may not be dispatched yet: a reader such as go-openai
+	// stops at the line); a stream closed after it counts as complete.
+	doneSeen atomic.Bool
+	// evDone: the line just inspected (or, held, the event being read) is
+	// such a [DONE].
+	evDone bool
 	// graceFrom is up.waited() when the stream completed or, after that,
 	// when the last event with data other than a keep-alive was
 	// dispatched: the finish grace counts the provider's silence from
@@ -1209,6 +1216,9 @@ func (s *streamBody) Read(p []byte) (int, error) {
 		if !deliver {
 			continue
 		}
+		if s.evDone {
+			s.doneSeen.Store(true)
+		}
 		m := copy(p[n:], line)
 		s.pending = line[m:]
 		n += m
@@ -1284,6 +1294,10 @@ func (s *streamBody) data(v []byte) (bool, error) {
 		return true, nil
 	case bytes.Equal(v, doneData):
 		s.pendDone = true
+		// A reader ends at this line (openai-go even in a "thread.*"
+		// event, go-openai always); it counts as the end for the verdict
+		// once handed over (see doneSeen), outside a thread.* event.
+		s.evDone = !s.thread
 		return true, nil
 	case !json.Valid(v):
 		// Every data line is validated whole: a raw reader must never
@@ -1336,7 +1350,9 @@ func pingData(v []byte) bool {
 func (s *streamBody) dispatch() {
 	if s.thread {
 		// openai-go decodes a "thread.*" event as {"event", "data"}: no
-		// finish, terminal type or [DONE] of it is visible to it.
+		// finish or terminal type of it is visible to it. (A [DONE] in it
+		// ends openai-go's reading all the same; the gateway still does
+		// not take it for the end: a raw reader gets the truncation.)
 		clear(s.pend)
 		s.pendAny, s.pendDone = false, false
 	}
@@ -1404,7 +1420,7 @@ func (s *streamBody) release() {
 		settle, lease := s.settle, s.lease
 		s.settle, s.lease = nil, probeLease{}
 		defer func() {
-			if settle != nil && s.complete.Load() {
+			if settle != nil && (s.complete.Load() || s.doneSeen.Load()) {
 				settle(io.EOF, s.ext != nil && s.ext.splicing)
 			}
 			lease.release()

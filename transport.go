@@ -210,55 +210,73 @@ func (s sender) pass(r *http.Request) (*http.Response, error) {
 	return s.base.RoundTrip(r)
 }
 
-// roundTrip is the whole life of one caller request.
+// roundTrip is the whole life of one caller request. The body is read
+// and scanned in prepare, whose large frame is gone before the attempts
+// run: the caller's goroutine stack stays small while the request is in
+// flight (see BENCHMARKS.md, memory per request in flight).
 func (g *gateway) roundTrip(req *http.Request, snd sender) (*http.Response, error) {
+	r, rt, first, pass, err := g.prepare(req, snd)
+	switch {
+	case err != nil:
+		return nil, err
+	case pass != nil:
+		return snd.pass(pass)
+	}
+	return r.start(rt, first)
+}
+
+// prepare reads and scans a caller's request: it returns the run of an
+// intercepted request with its route and first target, or the request to
+// pass through as it is, or an error.
+func (g *gateway) prepare(req *http.Request, snd sender) (r *run, rt *route, first int, pass *http.Request, err error) {
 	if req.Body == nil || req.Body == http.NoBody || !mayCarryModel(req.Header) {
-		return snd.pass(req)
+		return nil, nil, 0, req, nil
 	}
 	if req.ContentLength > g.s.maxBodyBytes {
-		return snd.pass(req) // too large to buffer, and nothing read yet
+		return nil, nil, 0, req, nil // too large to buffer, and nothing read yet
+	}
+	if req.GetBody != nil && (req.ContentLength >= replayMin || req.ContentLength > 0 && snd.call.scanned()) {
+		if sc, ok := scanReplay(req, snd.call); ok {
+			return g.prepareReplay(req, snd, sc) // see replay.go
+		}
 	}
 	body, rest, err := readBody(req.Body, req.ContentLength, g.s.maxBodyBytes)
 	if err != nil {
 		req.Body.Close()
-		return nil, fmt.Errorf("gwtransport: reading the request body: %w", err)
+		return nil, nil, 0, nil, fmt.Errorf("gwtransport: reading the request body: %w", err)
 	}
 	if rest != nil {
 		// Too large to buffer: stream it through untouched.
-		return snd.pass(withPrefix(req, body, rest))
+		return nil, nil, 0, withPrefix(req, body, rest), nil
 	}
 	req.Body.Close()
 	if !looksLikeJSONObject(body) {
-		return snd.pass(withBody(req, body))
+		return nil, nil, 0, withBody(req, body), nil
 	}
 	var info bodyInfo
 	scanErr := scanBody(body, &info)
-	var (
-		rt    *route
-		first int
-		ok    bool
-	)
+	var ok bool
 	if info.modelIsString {
 		rt, first, ok = g.lookup(info.model)
 	}
 	if !ok {
-		return snd.pass(withBody(req, body))
+		return nil, nil, 0, withBody(req, body), nil
 	}
 	snd.call.intercepted()
 	if scanErr != nil {
-		return nil, fmt.Errorf("%w: %v", ErrMalformedBody, scanErr)
+		return nil, nil, 0, nil, fmt.Errorf("%w: %v", ErrMalformedBody, scanErr)
 	}
 	if info.conflict != "" {
-		return nil, fmt.Errorf("%w: %s", ErrMalformedBody, info.conflict)
+		return nil, nil, 0, nil, fmt.Errorf("%w: %s", ErrMalformedBody, info.conflict)
 	}
 	if info.ambiguous != "" && rt.prepends {
 		// Model messages would go to one list and a decoder might read
 		// another.
-		return nil, fmt.Errorf("%w: %s", ErrMalformedBody, info.ambiguous)
+		return nil, nil, 0, nil, fmt.Errorf("%w: %s", ErrMalformedBody, info.ambiguous)
 	}
-	r := &run{g: g, req: req, body: body, info: info, snd: snd}
+	r = &run{g: g, req: req, body: body, info: info, snd: snd}
 	r.attempts = r.inPlace[:0]
-	return r.start(rt, first)
+	return r, rt, first, nil, nil
 }
 
 // start prepares an intercepted request and runs its attempts.
@@ -324,15 +342,16 @@ func readBody(r io.Reader, length, max int64) (body []byte, rest io.Reader, err 
 		}
 		return body, nil, nil
 	}
-	buf := bytes.NewBuffer(make([]byte, 0, 4096))
-	n, err := buf.ReadFrom(io.LimitReader(r, max+1))
+	// Unknown length: read in pooled chunks, then one exact allocation
+	// (see readChunks): the body costs its size, not a doubling buffer's.
+	body, err = readChunks(io.LimitReader(r, max+1))
 	if err != nil {
 		return nil, nil, err
 	}
-	if n > max {
-		return buf.Bytes(), r, nil
+	if int64(len(body)) > max {
+		return body, r, nil
 	}
-	return buf.Bytes(), nil, nil
+	return body, nil, nil
 }
 
 // withBody returns a shallow copy of req carrying body, replayable. The
@@ -380,8 +399,16 @@ type run struct {
 	key      int        // the pooled key of the last attempt, -1 for none
 	inPlace  [3]Attempt // the first attempts, without an allocation
 	final    *failure   // the response to give the caller if every target fails
+	// keyRaces counts the targets given back to the picker because their
+	// last free key went to another request between pick and send.
+	keyRaces int
 	// mark is the caller's context, marked as an attempt's (attemptmark.go).
 	mark *attemptCtx
+	// splice is the current target's body when the caller's bytes are
+	// replayed rather than copied (replay.go); scan is what their scan
+	// found, for the next target's splice.
+	splice *splice
+	scan   *scanned
 	// Waits for cooling targets (cooling.go): how many, their total, and
 	// the part not yet shown on an attempt.
 	coolWaits   int
@@ -432,11 +459,11 @@ targets:
 			break
 		}
 		probe = pick.probe
-		if prev != nil {
+		if prev != nil && prev != t { // t again: given back after a key race
 			rt.emit(Event{Kind: EventFallback, Time: pick.now, Route: rt.name, Target: prev.name, Next: t.name})
 		}
 		prev = t
-		out := rewriteBody(nil, r.body, &r.info, t.quotedModel, t.messages)
+		out := r.bodyFor(t) // nil when spliced on the fly (replay.go)
 		var bo interface{ NextBackOff() time.Duration }
 		retries, switches := 0, 0
 		for try := 1; ; try++ {
@@ -444,6 +471,14 @@ targets:
 				break targets
 			}
 			res, a, f := r.attempt(ctx, rt, t, try, out)
+			if try == 1 && a.Status == 0 && errors.Is(a.Err, ErrNoTarget) && r.keyRaces < maxKeyRaces {
+				// Another request took the provider's last free key
+				// between the pick and the send: the target is cooling,
+				// not tried. The picker sees it so, and may wait for it.
+				r.keyRaces++
+				pick.untake(t)
+				continue targets
+			}
 			if a.Action == Succeed {
 				r.record(rt, a)
 				if sb, ok := res.Body.(*streamBody); ok {
@@ -527,6 +562,10 @@ targets:
 	}
 	return nil, e
 }
+
+// maxKeyRaces bounds how often one request gives a target back to the
+// picker for a key taken between pick and send.
+const maxKeyRaces = 8
 
 // freshKey reports whether the attempt's key was rate limited (429) or
 // refused (401, 403) while another key of the target's provider is usable
@@ -716,6 +755,9 @@ func (r *run) attempt(ctx context.Context, rt *route, t *target, try int, body [
 	}
 
 	out, keyIdx, err := g.newAttemptRequest(actx, r.req, &r.origin, t, body, r.ownCreds != nil, s.clock.Now())
+	if err == nil && body == nil && r.splice != nil {
+		err = r.splice.attach(out) // the caller's bytes, edited as they are sent
+	}
 	r.key = keyIdx
 	if err != nil {
 		a.Err = err
@@ -997,9 +1039,11 @@ func (g *gateway) newAttemptRequest(ctx context.Context, req *http.Request, o *o
 	out := req.WithContext(ctx) // a shallow copy: the fields below are replaced, never modified
 	out.URL = u
 	out.Host = ""
-	out.Body = io.NopCloser(bytes.NewReader(body))
-	out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
-	out.ContentLength = int64(len(body))
+	if body != nil {
+		out.Body = io.NopCloser(bytes.NewReader(body))
+		out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+		out.ContentLength = int64(len(body))
+	}
 	// Only a provider whose base URL the request URL matched gets its
 	// configured key and headers on the caller's URL: an inferred origin
 	// (an Azure shape, the client provider by default) may be any host.

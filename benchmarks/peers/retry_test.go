@@ -93,6 +93,7 @@ func BenchmarkRetry503(b *testing.B) {
 			payload := body(model)
 			b.ReportAllocs()
 			b.ResetTimer()
+			cpu := cpuTime()
 			for i := 0; i < b.N; i++ {
 				req, _ := http.NewRequest(http.MethodPost, s.URL+"/v1/chat/completions", bytes.NewReader(payload))
 				req.Header.Set("Content-Type", "application/json")
@@ -105,6 +106,10 @@ func BenchmarkRetry503(b *testing.B) {
 				if res.StatusCode != 200 {
 					b.Fatalf("status %d", res.StatusCode)
 				}
+			}
+			b.StopTimer()
+			if cpu > 0 {
+				b.ReportMetric(float64(cpuTime()-cpu)/float64(b.N), "cpu-ns/op")
 			}
 		})
 	}
