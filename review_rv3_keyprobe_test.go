@@ -66,7 +66,7 @@ func TestRV3KeyRaceHalfOpenProbe(t *testing.T) {
 		gwtransport.WithOnEvent(func(e gwtransport.Event) { mu.Lock(); events = append(events, e); mu.Unlock() }),
 	)
 	do := func(model string) (int, []gwtransport.Attempt, error) {
-		ctx, trail := gwtransport.WithTrail(context.Background())
+		ctx, trail := gwtransport.ContextWithTrail(context.Background())
 		req, _ := http.NewRequestWithContext(ctx, "POST", local.URL+"/v1/chat/completions",
 			stringsReader(`{"model":"`+model+`","messages":[{"role":"user","content":"hi"}]}`))
 		res, err := hc.Do(req)

@@ -64,7 +64,7 @@ func TestRV3KeyRaceEmitsSpuriousFallbackToItself(t *testing.T) {
 		}),
 	)
 	do := func() (int, []gwtransport.Attempt) {
-		ctx, trail := gwtransport.WithTrail(context.Background())
+		ctx, trail := gwtransport.ContextWithTrail(context.Background())
 		req, _ := http.NewRequestWithContext(ctx, "POST", local.URL+"/v1/chat/completions",
 			stringsReader(`{"model":"gateway","messages":[{"role":"user","content":"hi"}]}`))
 		res, err := hc.Do(req)

@@ -55,7 +55,7 @@ func TestRV3KeyRaceSoak(t *testing.T) {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			ctx, trail := gwtransport.WithTrail(context.Background())
+			ctx, trail := gwtransport.ContextWithTrail(context.Background())
 			req, _ := http.NewRequestWithContext(ctx, "POST", local.URL+"/v1/chat/completions",
 				stringsReader(fmt.Sprintf(`{"model":"gateway","messages":[{"role":"user","content":"req-%d"}]}`, i)))
 			start := time.Now()

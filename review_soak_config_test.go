@@ -51,7 +51,7 @@ routes:
 			p := server(t, "primary", "key-p")
 			f := server(t, "fallback", "key-f")
 			c := openaiClient(p, "key-p")
-			mustInit(t, c, nil, noEnv(), gwtransport.WithConfig(cfg),
+			mustInit(t, c, gwtransport.FromConfig, noEnv(), gwtransport.WithConfig(cfg),
 				gwtransport.WithProvider(gwtransport.Provider{Name: "mistral", BaseURL: f.URL, APIKey: "key-f"}))
 			p.Enqueue(gatewaytest.Fault{FirstEventDelay: 300 * time.Millisecond})
 			_, raw, err := streamChat(t, context.Background(), c, "gateway")

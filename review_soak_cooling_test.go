@@ -44,7 +44,7 @@ func TestReviewRetryAfterExact(t *testing.T) {
 			gwtransport.WithMaxRetryWait(capWait),
 		)
 		do := func() (*http.Response, error, []gwtransport.Attempt) {
-			ctx, trail := gwtransport.WithTrail(context.Background())
+			ctx, trail := gwtransport.ContextWithTrail(context.Background())
 			req, _ := http.NewRequestWithContext(ctx, "POST", p.URL+"/v1/chat/completions",
 				stringsReader(`{"model":"gateway","messages":[{"role":"user","content":"hi"}]}`))
 			res, err := hc.Do(req)

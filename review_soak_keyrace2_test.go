@@ -73,7 +73,7 @@ func TestReviewKeyTakenBetweenPickAndSendSingleTarget(t *testing.T) {
 		gwtransport.WithMaxRetryWait(2*time.Second),
 	)
 	do := func() (int, []gwtransport.Attempt) {
-		ctx, trail := gwtransport.WithTrail(context.Background())
+		ctx, trail := gwtransport.ContextWithTrail(context.Background())
 		req, _ := http.NewRequestWithContext(ctx, "POST", primary.URL+"/v1/chat/completions",
 			stringsReader(`{"model":"gateway","messages":[{"role":"user","content":"hi"}]}`))
 		res, err := hc.Do(req)
@@ -156,7 +156,7 @@ func TestReviewKeyTakenBetweenPickAndSendIsNotWaitedFor(t *testing.T) {
 		gwtransport.WithMaxRetryWait(2*time.Second),
 	)
 	do := func() (int, []gwtransport.Attempt) {
-		ctx, trail := gwtransport.WithTrail(context.Background())
+		ctx, trail := gwtransport.ContextWithTrail(context.Background())
 		req, _ := http.NewRequestWithContext(ctx, "POST", primary.URL+"/v1/chat/completions",
 			stringsReader(`{"model":"gateway","messages":[{"role":"user","content":"hi"}]}`))
 		res, err := hc.Do(req)

@@ -50,7 +50,7 @@ func TestReviewKeyIntervalRaceSkipsInsteadOfWaiting(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			ctx, trail := gwtransport.WithTrail(context.Background())
+			ctx, trail := gwtransport.ContextWithTrail(context.Background())
 			req, _ := http.NewRequestWithContext(ctx, "POST", primary.URL+"/v1/chat/completions",
 				stringsReader(`{"model":"gateway","messages":[{"role":"user","content":"hi"}]}`))
 			req.Header.Set("Content-Type", "application/json")

@@ -38,7 +38,7 @@ func TestReviewKeyIntervalAfterAFailureDoesNotWait(t *testing.T) {
 		gwtransport.WithMaxRetryWait(2*time.Second),
 	)
 	do := func() (int, []gwtransport.Attempt) {
-		ctx, trail := gwtransport.WithTrail(context.Background())
+		ctx, trail := gwtransport.ContextWithTrail(context.Background())
 		req, _ := http.NewRequestWithContext(ctx, "POST", primary.URL+"/v1/chat/completions",
 			stringsReader(`{"model":"gateway","messages":[{"role":"user","content":"hi"}]}`))
 		req.Header.Set("Content-Type", "application/json")

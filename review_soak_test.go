@@ -295,7 +295,7 @@ func runSoak(t *testing.T, seed uint64, literal bool) {
 			id := fmt.Sprintf("req-%d-%d", seed, i)
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			ctx, trail := gwtransport.WithTrail(ctx)
+			ctx, trail := gwtransport.ContextWithTrail(ctx)
 			ctx = context.WithValue(ctx, idKey{}, id)
 			o := soakOutcome{id: id, stream: i%2 == 0}
 			if o.stream {
