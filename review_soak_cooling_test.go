@@ -43,7 +43,7 @@ func TestReviewRetryAfterExact(t *testing.T) {
 			gwtransport.WithCircuitBreaker(gwtransport.Breaker{ConsecutiveFailures: 1, Cooldown: gwtransport.Duration(10 * time.Second)}),
 			gwtransport.WithMaxRetryWait(capWait),
 		)
-		do := func() (*http.Response, error, []gwtransport.Attempt) {
+		do := func() (*http.Response, []gwtransport.Attempt, error) {
 			ctx, trail := gwtransport.ContextWithTrail(context.Background())
 			req, _ := http.NewRequestWithContext(ctx, "POST", p.URL+"/v1/chat/completions",
 				stringsReader(`{"model":"gateway","messages":[{"role":"user","content":"hi"}]}`))
@@ -52,14 +52,14 @@ func TestReviewRetryAfterExact(t *testing.T) {
 				_, _ = io.Copy(io.Discard, res.Body)
 				res.Body.Close()
 			}
-			return res, err, trail.Attempts()
+			return res, trail.Attempts(), err
 		}
-		res, err, tr := do()
+		res, tr, err := do()
 		require.NoError(t, err)
 		require.Equal(t, 200, res.StatusCode, "%v", tr)
 		_ = clock.Sleep(context.Background(), time.Second)
 		sentBefore := p.Count() + hits
-		res, err, tr = do()
+		res, tr, err = do()
 		if capWait == time.Second {
 			require.Error(t, err, "%v", tr)
 			d, ok := gwtransport.RetryAfterOf(err)

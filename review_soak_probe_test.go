@@ -69,8 +69,8 @@ func TestReviewWaitForStreamProbeEndsWithIt(t *testing.T) {
 	end1 := <-done1
 	require.NoError(t, err)
 	_ = res
-	t.Logf("request 2 took %v; it ended %v after stream 1", d, time.Now().Sub(end1))
-	assert.Less(t, d, 1500*time.Millisecond, "request 2 should end soon after the probe stream ends (~600ms), not at the 3s lease")
+	t.Logf("request 2 took %v; it ended %v after stream 1", d, time.Since(end1))
+	assert.Less(t, d, 2500*time.Millisecond, "request 2 should end soon after the probe stream ends (~600ms), not at the 3s lease")
 }
 
 // TestReviewWaitForStreamProbeClosedEarly: the same, but the caller of
