@@ -19,6 +19,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -53,20 +54,36 @@ func startAimock(t *testing.T, name, key string) *aimock {
 	if _, statErr := os.Stat(cli); err != nil || statErr != nil {
 		t.Fatal(aimockMissing)
 	}
+	// A free port may be taken by another process before aimock binds it:
+	// a start that exits is retried on a new port.
+	for try := 1; ; try++ {
+		if m, exited := launchAimock(t, node, cli, name, key); !exited {
+			return m
+		} else if try == 5 {
+			t.Fatalf("aimock %s exited at start 5 times", name)
+		}
+	}
+}
+
+// launchAimock starts aimock on a free port and waits for it to answer; it
+// reports exited when the process ended before answering.
+func launchAimock(t *testing.T, node, cli, name, key string) (*aimock, bool) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	port := l.Addr().(*net.TCPAddr).Port
 	require.NoError(t, l.Close())
 
-	var logs bytes.Buffer
+	logs := &lockedBuffer{}
 	cmd := exec.Command(node, cli, "-p", fmt.Sprint(port), "-h", "127.0.0.1",
 		"-f", filepath.Join("testdata", "aimock", name), "--log-level", "warn")
 	cmd.Env = append(os.Environ(), "AIMOCK_API_KEYS="+key)
-	cmd.Stdout, cmd.Stderr = &logs, &logs
+	cmd.Stdout, cmd.Stderr = logs, logs
 	require.NoError(t, cmd.Start())
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
+		<-done
 		if t.Failed() {
 			t.Logf("aimock %s output:\n%s", name, logs.String())
 		}
@@ -74,11 +91,17 @@ func startAimock(t *testing.T, name, key string) *aimock {
 	m := &aimock{endpoint: fmt.Sprintf("http://127.0.0.1:%d", port), key: key}
 	deadline := time.Now().Add(60 * time.Second) // node starts slowly on a loaded machine
 	for {
+		select {
+		case <-done:
+			t.Logf("aimock %s exited at start (port %d), retrying: %s", name, port, logs.String())
+			return nil, true
+		default:
+		}
 		res, err := http.Get(m.endpoint + "/health") // public even when keys are required
 		if err == nil {
 			res.Body.Close()
 			if res.StatusCode == 200 {
-				return m
+				return m, false
 			}
 		}
 		if time.Now().After(deadline) {
@@ -86,6 +109,27 @@ func startAimock(t *testing.T, name, key string) *aimock {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// lockedBuffer collects a process's output, written by its copying
+// goroutines and read by the test.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+// Write appends p.
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+// String returns what was written.
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 func (m *aimock) url() string { return m.endpoint + "/v1" }
