@@ -92,6 +92,12 @@ func (r *run) guard(rt *route, t *target, try int, res *http.Response) *http.Res
 		}
 	}
 	if cont {
+		if r.borrowed {
+			// The continuation reads the request after RoundTrip returned,
+			// when the caller may reuse its bytes: its own copy.
+			r.body = bytes.Clone(r.body)
+			r.borrowed = false
+		}
 		x.cont = &continuer{r: r, rt: rt, t: t, try: try, res: res}
 		// The prefix is whole events (peekFirstEvent stops at the blank
 		// line of the first content event).

@@ -524,8 +524,10 @@ func (g *gateway) prepareReplay(req *http.Request, snd sender, sc *scanned) (r *
 		sc.release()
 		return nil, nil, 0, req, nil // the caller's request, its body unread
 	}
-	req.Body.Close() // never read: each attempt replays the bytes
 	snd.call.intercepted()
+	if sc.scanErr != nil || sc.info.conflict != "" || (sc.info.ambiguous != "" && rt.prepends) {
+		req.Body.Close() // never read: the request is refused
+	}
 	if sc.scanErr != nil {
 		sc.release()
 		return nil, nil, 0, nil, fmt.Errorf("%w: %v", ErrMalformedBody, sc.scanErr)
@@ -538,7 +540,10 @@ func (g *gateway) prepareReplay(req *http.Request, snd sender, sc *scanned) (r *
 		sc.release()
 		return nil, nil, 0, nil, fmt.Errorf("%w: %s", ErrMalformedBody, sc.info.ambiguous)
 	}
-	r = &run{g: g, req: req, body: sc.body, snd: snd, scan: sc}
+	// The caller's Body is never read (each attempt replays the bytes),
+	// and closed only when RoundTrip returns: until then the caller keeps
+	// its bytes as they are (see roundTrip), and r.body may be them.
+	r = &run{g: g, req: req, body: sc.body, snd: snd, scan: sc, closeBody: true, borrowed: sc.pooled == nil}
 	if sc.size < replayMin {
 		// Small: rewritten in memory (net/http then writes headers and
 		// body in one packet), from the caller's bytes without a copy.

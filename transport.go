@@ -222,7 +222,14 @@ func (g *gateway) roundTrip(req *http.Request, snd sender) (*http.Response, erro
 	case pass != nil:
 		return snd.pass(pass)
 	}
-	return r.start(rt, first)
+	res, err := r.start(rt, first)
+	if r.closeBody {
+		// The caller may reuse its bytes once Body is closed: nothing
+		// reads them after this (a rescue-armed stream copied them).
+		req.Body.Close()
+		r.borrowed = false
+	}
+	return res, err
 }
 
 // prepare reads and scans a caller's request: it returns the run of an
@@ -399,6 +406,9 @@ type run struct {
 	key      int        // the pooled key of the last attempt, -1 for none
 	inPlace  [3]Attempt // the first attempts, without an allocation
 	final    *failure   // the response to give the caller if every target fails
+	// closeBody: the caller's Body, never read, is closed when RoundTrip
+	// returns (replay.go); borrowed: r.body is the caller's own bytes.
+	closeBody, borrowed bool
 	// keyRaces counts the targets given back to the picker because their
 	// last free key went to another request between pick and send.
 	keyRaces int
