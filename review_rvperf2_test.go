@@ -45,7 +45,6 @@ func TestRvPerfGetBodyFailsAfterScan(t *testing.T) {
 	assert.LessOrEqual(t, calls.Load(), int32(5))
 }
 
-
 // net/http replays a spliced body through GetBody when a reused keep-alive
 // connection dies after the request was written (Idempotency-Key makes the
 // POST replayable, as openai-go sends it): the replay is byte for byte the
@@ -97,4 +96,3 @@ func TestRvPerfKeepAliveRetryReplaysSplice(t *testing.T) {
 }
 
 var _ = gatewaytest.Fault{}
-

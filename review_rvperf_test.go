@@ -29,9 +29,6 @@ func rvBig(tag, model string, size int) string {
 	return head + strings.Repeat("x", pad) + tail
 }
 
-
-
-
 // Many concurrent requests, distinct large bodies, every body kind, a
 // fallback (a fails with 503, retried once) and model messages at b: each
 // provider receives exactly its own request's bytes.
