@@ -49,7 +49,7 @@ func Init[C Clients, M Models](clients C, models M, opts ...Option) (*Installati
 	if err != nil {
 		return nil, err
 	}
-	list, err := flattenClients(clients)
+	list, err := flattenClients(clientsArg(clients))
 	if err != nil {
 		return nil, err
 	}

@@ -30,12 +30,30 @@ var FromConfig fromConfig
 
 // Clients is what Init accepts as clients, checked by the compiler: one
 // *http.Client or *openai.Client (github.com/openai/openai-go/v3), or a
-// slice of either. A []any mixes both kinds; its elements are checked when
+// slice of either (a named slice type too). A []any mixes both kinds; its
+// elements are checked when
 // Init runs. Other clients, go-openai's (github.com/sashabaranov/go-openai)
 // among them, cannot be installed into: wrap the *http.Client they send
 // through with [NewTransport].
 type Clients interface {
-	*http.Client | *openai.Client | []*http.Client | []*openai.Client | []any
+	*http.Client | *openai.Client | ~[]*http.Client | ~[]*openai.Client | ~[]any
+}
+
+// clientsArg turns a Clients value into what flattenClients reads: a named
+// slice type converted to its plain slice.
+func clientsArg[C Clients](clients C) any {
+	v := reflect.ValueOf(clients)
+	if v.Kind() != reflect.Slice {
+		return clients
+	}
+	switch e := v.Type().Elem(); e {
+	case reflect.TypeFor[*http.Client]():
+		return v.Convert(reflect.TypeFor[[]*http.Client]()).Interface()
+	case reflect.TypeFor[*openai.Client]():
+		return v.Convert(reflect.TypeFor[[]*openai.Client]()).Interface()
+	default:
+		return v.Convert(reflect.TypeFor[[]any]()).Interface()
+	}
 }
 
 // modelsArg turns a Models value into what the gateway compiles: nil for
