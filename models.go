@@ -31,8 +31,7 @@ var FromConfig fromConfig
 // Clients is what Init accepts as clients, checked by the compiler: one
 // *http.Client or *openai.Client (github.com/openai/openai-go/v3), or a
 // slice of either (a named slice type too). A []any mixes both kinds; its
-// elements are checked when
-// Init runs. Other clients, go-openai's (github.com/sashabaranov/go-openai)
+// elements are checked when Init runs. Other clients, go-openai's (github.com/sashabaranov/go-openai)
 // among them, cannot be installed into: wrap the *http.Client they send
 // through with [NewTransport].
 type Clients interface {
