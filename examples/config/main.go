@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"time"
 
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
@@ -40,7 +41,9 @@ func main() {
 		log.Fatal(err)
 	}
 	client := openai.NewClient(option.WithBaseURL(primary.URL), option.WithAPIKey("sk-primary"))
-	mgr, err := gwtransport.Init(&client, gwtransport.FromConfig, gwtransport.WithConfig(cfg))
+	// The clock says noon (UTC) so the output is the same at any hour: the
+	// configuration's night window (23:00-05:00) would otherwise change it.
+	mgr, err := gwtransport.Init(&client, gwtransport.FromConfig, gwtransport.WithConfig(cfg), gwtransport.WithClock(noonClock{}))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -67,3 +70,19 @@ func main() {
 	}
 	fmt.Printf("\nthe same configuration as JSON (no secrets in it): %d bytes\n", len(out))
 }
+
+// noonClock is the real clock moved to today's noon, UTC.
+type noonClock struct{}
+
+// Now returns today at 12:00 UTC, plus the time elapsed since the start.
+func (noonClock) Now() time.Time {
+	n := time.Now().UTC()
+	return time.Date(n.Year(), n.Month(), n.Day(), 12, 0, 0, 0, time.UTC).Add(time.Since(start))
+}
+
+// Sleep waits for d or until ctx is done.
+func (noonClock) Sleep(ctx context.Context, d time.Duration) error {
+	return gwtransport.SystemClock.Sleep(ctx, d)
+}
+
+var start = time.Now()
