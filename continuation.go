@@ -481,10 +481,7 @@ func (c *continuer) next(text []byte, allowed bool) (streamPart, bool) {
 		if t.excluded(now, r.ownCreds) != "" {
 			continue
 		}
-		ok, probe, halfOpened := t.breaker.admit(now, t.probeLease())
-		if halfOpened {
-			rt.emit(Event{Kind: EventBreaker, Time: now, Route: rt.name, Target: t.name, State: string(BreakerHalfOpen)})
-		}
+		probe, ok := rt.admit(t, now)
 		if !ok {
 			continue
 		}

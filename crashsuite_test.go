@@ -293,39 +293,21 @@ func crashScenarios() []crashScenario {
 			} else {
 				r.primary.SetFault(&gatewaytest.Fault{BodyCutAfter: 40})
 			}
-		}, check: func(t *testing.T, r *crashRig, res crashResult, stream bool) {
-			if stream {
-				assertContinued(t, r, res)
-				return
-			}
-			rescued(t, res, "mistral-large-latest", crashPrimary, crashPrimary, crashPrimary, crashFallback)
-		}},
+		}, check: rescuedMidway},
 		{name: "09 stalls for 30 s", setup: func(r *crashRig, stream bool) {
 			if stream {
 				r.primary.SetFault(&gatewaytest.Fault{StallAfter: 30})
 			} else {
 				r.primary.SetFault(&gatewaytest.Fault{BodyStallAfter: 30})
 			}
-		}, check: func(t *testing.T, r *crashRig, res crashResult, stream bool) {
-			if stream {
-				assertContinued(t, r, res)
-				return
-			}
-			rescued(t, res, "mistral-large-latest", crashPrimary, crashPrimary, crashPrimary, crashFallback)
-		}},
+		}, check: rescuedMidway},
 		{name: "10 one malformed event", setup: func(r *crashRig, stream bool) {
 			if stream {
 				r.primary.SetFault(&gatewaytest.Fault{MalformedAt: 30})
 			} else {
 				r.primary.SetFault(&gatewaytest.Fault{Status: 200, Body: `{"id":"chatcmpl-1","choices":[{"index":0,"message":{"role":"assistant","content":"Streams br`})
 			}
-		}, check: func(t *testing.T, r *crashRig, res crashResult, stream bool) {
-			if stream {
-				assertContinued(t, r, res)
-				return
-			}
-			rescued(t, res, "mistral-large-latest", crashPrimary, crashPrimary, crashPrimary, crashFallback)
-		}},
+		}, check: rescuedMidway},
 		{name: "11 complete without [DONE]", setup: func(r *crashRig, stream bool) {
 			r.primary.SetFault(&gatewaytest.Fault{NoDone: true, HoldOpen: true})
 		}, check: func(t *testing.T, r *crashRig, res crashResult, _ bool) {
@@ -353,6 +335,17 @@ func crashScenarios() []crashScenario {
 			rescued(t, res, "mistral-large-latest", crashPrimary, crashPrimary, crashPrimary, crashFallback)
 		}},
 	}
+}
+
+// rescuedMidway checks an answer broken in the middle: a stream continued
+// at the fallback; a body retried at the primary, then failed over.
+func rescuedMidway(t *testing.T, r *crashRig, res crashResult, stream bool) {
+	t.Helper()
+	if stream {
+		assertContinued(t, r, res)
+		return
+	}
+	rescued(t, res, "mistral-large-latest", crashPrimary, crashPrimary, crashPrimary, crashFallback)
 }
 
 // assertContinued checks a stream rescued after its commit: the whole

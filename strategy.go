@@ -252,6 +252,17 @@ func (p *picker) custom() *target {
 	return p.take(cands[k].Index)
 }
 
+// admit asks t's breaker to let a request through now, announcing a
+// breaker that turns half-open; probe is the lease when the request is its
+// probe.
+func (rt *route) admit(t *target, now time.Time) (probe probeLease, ok bool) {
+	ok, probe, halfOpened := t.breaker.admit(now, t.probeLease())
+	if halfOpened {
+		rt.emit(Event{Kind: EventBreaker, Time: now, Route: rt.name, Target: t.name, State: string(BreakerHalfOpen)})
+	}
+	return probe, ok
+}
+
 // untake gives a target back, untried: it was never sent (its last free
 // key went to another request), and may be picked or waited for again.
 func (p *picker) untake(t *target) {
@@ -270,10 +281,7 @@ func (p *picker) take(i int) *target {
 	p.tried |= 1 << i
 	p.probe = probeLease{}
 	t := p.rt.targets[i]
-	ok, probe, halfOpened := t.breaker.admit(p.now, t.probeLease())
-	if halfOpened {
-		p.rt.emit(Event{Kind: EventBreaker, Time: p.now, Route: p.rt.name, Target: t.name, State: string(BreakerHalfOpen)})
-	}
+	probe, ok := p.rt.admit(t, p.now)
 	if !ok {
 		why := t.name + ": circuit half-open, its probe is in flight"
 		n := p.next()
