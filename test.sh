@@ -2,10 +2,12 @@
 # Runs every test of the repository on a fresh machine, nothing skipped:
 # installs what the tests need (aimock, the third-party provider of the
 # integration tests, from package-lock.json) when it is missing or differs
-# from the lockfile, then runs `go test -race ./...`. Extra arguments go to
-# go test (./test.sh -run TestAimock -v). CI runs this very script (.ci/run).
+# from the lockfile, then runs `go test -race ./...` in every module of the
+# workspace (go.work). Extra arguments go to go test (./test.sh -run
+# TestAimock -v). CI runs this very script (.ci/run).
 #
-# Needs Go 1.22 or later and Node.js 20.15 or later (aimock's requirement,
+# Needs Go 1.23 or later (the workspace's; the library itself needs 1.22)
+# and Node.js 20.15 or later (aimock's requirement,
 # "engines" in package-lock.json); without them it stops and says what to
 # install.
 set -euo pipefail
@@ -17,7 +19,7 @@ fail() {
 }
 
 command -v go >/dev/null 2>&1 ||
-  fail "Go is not installed: install Go 1.22 or later (https://go.dev/dl/), then run ./test.sh again"
+  fail "Go is not installed: install Go 1.23 or later (https://go.dev/dl/), then run ./test.sh again"
 
 command -v node >/dev/null 2>&1 ||
   fail "Node.js is not installed: the aimock integration tests need Node.js 20.15 or later (https://nodejs.org/en/download), then run ./test.sh again"
@@ -50,4 +52,14 @@ if ! installed; then
     fail "\`npm ci --no-audit --no-fund\` failed in $(pwd): the aimock integration tests cannot run without it"
 fi
 
-exec go test -race ./... "$@"
+# Every module of the workspace (go.work): the library, and the modules
+# that only some users build (redisstore, gwotel, cmd/gwproxy,
+# benchmarks/peers). Each runs `go test -race ./...`; the script fails when
+# any of them fails.
+status=0
+for dir in $(go list -m -f '{{.Dir}}'); do
+  rel=${dir#"$(pwd)"}
+  echo "test.sh: go test -race ./... in .${rel}"
+  (cd "$dir" && go test -race ./... "$@") || status=1
+done
+exit $status

@@ -1,0 +1,5 @@
+module github.com/gwtransport/gwtransport/redisstore
+
+go 1.23
+
+replace github.com/gwtransport/gwtransport => ..
