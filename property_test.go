@@ -93,7 +93,8 @@ func TestCredentialIsolationProperty(t *testing.T) {
 					}
 				}
 				own := rec.Header.Get("Authorization") == gatewaytest.Mask("Bearer key-"+names[i]) || rec.Header.Get("Api-Key") == gatewaytest.Mask("key-"+names[i])
-				assert.True(t, own, "config %d: %s did not receive its own key", c, names[i])
+				assert.True(t, own, "config %d: %s did not receive its own key: %s %s model %q, Authorization %q, Api-Key %q, User-Agent %q",
+					c, names[i], rec.Method, rec.Path, rec.Model, rec.Header.Get("Authorization"), rec.Header.Get("Api-Key"), rec.Header.Get("User-Agent"))
 				assert.Equal(t, gatewaytest.Mask("secret-"+names[i]), rec.Header.Get(secretHeaders[i]), "config %d: %s's own secret header", c, names[i])
 			}
 		}
