@@ -129,8 +129,13 @@ func openaiVia(a *hostileSrv, tr http.RoundTripper) openai.Client {
 }
 
 func goopenaiVia(a *hostileSrv, tr http.RoundTripper) *goopenai.Client {
-	cfg := goopenai.DefaultConfig("key-p-123456")
-	cfg.BaseURL = a.URL
+	return goopenaiAt(a.URL, "key-p-123456", tr)
+}
+
+// goopenaiAt is a go-openai client of baseURL with key, through tr.
+func goopenaiAt(baseURL, key string, tr http.RoundTripper) *goopenai.Client {
+	cfg := goopenai.DefaultConfig(key)
+	cfg.BaseURL = baseURL
 	cfg.HTTPClient = &http.Client{Transport: tr}
 	return goopenai.NewClientWithConfig(cfg)
 }
@@ -156,26 +161,7 @@ func goopenaiStreamText(t *testing.T, c *goopenai.Client) (string, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	s, err := c.CreateChatCompletionStream(ctx, goopenai.ChatCompletionRequest{
-		Model: "gateway", Stream: true, Messages: []goopenai.ChatCompletionMessage{{Role: "user", Content: "What is the answer?"}},
-	})
-	if err != nil {
-		return "", err
-	}
-	defer s.Close()
-	text := ""
-	for {
-		r, err := s.Recv()
-		if errors.Is(err, io.EOF) {
-			return text, nil
-		}
-		if err != nil {
-			return text, err
-		}
-		for _, ch := range r.Choices {
-			text += ch.Delta.Content
-		}
-	}
+	return goopenaiStreamAsk(ctx, c, "What is the answer?")
 }
 
 // ---------------------------------------------------------------------
@@ -400,8 +386,14 @@ func TestReviewGoOpenAIProbeStreamNeverClosesBreaker(t *testing.T) {
 }
 
 func goopenaiStreamTextCtx(ctx context.Context, c *goopenai.Client) (string, error) {
+	return goopenaiStreamAsk(ctx, c, "Hi")
+}
+
+// goopenaiStreamAsk streams the answer to content through go-openai and
+// returns the text read, with the stream's error (nil at a clean end).
+func goopenaiStreamAsk(ctx context.Context, c *goopenai.Client, content string) (string, error) {
 	s, err := c.CreateChatCompletionStream(ctx, goopenai.ChatCompletionRequest{
-		Model: "gateway", Stream: true, Messages: []goopenai.ChatCompletionMessage{{Role: "user", Content: "Hi"}},
+		Model: "gateway", Stream: true, Messages: []goopenai.ChatCompletionMessage{{Role: "user", Content: content}},
 	})
 	if err != nil {
 		return "", err

@@ -106,11 +106,7 @@ func TestRV2ContinuationDropsLeadingChunkWithChoiceMembers(t *testing.T) {
 	a2 := newRV2Server(t, aScript)
 	b2 := newRV2Server(t, bScript)
 	tr2 := rv2Transport(t, a2, b2)
-	cfg := goopenai.DefaultConfig("ka")
-	cfg.BaseURL = a2.URL
-	cfg.HTTPClient = &http.Client{Transport: tr2}
-	c := goopenai.NewClientWithConfig(cfg)
-	st, err := c.CreateChatCompletionStream(context.Background(), goopenai.ChatCompletionRequest{Model: "gateway",
+	st, err := goopenaiAt(a2.URL, "ka", tr2).CreateChatCompletionStream(context.Background(), goopenai.ChatCompletionRequest{Model: "gateway",
 		Messages: []goopenai.ChatCompletionMessage{{Role: "user", Content: "Hi"}}})
 	require.NoError(t, err)
 	defer st.Close()
@@ -328,10 +324,7 @@ func TestRV2InBandRefusalSDKs(t *testing.T) {
 		a.ctype = ct
 		b := newRV2Server(t, `{"choices":[]}`)
 		tr := rv2Transport(t, a, b)
-		cfg := goopenai.DefaultConfig("ka")
-		cfg.BaseURL = a.URL
-		cfg.HTTPClient = &http.Client{Transport: tr}
-		_, err := goopenai.NewClientWithConfig(cfg).CreateChatCompletion(context.Background(), goopenai.ChatCompletionRequest{Model: "gateway",
+		_, err := goopenaiAt(a.URL, "ka", tr).CreateChatCompletion(context.Background(), goopenai.ChatCompletionRequest{Model: "gateway",
 			Messages: []goopenai.ChatCompletionMessage{{Role: "user", Content: "Hi"}}})
 		var apiErr *goopenai.APIError
 		require.ErrorAs(t, err, &apiErr, ct)
@@ -370,24 +363,8 @@ func TestRV2GoOpenAIDoneLineThenCloseCountsSuccess(t *testing.T) {
 	a := &rv2Server{Server: srv}
 	b := newRV2Server(t, "unused")
 	tr := rv2Transport(t, a, b, gwtransport.WithContinuation(false))
-	cfg := goopenai.DefaultConfig("ka")
-	cfg.BaseURL = a.URL
-	cfg.HTTPClient = &http.Client{Transport: tr}
-	st, err := goopenai.NewClientWithConfig(cfg).CreateChatCompletionStream(context.Background(), goopenai.ChatCompletionRequest{Model: "gateway",
-		Messages: []goopenai.ChatCompletionMessage{{Role: "user", Content: "Hi"}}})
+	text, err := goopenaiStreamAsk(context.Background(), goopenaiAt(a.URL, "ka", tr), "Hi")
 	require.NoError(t, err)
-	text := ""
-	for {
-		r, err := st.Recv()
-		if err != nil {
-			require.ErrorIs(t, err, io.EOF)
-			break
-		}
-		for _, ch := range r.Choices {
-			text += ch.Delta.Content
-		}
-	}
-	st.Close()
 	assert.Equal(t, "Hello", text)
 	assert.Equal(t, [3]int64{1, 1, 0}, rv2Stats(tr)["pa/m1"], "attempts, successes, failures")
 }
@@ -424,26 +401,11 @@ func TestRV2GoOpenAIDoneLineProbeNeverClosesBreaker(t *testing.T) {
 	clk := newFakeClock()
 	tr := rv2Transport(t, a, b, gwtransport.WithContinuation(false), gwtransport.WithClock(clk), gwtransport.WithMaxRetries(0),
 		gwtransport.WithCircuitBreaker(gwtransport.Breaker{ConsecutiveFailures: 1, Cooldown: gwtransport.Duration(10 * time.Second)}))
-	cfg := goopenai.DefaultConfig("ka")
-	cfg.BaseURL = a.URL
-	cfg.HTTPClient = &http.Client{Transport: tr}
-	c := goopenai.NewClientWithConfig(cfg)
+	c := goopenaiAt(a.URL, "ka", tr)
 	read := func() string {
-		st, err := c.CreateChatCompletionStream(context.Background(), goopenai.ChatCompletionRequest{Model: "gateway",
-			Messages: []goopenai.ChatCompletionMessage{{Role: "user", Content: "Hi"}}})
+		text, err := goopenaiStreamAsk(context.Background(), c, "Hi")
 		require.NoError(t, err)
-		defer st.Close()
-		text := ""
-		for {
-			r, err := st.Recv()
-			if err != nil {
-				require.ErrorIs(t, err, io.EOF)
-				return text
-			}
-			for _, ch := range r.Choices {
-				text += ch.Delta.Content
-			}
-		}
+		return text
 	}
 	assert.Equal(t, "Hello", read()) // pa 500 -> open; pb answers
 	state := func() gwtransport.BreakerState {

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	goopenai "github.com/sashabaranov/go-openai"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -36,24 +35,8 @@ func TestRV3ThreadDoneCountsSuccessOnClose(t *testing.T) {
 	a := &rv2Server{Server: srv}
 	b := newRV2Server(t, "unused")
 	tr := rv2Transport(t, a, b, gwtransport.WithContinuation(false))
-	cfg := goopenai.DefaultConfig("ka")
-	cfg.BaseURL = a.URL
-	cfg.HTTPClient = &http.Client{Transport: tr}
-	st, err := goopenai.NewClientWithConfig(cfg).CreateChatCompletionStream(context.Background(), goopenai.ChatCompletionRequest{Model: "gateway",
-		Messages: []goopenai.ChatCompletionMessage{{Role: "user", Content: "Hi"}}})
+	text, err := goopenaiStreamAsk(context.Background(), goopenaiAt(a.URL, "ka", tr), "Hi")
 	require.NoError(t, err)
-	text := ""
-	for {
-		r, err := st.Recv()
-		if err != nil {
-			require.ErrorIs(t, err, io.EOF)
-			break
-		}
-		for _, ch := range r.Choices {
-			text += ch.Delta.Content
-		}
-	}
-	st.Close()
 	assert.Equal(t, "Hel", text)
 	assert.Equal(t, [3]int64{1, 0, 0}, rv2Stats(tr)["pa/m1"], "not complete for the gateway: no verdict")
 }
