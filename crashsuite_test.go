@@ -55,7 +55,7 @@ func scaled(fallback *gatewaytest.Server, clock *fakeClock) []gwtransport.Option
 	return []gwtransport.Option{
 		noEnv(), seeded(7), gwtransport.WithClock(clock),
 		gwtransport.WithProvider(gwtransport.Provider{Name: "mistral", BaseURL: fallback.URL, APIKey: "key-f"}),
-		gwtransport.WithTimeout(300 * time.Millisecond),
+		gwtransport.WithTimeout(time.Second), // ten times the idle limits: a loaded machine must not turn an idle into a timeout
 		gwtransport.WithStreamFirstEvent(100 * time.Millisecond),
 		gwtransport.WithStreamIdle(100 * time.Millisecond),
 		gwtransport.WithBodyIdle(100 * time.Millisecond),
