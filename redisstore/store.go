@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -42,11 +43,45 @@ const (
 )
 
 func init() {
-	gwtransport.RegisterStore("redis", fromConfig)
+	gwtransport.RegisterStore("redis", func(c *gwtransport.StateConfig) (gwtransport.Store, error) {
+		s, err := FromConfig(c)
+		if err != nil {
+			return nil, err
+		}
+		configured.Lock()
+		configured.stores = append(configured.stores, s)
+		configured.Unlock()
+		return s, nil
+	})
 }
 
-// fromConfig makes a Store from a configuration file's state.redis.
-func fromConfig(c *gwtransport.StateConfig) (gwtransport.Store, error) {
+// configured are the Stores made for configuration files.
+var configured struct {
+	sync.Mutex
+	stores []*Store
+}
+
+// CloseConfigured closes the Stores made for configuration files (a
+// configuration's "state: {redis: ...}"), which otherwise live as long as
+// the program.
+func CloseConfigured() error {
+	configured.Lock()
+	stores := configured.stores
+	configured.stores = nil
+	configured.Unlock()
+	var errs []error
+	for _, s := range stores {
+		errs = append(errs, s.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// FromConfig makes a Store from a configuration file's state section; the
+// password comes from the variable state.redis.password_env names.
+func FromConfig(c *gwtransport.StateConfig) (*Store, error) {
+	if c == nil || c.Redis == nil {
+		return nil, errors.New("redisstore: the state section has no redis")
+	}
 	r := c.Redis
 	opts := []Option{WithAddr(r.Addr), WithDB(r.DB), WithPrefix(r.Prefix), WithUsername(r.Username)}
 	if r.PasswordEnv != "" {
@@ -206,8 +241,9 @@ type Store struct {
 	setMax *redis.Script
 	closeB *redis.Script
 
-	sess atomic.Pointer[session]
-	down atomic.Bool
+	sess   atomic.Pointer[session]
+	down   atomic.Bool
+	outage atomic.Bool // an outage was logged and its end was not
 
 	mu      sync.Mutex
 	pending map[slot]pendingFact
@@ -217,6 +253,7 @@ type Store struct {
 
 	drops, errs, published, received atomic.Int64
 
+	ps     *redis.PubSub // the other replicas' changes
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -269,6 +306,7 @@ func New(opts ...Option) (*Store, error) {
 	}
 	s.down.Store(true) // until the first ping
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.ps = client.Subscribe(s.ctx, s.channel())
 	s.wg.Add(3)
 	go s.writer()
 	go s.maintainer()
@@ -291,6 +329,7 @@ func (s *Store) Ping(ctx context.Context) error {
 // Changes still queued are dropped.
 func (s *Store) Close() error {
 	s.cancel()
+	_ = s.ps.Close() // ends a Receive blocked reading
 	s.wg.Wait()
 	return s.client.Close()
 }
@@ -357,18 +396,19 @@ func (s *Store) logger() *slog.Logger {
 // fail records a failed call; the first failure of an outage is logged.
 func (s *Store) fail(err error) {
 	s.errs.Add(1)
-	if s.down.CompareAndSwap(false, true) {
+	s.down.Store(true)
+	if s.outage.CompareAndSwap(false, true) {
 		if l := s.logger(); l != nil {
 			l.Warn("redisstore: Redis unreachable; live state stays local until it answers", "addr", s.cfg.addr, "error", err.Error())
 		}
-		signal(s.wake)
 	}
 }
 
 // up marks Redis reachable, logs the end of an outage, and resynchronises.
 func (s *Store) up() {
-	if s.down.CompareAndSwap(true, false) {
-		if l := s.logger(); l != nil && s.errs.Load() > 0 {
+	s.down.Store(false)
+	if s.outage.CompareAndSwap(true, false) {
+		if l := s.logger(); l != nil {
 			l.Info("redisstore: Redis reachable again; resynchronising", "addr", s.cfg.addr)
 		}
 	}
@@ -602,8 +642,7 @@ func (s *Store) receive(payload string) {
 // triggers a resynchronisation, since messages may have been missed.
 func (s *Store) subscriber() {
 	defer s.wg.Done()
-	ps := s.client.Subscribe(s.ctx, s.channel())
-	defer ps.Close()
+	ps := s.ps
 	for {
 		msg, err := ps.Receive(s.ctx)
 		if s.ctx.Err() != nil {
