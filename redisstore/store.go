@@ -706,6 +706,12 @@ func (s *Store) resynchronise() error {
 	}
 	ctx, cancel := context.WithTimeout(s.ctx, 5*time.Second)
 	defer cancel()
+	// The request path's scripts, loaded so that each runs in one call.
+	for _, sc := range []*redis.Script{s.rr, s.probe} {
+		if err := sc.Load(ctx, s.client).Err(); err != nil {
+			return err
+		}
+	}
 	type ref struct {
 		kind      gwtransport.FactKind
 		target, p int
