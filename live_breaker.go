@@ -338,10 +338,20 @@ func (b *breaker) remoteOpen(now, at, until time.Time) {
 		}
 		return
 	}
+	b.dropLease()
 	b.state, b.openUntil = BreakerOpen, until
 	b.lease, b.leaseUntil = 0, time.Time{}
 	b.probeEnded()
 	b.changed = at
+}
+
+// dropLease frees, in the Store, the probe lease this replica holds when
+// another replica's fact settles the breaker first: its probe's verdict
+// will find the breaker changed and say nothing. Called with b.mu held.
+func (b *breaker) dropLease() {
+	if b.share != nil && b.state == BreakerHalfOpen && b.lease != 0 && b.lease != remoteLease {
+		b.share.ReleaseProbe(b.index)
+	}
 }
 
 // remoteClose applies another replica's closing of the breaker at `at`
@@ -355,6 +365,7 @@ func (b *breaker) remoteClose(at time.Time) {
 	if at.Before(b.changed) || b.state == BreakerClosed {
 		return
 	}
+	b.dropLease()
 	b.reset()
 	b.changed = at
 }

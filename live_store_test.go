@@ -1,6 +1,7 @@
 package gwtransport_test
 
 import (
+	"context"
 	"errors"
 	"sync"
 	"testing"
@@ -265,4 +266,35 @@ func TestConfigStateRedis(t *testing.T) {
 	require.NoError(t, err)
 	_, err = gwtransport.NewTransport(nil, gwtransport.FromConfig, noEnv(), gwtransport.WithConfig(cfg))
 	require.NoError(t, err, "an empty state section keeps memory")
+}
+
+// Another replica's fact settling a breaker whose probe this replica holds
+// frees that lease in the Store at once: the probe's own verdict will say
+// nothing, and the lease must not keep every replica from probing.
+func TestMirrorFactFreesOwnLease(t *testing.T) {
+	st := &recStore{}
+	f := newFleet(t, 2, list, oneFailureOpens, gwtransport.WithStore(st))
+	f.servers[0].Enqueue(gatewaytest.Fault{Status: 503})
+	require.Equal(t, "p1/m", served(t, f))
+	f.clock.mu.Lock()
+	f.clock.now = f.clock.now.Add(11 * time.Second)
+	f.clock.mu.Unlock()
+	f.servers[0].SetFault(&gatewaytest.Fault{Delay: 300 * time.Millisecond})
+	done := make(chan string)
+	go func() {
+		res, _, err := post(t, context.Background(), f.tr, f.servers[0].URL, nil)
+		if err != nil {
+			done <- err.Error()
+			return
+		}
+		done <- res.Header.Get(gwtransport.HeaderTarget)
+	}()
+	require.Eventually(t, func() bool { return f.tr.Stats()[0].Breaker == gwtransport.BreakerHalfOpen }, 5*time.Second, time.Millisecond)
+	st.layouts[0].Mirror.Apply(gwtransport.Fact{Kind: gwtransport.FactBreakerClosed, Target: 0, At: f.clock.Now()})
+	st.mu.Lock()
+	require.Equal(t, []int{0}, st.released)
+	st.mu.Unlock()
+	require.Equal(t, "p0/m", <-done)
+	require.Equal(t, gwtransport.BreakerClosed, f.tr.Stats()[0].Breaker)
+	require.Equal(t, []gwtransport.FactKind{gwtransport.FactBreakerOpen}, st.kinds(), "the probe's verdict found the breaker closed")
 }
