@@ -15,7 +15,7 @@ import (
 // redisServer is a redis-server of the test's own, on a free 127.0.0.1
 // port, with a temporary directory and no persistence.
 type redisServer struct {
-	t    *testing.T
+	t    testing.TB
 	port int
 	dir  string
 	args []string
@@ -27,7 +27,7 @@ func (r *redisServer) Addr() string { return "127.0.0.1:" + strconv.Itoa(r.port)
 
 // startRedis starts a redis-server stopped at the test's cleanup. Without
 // redis-server the test fails under CI=true and is skipped otherwise.
-func startRedis(t *testing.T, args ...string) *redisServer {
+func startRedis(t testing.TB, args ...string) *redisServer {
 	t.Helper()
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		if os.Getenv("CI") == "true" {

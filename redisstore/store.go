@@ -31,6 +31,9 @@ const (
 	DefaultRetry = time.Second
 	// DefaultQueue bounds the changes waiting to be written.
 	DefaultQueue = 4096
+	// DefaultLatencyEvery is the least time between two latency samples
+	// a replica publishes for one target.
+	DefaultLatencyEvery = time.Second
 )
 
 // Lifetimes of the keys: every key expires.
@@ -99,7 +102,7 @@ type Option func(*config) error
 type config struct {
 	addr, username, password, prefix string
 	db                               int
-	timeout, retry                   time.Duration
+	timeout, retry, latencyEvery     time.Duration
 	queue                            int
 	logger                           *slog.Logger
 	hooks                            []redis.Hook
@@ -196,6 +199,19 @@ func WithQueue(n int) Option {
 	}
 }
 
+// WithLatencyEvery sets the least time between two latency samples a
+// replica publishes for one target (default 1 s; the samples between are
+// its own): every sample published reaches every replica.
+func WithLatencyEvery(d time.Duration) Option {
+	return func(c *config) error {
+		if d < 0 {
+			return fmt.Errorf("redisstore: latency interval must not be negative, got %s", d)
+		}
+		c.latencyEvery = d
+		return nil
+	}
+}
+
 // WithLogger sets the logger of outages (default: the gateway's, see
 // gwtransport.WithLogger).
 func WithLogger(l *slog.Logger) Option {
@@ -248,6 +264,7 @@ type Store struct {
 	mu      sync.Mutex
 	pending map[slot]pendingFact
 	order   []slot
+	latest  map[int]time.Time // when each target's latest latency sample was queued
 	wake    chan struct{}
 	resync  chan struct{}
 
@@ -273,7 +290,7 @@ type Stats struct {
 // New returns a Store. It does not wait for Redis: it connects in the
 // background (see [Store.Ping]).
 func New(opts ...Option) (*Store, error) {
-	c := config{addr: DefaultAddr, prefix: DefaultPrefix, timeout: DefaultTimeout, retry: DefaultRetry, queue: DefaultQueue}
+	c := config{addr: DefaultAddr, prefix: DefaultPrefix, timeout: DefaultTimeout, retry: DefaultRetry, queue: DefaultQueue, latencyEvery: DefaultLatencyEvery}
 	for _, o := range opts {
 		if err := o(&c); err != nil {
 			return nil, err
@@ -301,6 +318,7 @@ func New(opts ...Option) (*Store, error) {
 		setMax:  redis.NewScript(luaSetMax),
 		closeB:  redis.NewScript(luaClose),
 		pending: map[slot]pendingFact{},
+		latest:  map[int]time.Time{},
 		wake:    make(chan struct{}, 1),
 		resync:  make(chan struct{}, 1),
 	}
@@ -377,7 +395,7 @@ func (s *Store) Bind(l *gwtransport.Layout) (gwtransport.StoreSession, error) {
 	}
 	s.sess.Store(ss)
 	s.mu.Lock()
-	s.pending, s.order = map[slot]pendingFact{}, nil // the previous configuration's
+	s.pending, s.order, s.latest = map[slot]pendingFact{}, nil, map[int]time.Time{} // the previous configuration's
 	s.mu.Unlock()
 	signal(s.resync)
 	return ss, nil
@@ -514,6 +532,14 @@ func (s *Store) enqueue(ss *session, f gwtransport.Fact) {
 	}
 	k := slotOf(f)
 	s.mu.Lock()
+	if f.Kind == gwtransport.FactLatency {
+		now := time.Now() // a rate, not a fact: the real clock
+		if last, ok := s.latest[f.Target]; ok && now.Sub(last) < s.cfg.latencyEvery {
+			s.mu.Unlock()
+			return
+		}
+		s.latest[f.Target] = now
+	}
 	if _, ok := s.pending[k]; !ok {
 		if len(s.order) >= s.cfg.queue {
 			s.mu.Unlock()
