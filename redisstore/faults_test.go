@@ -133,7 +133,7 @@ func TestRedisStoppedKeepsLatencyBound(t *testing.T) {
 	}
 	send(5) // the scripts are loaded meanwhile
 	d.mu.Lock()
-	d.n = 0
+	d.n, d.err, d.max = 0, 0, 0
 	d.mu.Unlock()
 	send(5)
 	d.mu.Lock()
