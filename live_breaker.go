@@ -36,6 +36,18 @@ const (
 //	half-open  failure                                 open until now+rest
 //	half-open  release by the lease's holder           half-open, no lease
 //
+// With a Store (live.go), replicas share the breaker:
+//
+//	state      event                                   next state
+//	open       admit from openUntil, Store refuses     half-open, the other replica's lease (refused)
+//	half-open  admit, Store refuses                    half-open, the other replica's lease (refused)
+//	half-open  the other replica's probe freed         half-open, no lease
+//	any        another replica's opening, not older    open, openUntil extended (never shortened)
+//	open, h-o  another replica's closing, not older    closed, counts cleared (our lease freed in the Store)
+//
+// Failure counts stay per replica; every opening and closing here is
+// handed to the Store.
+//
 // rest is the larger of Cooldown and the response's Retry-After, which the
 // caller caps (WithMaxRest). All times come from the injected clock.
 type breaker struct {

@@ -15,6 +15,8 @@ import (
 //	any       401, 403                        disabled until now+keyDisabledFor
 //	resting   the clock passes its end        active
 //	disabled  the clock passes its end        active
+//	any       another replica's rest          resting until its end, never shortened (with a Store)
+//	any       another replica's disablement   disabled until its end, never shortened (with a Store)
 //
 // An optional minimum interval spaces the uses of each key. Keys are never
 // logged or reported, only their index.

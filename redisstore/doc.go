@@ -52,6 +52,9 @@
 // facts. Redis unreachable or refusing the password at start is the same
 // outage: New does not fail; call [Store.Ping] to fail fast instead.
 //
+// go-redis itself prints its dial failures through its process-wide
+// logger (redis.SetLogger), which this package leaves alone.
+//
 // Tests start their own redis-server (Debian package redis-server; Valkey
 // is not in Debian bookworm). Without it they fail under CI=true and are
 // skipped otherwise.
