@@ -1,10 +1,12 @@
 package redisstore_test
 
 import (
+	"context"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -133,4 +135,38 @@ func TestReplicasKeyRestSkippedByAll(t *testing.T) {
 	for _, req := range c.servers[0].Journal()[2:] {
 		require.Equal(t, gatewaytest.Mask("Bearer key-two"), req.Header.Get("Authorization"))
 	}
+}
+
+// Reconfigure with the same configuration keeps the shared state: the new
+// configuration's mirror reads it back from Redis (in memory alone a
+// Reconfigure starts afresh); a different configuration shares nothing
+// with it.
+func TestReconfigureKeepsSharedState(t *testing.T) {
+	r := startRedis(t)
+	c := newCluster(t, clusterOpts{replicas: 1, providers: 2, addr: r.Addr(), store: []redisstore.Option{generous}, gateway: []gwtransport.Option{oneFailureOpens}})
+	c.servers[0].Enqueue(gatewaytest.Fault{Status: 500})
+	_, err := c.send(t, 0)
+	require.NoError(t, err)
+	cl := redis.NewClient(&redis.Options{Addr: r.Addr()})
+	defer cl.Close()
+	require.Eventually(t, func() bool {
+		keys, _ := cl.Keys(context.Background(), "gwtransport:*:b:0").Result()
+		return len(keys) == 1
+	}, 5*time.Second, time.Millisecond)
+	opts := func(extra ...gwtransport.Option) []gwtransport.Option {
+		o := []gwtransport.Option{
+			gwtransport.WithEnv(func(string) (string, bool) { return "", false }), gwtransport.WithClock(c.clock),
+			gwtransport.WithBackoff(gwtransport.Backoff{}), gwtransport.WithMaxRetries(0), gwtransport.WithStore(c.replicas[0].store), oneFailureOpens,
+			gwtransport.WithProvider(gwtransport.Provider{Name: "p0", BaseURL: c.servers[0].URL, Auth: gwtransport.AuthNone}),
+			gwtransport.WithProvider(gwtransport.Provider{Name: "p1", BaseURL: c.servers[1].URL, Auth: gwtransport.AuthNone}),
+		}
+		return append(o, extra...)
+	}
+	require.NoError(t, gwtransport.Reconfigure(c.replicas[0].tr, []string{"p0/m", "p1/m"}, opts()...))
+	require.Eventually(t, func() bool { return c.breakerOf(0, "p0/m") == gwtransport.BreakerOpen }, 5*time.Second, time.Millisecond)
+	assert.Equal(t, c.clock.Now().Add(10*time.Second), c.stat(0, "p0/m").BreakerUntil)
+
+	require.NoError(t, gwtransport.Reconfigure(c.replicas[0].tr, []string{"p0/m", "p1/m"}, opts(gwtransport.WithRouteName("other"))...))
+	time.Sleep(50 * time.Millisecond) // a resync would have happened
+	require.Equal(t, gwtransport.BreakerClosed, c.breakerOf(0, "p0/m"), "another configuration, another namespace")
 }
