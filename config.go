@@ -96,6 +96,9 @@ type Config struct {
 	// provider may carry, as WithForwardHeaders (exact names, or prefixes
 	// ending in "*"; credential headers are refused).
 	ForwardHeaders []string `json:"forward_headers,omitempty"`
+	// State shares live state between replicas (see [StateConfig]);
+	// absent, it stays in memory.
+	State *StateConfig `json:"state,omitempty"`
 }
 
 // RouteConfig is a named route of a Config.
@@ -311,6 +314,9 @@ func (c *Config) Validate() error {
 		known[p.Name] = true
 	}
 	v := configValidator{known: known}
+	if err := c.State.validate(); err != nil {
+		return err
+	}
 	if c.ClientProvider != "" && !known[c.ClientProvider] {
 		return errConfig("client_provider", "unknown provider %q (known: %s)", c.ClientProvider, v.knownList())
 	}
@@ -630,6 +636,9 @@ func (c *Config) options() []Option {
 	}
 	if len(c.ForwardHeaders) > 0 {
 		opts = append(opts, WithForwardHeaders(c.ForwardHeaders...))
+	}
+	if c.State.kind() != "" {
+		opts = append(opts, c.State.storeOption())
 	}
 	for _, p := range c.Providers {
 		opts = append(opts, WithProvider(p))

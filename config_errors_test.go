@@ -29,7 +29,7 @@ func TestConfigErrorsExact(t *testing.T) {
 		{"unknown field", "models:\n  - target: openai/a\n    wieght: 2\n",
 			p + "models[0].wieght: unknown field (want one of: alias, backoff, continuation, max_retries, messages, stream_first_event, target, timeout, weight, windows)"},
 		{"unknown top-level field JSON", `{"modles": []}`,
-			p + "modles: unknown field (want one of: circuit_breaker, client_provider, defaults, forward_headers, models, providers, route, routes, strategy, time_zone)"},
+			p + "modles: unknown field (want one of: circuit_breaker, client_provider, defaults, forward_headers, models, providers, route, routes, state, strategy, time_zone)"},
 		{"secret field not settable", "providers:\n  - name: x\n    base_url: https://x.test/v1\n    api_key: sk-live-123\n",
 			p + "providers[0].api_key: unknown field (want one of: api_key_env, api_keys_env, api_version, api_version_env, auth, base_url, base_url_env, headers_env, key_interval, key_optional, name, style)"},
 		{"inline header values", "providers:\n  - name: x\n    headers: {X-Secret: s3cr3t}\n",

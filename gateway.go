@@ -27,6 +27,8 @@ type gateway struct {
 	maxSecretForm int              // the longest a secret can be spelled in a body
 	origins       *originTable     // resolves which provider a request's client serves
 	forward       *headerAllowlist // caller headers that may reach another provider
+	live          []*target        // every route's targets, in Layout order (live.go), with a Store
+	pools         []*keyPool       // the key pools of the Layout's providers, with a Store
 }
 
 // route is an intercepted model name and the targets it spreads over, with
@@ -96,6 +98,9 @@ func compile(models any, opts []Option) (*gateway, error) {
 		return nil, err
 	}
 	if err := g.checkCredentials(); err != nil {
+		return nil, err
+	}
+	if err := g.bindStore(); err != nil {
 		return nil, err
 	}
 	return g, nil

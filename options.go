@@ -161,6 +161,7 @@ type settings struct {
 	onAttempt       func(Attempt)
 	onEvent         func(Event)
 	logger          *slog.Logger
+	store           Store // shares live state between replicas (live.go), nil for memory only
 	strategy        Strategy
 	aliases         map[string]string
 	windows         map[string][]Window

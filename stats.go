@@ -3,56 +3,8 @@ package gwtransport
 import (
 	"context"
 	"log/slog"
-	"sync/atomic"
 	"time"
 )
-
-// targetStats are a target's live counters. Safe for concurrent use.
-type targetStats struct {
-	attempts, successes, failures atomic.Int64
-	latencyNs                     atomic.Int64 // moving average of successful attempts
-}
-
-// latencyWeight is the weight of a new sample in the moving average.
-const latencyWeight = 0.2
-
-func (s *targetStats) record(success, failure bool, d time.Duration) {
-	s.attempts.Add(1)
-	switch {
-	case success:
-		s.successes.Add(1)
-		s.sample(d)
-	case failure:
-		s.failures.Add(1)
-	}
-}
-
-// sample adds a successful attempt's latency to the moving average.
-func (s *targetStats) sample(d time.Duration) {
-	for {
-		old := s.latencyNs.Load()
-		next := int64(d)
-		if old != 0 {
-			next = int64(float64(old)*(1-latencyWeight) + float64(d)*latencyWeight)
-		}
-		if s.latencyNs.CompareAndSwap(old, next) {
-			return
-		}
-	}
-}
-
-// started records a committed stream: an attempt, and its time to the
-// commit as a latency sample; its success or failure is added when it ends.
-func (s *targetStats) started(d time.Duration) {
-	s.attempts.Add(1)
-	s.sample(d)
-}
-
-func (s *targetStats) latency() time.Duration { return time.Duration(s.latencyNs.Load()) }
-
-func (s *targetStats) snapshot() (attempts, failures int64, latency time.Duration) {
-	return s.attempts.Load(), s.failures.Load(), s.latency()
-}
 
 // TargetStats describes one target of one route, live. It never contains a
 // credential.

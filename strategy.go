@@ -2,7 +2,6 @@ package gwtransport
 
 import (
 	"fmt"
-	"sync/atomic"
 	"time"
 )
 
@@ -80,11 +79,6 @@ type Candidate struct {
 	Attempts, Failures int64
 	Latency            time.Duration // see Attempts
 }
-
-// atomicCounter is a round-robin position.
-type atomicCounter struct{ n atomic.Uint64 }
-
-func (c *atomicCounter) next() uint64 { return c.n.Add(1) - 1 }
 
 // picker yields the targets of one request: the first pick, then each
 // fallback, never a target twice.

@@ -15,6 +15,8 @@ import (
 //	any       401, 403                        disabled until now+keyDisabledFor
 //	resting   the clock passes its end        active
 //	disabled  the clock passes its end        active
+//	any       another replica's rest          resting until its end, never shortened (with a Store)
+//	any       another replica's disablement   disabled until its end, never shortened (with a Store)
 //
 // An optional minimum interval spaces the uses of each key. Keys are never
 // logged or reported, only their index.
@@ -25,6 +27,29 @@ type keyPool struct {
 	keys []keyState
 	next int
 	seen time.Time // the latest time the pool was given
+
+	// share is the Store's session (nil without one) and index the
+	// pool's provider in its Layout: rests and disablements are handed to
+	// it (see live.go). Uses and KeyInterval stay per replica.
+	share StoreSession
+	index int
+}
+
+// remoteRest applies another replica's rest (or disablement) of key i
+// until the given time; rests only ever extend.
+func (p *keyPool) remoteRest(i int, disabled bool, until time.Time) {
+	if i < 0 || i >= len(p.keys) {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	t := &p.keys[i].restUntil
+	if disabled {
+		t = &p.keys[i].disabled
+	}
+	if until.After(*t) {
+		*t = until
+	}
 }
 
 // rewind keeps a clock set back from stretching rests: when now is before
@@ -172,13 +197,23 @@ func (p *keyPool) report(i, status int, retryAfter, maxRest time.Duration, now t
 		}
 		if until := now.Add(retryAfter); until.After(ks.restUntil) {
 			ks.restUntil = until
+			p.publish(Fact{Kind: FactKeyResting, Key: i, At: now, Until: until})
 		}
 		return "resting"
 	case 401, 403:
 		ks.disabled = now.Add(keyDisabledFor)
+		p.publish(Fact{Kind: FactKeyDisabled, Key: i, At: now, Until: ks.disabled})
 		return "disabled"
 	}
 	return ""
+}
+
+// publish hands a change to the Store, if any.
+func (p *keyPool) publish(f Fact) {
+	if p.share != nil {
+		f.Provider = p.index
+		p.share.Publish(f)
+	}
 }
 
 // KeyStats describes one API key of a provider, without the key.
