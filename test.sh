@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of the repository on a fresh machine, nothing skipped:
 # installs what the tests need (aimock, the third-party provider of the
-# integration tests, from package-lock.json) when it is missing or differs
+# integration tests, and the official openai npm client that drives gwproxy,
+# from package-lock.json) when it is missing or differs
 # from the lockfile, then runs `go test -race ./...` in every module of the
 # workspace (go.work). Extra arguments go to go test (./test.sh -run
 # TestAimock -v). CI runs this very script (.ci/run).
@@ -29,6 +30,11 @@ node -e '
   process.exit(maj > 20 || (maj === 20 && min >= 15) ? 0 : 1);
 ' || fail "Node.js ${node_version} is too old: aimock needs Node.js 20.15 or later (https://nodejs.org/en/download)"
 
+# The redisstore tests start their own redis-server (Debian's package; a
+# test started without it fails under CI=true and is skipped otherwise).
+command -v redis-server >/dev/null 2>&1 ||
+  fail "redis-server is not installed: the redisstore tests start their own (Debian/Ubuntu: sudo apt-get install redis-server; macOS: brew install redis), then run ./test.sh again"
+
 # node_modules matches the lockfile when every package the lockfile pins is
 # installed at its version (npm's node_modules/.package-lock.json records
 # what is installed).
@@ -47,7 +53,7 @@ installed() {
 if ! installed; then
   command -v npm >/dev/null 2>&1 ||
     fail "npm is not installed (it comes with Node.js): install it, or run \`npm ci\` in $(pwd) yourself"
-  echo "test.sh: installing aimock from package-lock.json: npm ci --no-audit --no-fund"
+  echo "test.sh: installing aimock and the openai client from package-lock.json: npm ci --no-audit --no-fund"
   npm ci --no-audit --no-fund ||
     fail "\`npm ci --no-audit --no-fund\` failed in $(pwd): the aimock integration tests cannot run without it"
 fi
