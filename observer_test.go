@@ -407,7 +407,7 @@ func TestObserverContinuation(t *testing.T) {
 		"end attempt 1 pa/m1#1 200 truncated next cont=false",
 		`attempt 2 pb/m2 try=1 provider=pb model=m2 fallback=true cont=true prev="pa/m1#1 200 gwtransport: stream ended before it was complete\nunexpected EOF" server=` + hostPort(t, b),
 		"end attempt 2 pb/m2#1 200 succeed cont=true",
-		"end target=pa/m1 status=200 err=<nil> closed=false model=m1 usage=true/7/5 attempts=3",
+		"end target=pb/m2 status=200 err=<nil> closed=false model=m1 usage=true/7/5 attempts=3",
 		"",
 	}, got[1])
 	assert.Equal(t, []string{"1/1", "1/2"}, rec.sent)
@@ -453,5 +453,40 @@ func TestObserverConcurrent(t *testing.T) {
 		assert.Len(t, calls, 5, "request %d: %v", id, calls)
 	}
 	assert.Len(t, rec.sent, n)
+	assert.Empty(t, rec.problems())
+}
+
+// TestObserverCloseWhileReading attacks a stream closed by another
+// goroutine while its reader is blocked on the provider, or breaks at
+// the same moment: the request still ends exactly once, with every
+// attempt ended first (run with -race).
+func TestObserverCloseWhileReading(t *testing.T) {
+	a := server(t, "a", "sk-a")
+	rec := newObsRecorder()
+	tr, err := gwtransport.NewTransport(rec.wrap(http.DefaultTransport), []string{"pa/m1"}, noEnv(),
+		provider("pa", a, "sk-a"), gwtransport.WithClock(newFakeClock()), gwtransport.WithObserver(rec),
+		gwtransport.WithCircuitBreaker(gwtransport.Breaker{Disabled: true}))
+	require.NoError(t, err)
+	const n = 8
+	for i := 0; i < n; i++ {
+		a.Enqueue(gatewaytest.Fault{StallAfter: 1, CutAfter: 1 + i%2})
+		req, _ := http.NewRequest(http.MethodPost, a.URL+"/chat/completions", strings.NewReader(`{"model":"gateway","messages":[],"stream":true}`))
+		req.Header.Set("Authorization", "Bearer sk-a")
+		res, err := (&http.Client{Transport: tr}).Do(req)
+		require.NoError(t, err)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			_, _ = io.Copy(io.Discard, res.Body)
+		}()
+		res.Body.Close()
+		<-done
+	}
+	got := rec.requests()
+	require.Len(t, got, n)
+	for id, calls := range got {
+		require.Len(t, calls, 5, "request %d: %v", id, calls)
+		assert.True(t, strings.HasPrefix(calls[3], "end target=pa/m1 status=200 "), "request %d: %v", id, calls)
+	}
 	assert.Empty(t, rec.problems())
 }
