@@ -145,6 +145,53 @@ func WithObserver(o Observer) Option {
 	}
 }
 
+// JoinObservers returns an Observer calling each of obs in turn (nil
+// ones skipped): each start gets the context the previous observer
+// returned, and every end gets the last one, in which each observer finds
+// its own values by its own keys. Ends are called in reverse order, so
+// that spans close inside out.
+func JoinObservers(obs ...Observer) Observer {
+	j := make(joined, 0, len(obs))
+	for _, o := range obs {
+		if o != nil {
+			j = append(j, o)
+		}
+	}
+	return j
+}
+
+type joined []Observer
+
+func (j joined) RequestStart(ctx context.Context, req ObservedRequest) context.Context {
+	for _, o := range j {
+		if c := o.RequestStart(ctx, req); c != nil {
+			ctx = c
+		}
+	}
+	return ctx
+}
+
+func (j joined) AttemptStart(ctx context.Context, a ObservedAttempt) context.Context {
+	for _, o := range j {
+		if c := o.AttemptStart(ctx, a); c != nil {
+			ctx = c
+		}
+	}
+	return ctx
+}
+
+func (j joined) AttemptEnd(ctx context.Context, a Attempt) {
+	for i := len(j) - 1; i >= 0; i-- {
+		j[i].AttemptEnd(ctx, a)
+	}
+}
+
+func (j joined) RequestEnd(ctx context.Context, end ObservedEnd) {
+	for i := len(j) - 1; i >= 0; i-- {
+		j[i].RequestEnd(ctx, end)
+	}
+}
+
 // observation is one routed request's state for its Observer.
 type observation struct {
 	o   Observer

@@ -490,3 +490,64 @@ func TestObserverCloseWhileReading(t *testing.T) {
 	}
 	assert.Empty(t, rec.problems())
 }
+
+// orderObs logs its calls under its name, and checks it finds its own
+// context value whatever the observers after it added.
+type orderObs struct {
+	name string
+	mu   *sync.Mutex
+	log  *[]string
+}
+
+type orderKey string
+
+func (o orderObs) add(s string) {
+	o.mu.Lock()
+	*o.log = append(*o.log, o.name+" "+s)
+	o.mu.Unlock()
+}
+
+func (o orderObs) RequestStart(ctx context.Context, _ gwtransport.ObservedRequest) context.Context {
+	o.add("request start")
+	return context.WithValue(ctx, orderKey(o.name), "req")
+}
+
+func (o orderObs) AttemptStart(ctx context.Context, a gwtransport.ObservedAttempt) context.Context {
+	o.add(fmt.Sprintf("attempt %d start (%v)", a.Index, ctx.Value(orderKey(o.name))))
+	return context.WithValue(ctx, orderKey(o.name), fmt.Sprint("att", a.Index))
+}
+
+func (o orderObs) AttemptEnd(ctx context.Context, _ gwtransport.Attempt) {
+	o.add(fmt.Sprintf("attempt end (%v)", ctx.Value(orderKey(o.name))))
+}
+
+func (o orderObs) RequestEnd(ctx context.Context, _ gwtransport.ObservedEnd) {
+	o.add(fmt.Sprintf("request end (%v)", ctx.Value(orderKey(o.name))))
+}
+
+// TestJoinObservers attacks the join: starts in order, ends in reverse
+// order (spans close inside out), each observer seeing its own values,
+// nil observers skipped.
+func TestJoinObservers(t *testing.T) {
+	a := server(t, "a", "sk-a")
+	a.Enqueue(gatewaytest.Fault{Status: 503})
+	var mu sync.Mutex
+	var log []string
+	obs := gwtransport.JoinObservers(orderObs{"A", &mu, &log}, nil, orderObs{"B", &mu, &log})
+	tr, err := gwtransport.NewTransport(nil, []string{"pa/m1"}, noEnv(), provider("pa", a, "sk-a"),
+		gwtransport.WithClock(newFakeClock()), gwtransport.WithObserver(obs))
+	require.NoError(t, err)
+	req, _ := http.NewRequest(http.MethodPost, a.URL+"/chat/completions", strings.NewReader(`{"model":"gateway","messages":[]}`))
+	req.Header.Set("Authorization", "Bearer sk-a")
+	res, err := (&http.Client{Transport: tr}).Do(req)
+	require.NoError(t, err)
+	res.Body.Close()
+	assert.Equal(t, []string{
+		"A request start", "B request start",
+		"A attempt 1 start (req)", "B attempt 1 start (req)",
+		"B attempt end (att1)", "A attempt end (att1)",
+		"A attempt 2 start (req)", "B attempt 2 start (req)",
+		"B attempt end (att2)", "A attempt end (att2)",
+		"B request end (req)", "A request end (req)",
+	}, log)
+}
