@@ -730,3 +730,38 @@ func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { retur
 func responsesParams() responses.ResponseNewParams {
 	return responses.ResponseNewParams{Model: "gateway", Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("Hello!")}}
 }
+
+// TestAzureFallbackNoQuery attacks the privacy rule on an Azure fallback,
+// whose URL carries an api-version query and whose key is an Api-Key
+// header: the attempt span names the host and port only, and no key,
+// query or prompt reaches any attribute.
+func TestAzureFallbackNoQuery(t *testing.T) {
+	r := newRig(t)
+	z := gatewaytest.NewServer(gatewaytest.WithName("z"), gatewaytest.WithAPIKey("sk-z-secret"))
+	t.Cleanup(z.Close)
+	r.opts = append(r.opts, gwtransport.WithProvider(gwtransport.Provider{Name: "pz", BaseURL: z.Endpoint, APIKey: "sk-z-secret",
+		Style: gwtransport.StyleAzure, Auth: gwtransport.AuthAPIKey, APIVersion: "2024-10-21"}))
+	r.models = []string{"pa/m1", "pz/dep"}
+	r.a.Enqueue(gatewaytest.Fault{Status: 503}, gatewaytest.Fault{Status: 503})
+	client := r.openai(t)
+	_, err := client.Chat.Completions.New(context.Background(), openai.ChatCompletionNewParams{Model: "gateway",
+		Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("Hello!")}})
+	require.NoError(t, err)
+	require.Len(t, z.Journal(), 1)
+	require.Equal(t, "api-version=2024-10-21", z.Journal()[0].Query)
+	spans := r.exp.GetSpans()
+	got := views(t, spans)
+	require.Len(t, got, 4)
+	assert.Equal(t, "chat dep", got[2].Name)
+	assert.Equal(t, "127.0.0.1", got[2].Attrs["server.address"])
+	assert.Equal(t, int64(port(t, z)), got[2].Attrs["server.port"])
+	assert.Equal(t, "pz/dep", got[3].Attrs["gwtransport.target"])
+	rm := collect(t, r)
+	noSecrets(t, spans, rm)
+	for _, s := range spans {
+		for _, kv := range s.Attributes {
+			assert.NotContains(t, kv.Value.Emit(), "sk-z-secret")
+			assert.NotContains(t, kv.Value.Emit(), "2024-10-21")
+		}
+	}
+}
