@@ -98,6 +98,8 @@ func (o *obsRecorder) RequestEnd(ctx context.Context, e gwtransport.ObservedEnd)
 	switch {
 	case errors.Is(e.Err, gwtransport.ErrStreamTruncated):
 		errs = "truncated"
+	case errors.Is(e.Err, gwtransport.ErrMalformedBody):
+		errs = "malformed"
 	case e.Err != nil:
 		var ge *gwtransport.Error
 		if errors.As(e.Err, &ge) {
@@ -302,6 +304,22 @@ func TestObserverCalls(t *testing.T) {
 			},
 			wantSent: []string{"1/1"},
 			wantText: "tok2",
+		},
+		{
+			name: "malformed body: refused, observed",
+			body: `{"model":"gateway","messages":[],}`,
+			want: []string{
+				"start route=gateway model=gateway op= stream=false",
+				"end target= status=0 err=malformed closed=false model= usage=false/0/0 attempts=0",
+			},
+		},
+		{
+			name: "malformed large body (replayed): refused, observed",
+			body: `{"model":"gateway","stream":true,"messages":[{"role":"user","content":"` + strings.Repeat("x", 9<<10) + `"}],}`,
+			want: []string{
+				"start route=gateway model=gateway op= stream=true",
+				"end target= status=0 err=malformed closed=false model= usage=false/0/0 attempts=0",
+			},
 		},
 		{
 			name:     "pass-through is not observed",

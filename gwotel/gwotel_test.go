@@ -765,3 +765,23 @@ func TestAzureFallbackNoQuery(t *testing.T) {
 		}
 	}
 }
+
+// TestRefusedRequest attacks a routed request refused before any attempt
+// (a malformed body): one request span, no attempt span, the error
+// recorded, and its duration measured.
+func TestRefusedRequest(t *testing.T) {
+	r := newRig(t)
+	tr, err := gwtransport.NewTransport(nil, r.models, r.opts...)
+	require.NoError(t, err)
+	req, err := http.NewRequest(http.MethodPost, r.a.URL+"/chat/completions", strings.NewReader(`{"model":"gateway","messages":[],}`))
+	require.NoError(t, err)
+	_, err = (&http.Client{Transport: tr}).Do(req)
+	require.ErrorIs(t, err, gwtransport.ErrMalformedBody)
+	assert.Equal(t, []spanView{{Name: "gateway", Kind: trace.SpanKindClient, Status: codes.Error, Desc: "malformed_body",
+		Attrs: map[string]any{"gen_ai.request.model": "gateway", "gwtransport.route": "gateway", "gwtransport.attempts": int64(0), "error.type": "malformed_body"}}},
+		views(t, r.exp.GetSpans()))
+	_, points := histogram(t, collect(t, r), "gen_ai.client.operation.duration")
+	require.Len(t, points, 1)
+	assert.Equal(t, map[string]any{"gen_ai.request.model": "gateway", "error.type": "malformed_body"}, points[0].Attrs)
+	assert.Equal(t, 0, r.a.Count())
+}
