@@ -79,13 +79,13 @@ type config struct {
 }
 
 // WithTracerProvider sets the TracerProvider (default: otel's global
-// one, read when the Observer is made).
+// one, which follows a later otel.SetTracerProvider).
 func WithTracerProvider(tp trace.TracerProvider) Setting {
 	return func(c *config) { c.tp = tp }
 }
 
 // WithMeterProvider sets the MeterProvider (default: otel's global one,
-// read when the Observer is made).
+// which follows a later otel.SetMeterProvider).
 func WithMeterProvider(mp metric.MeterProvider) Setting {
 	return func(c *config) { c.mp = mp }
 }
