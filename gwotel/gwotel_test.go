@@ -19,6 +19,7 @@ import (
 	goopenai "github.com/sashabaranov/go-openai"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
@@ -700,16 +701,33 @@ func TestPassThroughNotObserved(t *testing.T) {
 }
 
 // TestDefaultsAreGlobals attacks the defaults: without settings, the
-// Observer uses otel's global providers (here the no-op ones: nothing
-// fails, nothing is recorded).
+// Observer records through otel's global providers, even ones set after
+// it was made.
 func TestDefaultsAreGlobals(t *testing.T) {
 	r := newRig(t)
-	r.opts = append(r.opts[:len(r.opts)-1], gwotel.Option())
+	r.opts = append(r.opts[:len(r.opts)-1], gwotel.Option()) // made before the globals are set
 	client := r.openai(t)
+	r.reader = sdkmetric.NewManualReader() // a reader serves one provider
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(r.reader))
+	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
+	prevT, prevM := otel.GetTracerProvider(), otel.GetMeterProvider()
+	otel.SetTracerProvider(r.tp)
+	otel.SetMeterProvider(mp)
+	t.Cleanup(func() {
+		otel.SetTracerProvider(prevT)
+		otel.SetMeterProvider(prevM)
+	})
 	_, err := client.Chat.Completions.New(context.Background(), openai.ChatCompletionNewParams{Model: "gateway",
 		Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("Hello!")}})
 	require.NoError(t, err)
-	assert.Empty(t, r.exp.GetSpans())
+	var names []string
+	for _, v := range views(t, r.exp.GetSpans()) {
+		names = append(names, v.Name)
+	}
+	assert.Equal(t, []string{"chat m1", "chat gateway"}, names)
+	_, points := histogram(t, collect(t, r), "gen_ai.client.operation.duration")
+	require.Len(t, points, 1)
+	assert.Equal(t, uint64(1), points[0].Count)
 }
 
 // TestNames attacks the mappings to the conventions' well-known values.
