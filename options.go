@@ -160,6 +160,7 @@ type settings struct {
 	env             func(string) (string, bool)
 	onAttempt       func(Attempt)
 	onEvent         func(Event)
+	observer        Observer // observer.go
 	logger          *slog.Logger
 	store           Store // shares live state between replicas (live.go), nil for memory only
 	strategy        Strategy
