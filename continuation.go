@@ -366,7 +366,7 @@ func (s *streamBody) rescue(err error) bool {
 		s.timer.Stop()
 	}
 	if c.ctx == nil && !closed {
-		c.ctx, c.cancel = context.WithCancel(c.r.req.Context())
+		c.ctx, c.cancel = context.WithCancel(c.r.ctx())
 	}
 	s.mu.Unlock()
 	if closed || c.r.req.Context().Err() != nil {

@@ -160,6 +160,7 @@ type settings struct {
 	env             func(string) (string, bool)
 	onAttempt       func(Attempt)
 	onEvent         func(Event)
+	observer        Observer // observer.go
 	logger          *slog.Logger
 	strategy        Strategy
 	aliases         map[string]string

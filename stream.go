@@ -1063,6 +1063,13 @@ type streamBody struct {
 	// ext holds event holding, dropped malformed events and the rescue
 	// (continuation.go); nil for a stream that needs none of them.
 	ext *streamExt
+
+	// An Observer's hooks (observer.go), nil without one: onData reads
+	// each valid JSON data line; onEnd is called once when the stream
+	// ends, with io.EOF when it completed, the error that ended it, or
+	// nil and closed when the caller closed it before its end.
+	onData func(v []byte)
+	onEnd  func(err error, closed bool)
 }
 
 // newStreamBody commits to a stream whose first bytes, prefix, were read
@@ -1304,6 +1311,10 @@ func (s *streamBody) data(v []byte) (bool, error) {
 		// take garbage for an answer (an SDK would reject it, a plain
 		// http.Client reader would not).
 		return false, ErrStreamMalformed
+	case s.onData != nil:
+		s.onData(v)
+	}
+	switch {
 	case !candidate(v):
 		return true, nil
 	}
@@ -1389,7 +1400,7 @@ func (s *streamBody) eventError() error {
 func (s *streamBody) stop(err error) {
 	s.err = err
 	s.verdict(err)
-	s.release()
+	s.releaseErr(err)
 }
 
 // verdict gives the stream's verdict once: err is how it ended, nil when
@@ -1411,8 +1422,24 @@ func (s *streamBody) Close() error {
 	return nil
 }
 
-func (s *streamBody) release() {
+func (s *streamBody) release() { s.releaseErr(nil) }
+
+// releaseErr releases the stream once; err is how it ended, nil when the
+// caller closed it.
+func (s *streamBody) releaseErr(err error) {
 	s.once.Do(func() {
+		if s.onEnd != nil {
+			defer func() {
+				switch {
+				case err == nil && (s.complete.Load() || s.doneSeen.Load()):
+					s.onEnd(io.EOF, false)
+				case err == nil:
+					s.onEnd(nil, true)
+				default:
+					s.onEnd(err, false)
+				}
+			}()
+		}
 		s.mu.Lock()
 		s.closed = true
 		// Closed before its end: a success if it was complete (a reader

@@ -223,6 +223,9 @@ func (g *gateway) roundTrip(req *http.Request, snd sender) (*http.Response, erro
 		return snd.pass(pass)
 	}
 	res, err := r.start(rt, first)
+	if r.obs != nil {
+		r.observeReturn(rt, res, err)
+	}
 	if r.closeBody {
 		// The caller may reuse its bytes once Body is closed: nothing
 		// reads them after this (a rescue-armed stream copied them).
@@ -303,6 +306,9 @@ func (r *run) start(rt *route, first int) (*http.Response, error) {
 	}
 	ctx := r.req.Context()
 	r.trail = trailFrom(ctx)
+	if rt.s.observer != nil {
+		r.observeStart(rt, string(r.info.model))
+	}
 	if !o.matched || r.g.hasCredentials(r.req.Header) {
 		// An inferred origin's attempts carry the caller's headers as they
 		// are, never a pooled key: its key pool does not matter either.
@@ -424,6 +430,9 @@ type run struct {
 	coolWaits   int
 	cooled      time.Duration
 	coolPending time.Duration
+	// obs is the request's observation, nil without an Observer
+	// (observer.go).
+	obs *observation
 }
 
 // failure is a failed HTTP response kept, body and all, to be handed to the
@@ -446,7 +455,7 @@ type failure struct {
 // do tries the targets in the route's order until one succeeds.
 func (r *run) do(rt *route, first int) (*http.Response, error) {
 	s := rt.s
-	ctx := r.req.Context()
+	ctx := r.ctx()
 	pick := newPicker(rt, first, s.clock.Now())
 	pick.ownCreds = r.ownCreds
 	var stop error
@@ -703,6 +712,9 @@ func (r *run) record(rt *route, a Attempt) {
 	if f := rt.s.onAttempt; f != nil {
 		f(a)
 	}
+	if r.obs != nil {
+		r.attemptRecorded(a)
+	}
 	if rt.s.onEvent != nil || rt.s.logger != nil {
 		rt.emit(Event{Kind: EventAttempt, Time: rt.s.clock.Now(), Route: rt.name, Target: a.Target, Attempt: &a})
 	}
@@ -716,7 +728,11 @@ func (r *run) attempt(ctx context.Context, rt *route, t *target, try int, body [
 	if r.mark == nil {
 		r.mark = &attemptCtx{ctx} // the caller's, the same for every attempt
 	}
-	actx, cancel := context.WithCancel(r.mark) // marked: no gateway layer below routes it again
+	mark := r.mark
+	if r.obs != nil {
+		mark = r.attemptStart(ctx, rt, t, try, ctx != r.obs.ctx) // a continuation runs under the stream's context
+	}
+	actx, cancel := context.WithCancel(mark) // marked: no gateway layer below routes it again
 	limit := t.attemptLimit(r.info.stream)
 	keyIdx := -1
 	notSent := false // the request could not be written at all (see unsendable)

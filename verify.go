@@ -194,7 +194,7 @@ func verified(res *http.Response, body []byte, cancel context.CancelFunc, target
 				status: inBandStatus(o)}, true
 		}
 	}
-	mb := &memBody{}
+	mb := &memBody{b: body}
 	mb.Reset(body)
 	res.Body = mb
 	res.ContentLength = int64(len(body))
@@ -372,7 +372,10 @@ func verifiedFailure(o Outcome) Action {
 }
 
 // memBody is a verified body, in memory.
-type memBody struct{ bytes.Reader }
+type memBody struct {
+	bytes.Reader
+	b []byte // the body, read by an Observer (observer.go)
+}
 
 // Close does nothing: the upstream body is closed already.
 func (*memBody) Close() error { return nil }
