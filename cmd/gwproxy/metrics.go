@@ -92,7 +92,9 @@ var breakerDesc = prometheus.NewDesc("gwproxy_breaker_state",
 	[]string{"route", "target", "state"}, nil)
 
 // breakerCollector reads the breakers' states at scrape time.
-type breakerCollector struct{ stats func() []gwtransport.TargetStats }
+type breakerCollector struct {
+	stats func() []gwtransport.TargetStats
+}
 
 // Describe implements prometheus.Collector.
 func (c breakerCollector) Describe(ch chan<- *prometheus.Desc) { ch <- breakerDesc }

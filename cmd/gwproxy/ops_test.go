@@ -257,7 +257,7 @@ func TestConfigErrors(t *testing.T) {
 	good := fmt.Sprintf("proxy:\n  keys:\n    - name: k\n      hash: sha256:%x\nmodels:\n  - target: openai/gpt-4o\n", hashKey(keyAll))
 	for _, tc := range []struct {
 		name, cfg, want string
-		env         map[string]string
+		env             map[string]string
 	}{
 		{"no key at all", "models:\n  - target: openai/gpt-4o\n", "no proxy key", nil},
 		{"unknown proxy field", strings.Replace(good, "proxy:\n", "proxy:\n  listn: x\n", 1), "listn", nil},

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/gwtransport/gwtransport"
 )
@@ -25,17 +27,16 @@ import (
 // Server is the proxy: an http.Handler over the engine, with its
 // configuration, keys and metrics.
 type Server struct {
-	path     string                                // the configuration file
-	listen   string                                // -listen, overriding proxy.listen
-	env      func(string) (string, bool)           // the environment (keys, provider keys)
-	log      *slog.Logger                          // JSON logs
-	upstream http.RoundTripper                     // the engines' base transport (a guard)
-	state    atomic.Pointer[state]                 // the current configuration
-	metrics  *metrics                              // Prometheus
-	draining atomic.Bool                           // SIGTERM received: /readyz says 503
-	now      func() time.Time                      // the clock of the logs and metrics
-	wrap     func(http.Handler) http.Handler       // telemetry around the API handler, if any
-	observe  func(context.Context) context.Context // telemetry of a request, if any
+	path     string                          // the configuration file
+	listen   string                          // -listen, overriding proxy.listen
+	env      func(string) (string, bool)     // the environment (keys, provider keys)
+	log      *slog.Logger                    // JSON logs
+	upstream http.RoundTripper               // the engines' base transport (a guard)
+	state    atomic.Pointer[state]           // the current configuration
+	metrics  *metrics                        // Prometheus
+	draining atomic.Bool                     // SIGTERM received: /readyz says 503
+	now      func() time.Time                // the clock of the logs and metrics
+	wrap     func(http.Handler) http.Handler // telemetry around the API handler, if any
 
 	// engineOptions are more options for every engine (tests inject a
 	// clock, the telemetry its hooks).
@@ -241,9 +242,6 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	lg := reqLog{endpoint: r.URL.Path}
 	ctx, clock := withClock(r.Context())
 	ctx, trail := gwtransport.ContextWithTrail(ctx)
-	if s.observe != nil {
-		ctx = s.observe(ctx)
-	}
 	s.metrics.inFlight.Inc()
 	defer func() {
 		// Runs on a panic too (a broken stream is aborted with one).
@@ -264,6 +262,7 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 			s.metrics.upstream.WithLabelValues(endpoint, lg.route).Observe(up.Seconds())
 			s.metrics.overhead.WithLabelValues(endpoint, lg.route).Observe(max(0, total-up-waits).Seconds())
 		}
+		trace.SpanFromContext(ctx).SetAttributes(attribute.Int("http.response.status_code", lg.status), attribute.String("gwtransport.route", lg.route))
 		// Never the key, nor the query string.
 		s.log.Info("gwproxy request", "method", r.Method, "path", r.URL.Path, "status", lg.status, "key", lg.key,
 			"model", lg.model, "route", lg.route, "target", lg.target, "attempts", len(trail.Attempts()),
