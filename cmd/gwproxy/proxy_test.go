@@ -490,3 +490,30 @@ func asTimeout(err error, ne *net.Error) bool {
 	}
 	return false
 }
+
+// TestOutgoingHeader: of the caller's headers, only the allowlisted ones
+// are handed to the engine: no credential, in any spelling, nor any other
+// header, whatever its name.
+func TestOutgoingHeader(t *testing.T) {
+	in := http.Header{}
+	for _, h := range []string{"Authorization", "authorization", "Api-Key", "api-key", "X-Api-Key", "x-api-key", "Cookie",
+		"Proxy-Authorization", "X-Forwarded-For", "Openai-Organization", "Openai-Project", "X-Stainless-Os", "Host", "Traceparent"} {
+		in[h] = []string{"Bearer " + keyAll}
+	}
+	in.Set("Accept", "text/event-stream")
+	in.Set("Openai-Beta", "assistants=v2")
+	in.Set(gwtransport.HeaderPrefer, "b/m2")
+	// Random names besides: none gets through.
+	for i := 0; i < 200; i++ {
+		in.Set(fmt.Sprintf("X-Random-%d-%x", i, i*7919), keyAll)
+	}
+	out := outgoingHeader(in)
+	assert.Equal(t, http.Header{
+		"Accept":                 {"text/event-stream"},
+		"Openai-Beta":            {"assistants=v2"},
+		"Content-Type":           {"application/json"},
+		gwtransport.HeaderPrefer: {"b/m2"},
+	}, out)
+	in.Set("Content-Type", "application/json; charset=utf-8")
+	assert.Equal(t, "application/json; charset=utf-8", outgoingHeader(in).Get("Content-Type"))
+}

@@ -224,6 +224,23 @@ func (k *proxyKey) allows(route string) bool { return k.routes == nil || k.route
 // client telemetry).
 var forwardedHeaders = []string{"Accept", "Content-Type", "Openai-Beta", "Idempotency-Key", gwtransport.HeaderPrefer}
 
+// outgoingHeader is the header of the request handed to the engine: the
+// allowlisted caller headers only, so that no proxy key (Authorization,
+// api-key, x-api-key), cookie or other caller header reaches a provider
+// (the engine, too, drops credentials bound for another provider).
+func outgoingHeader(in http.Header) http.Header {
+	out := http.Header{}
+	for _, h := range forwardedHeaders {
+		if vs := in.Values(h); len(vs) > 0 {
+			out[h] = append([]string(nil), vs...)
+		}
+	}
+	if out.Get("Content-Type") == "" {
+		out.Set("Content-Type", "application/json")
+	}
+	return out
+}
+
 // responseHeaders are the provider's response headers handed to the
 // client, besides the gateway's own X-Gwtransport-* headers.
 var responseHeaders = []string{"Content-Type", "Cache-Control", "Retry-After", "X-Request-Id", "Openai-Processing-Ms"}
@@ -334,14 +351,7 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusInternalServerError, apiError{Message: "gwproxy: " + err.Error(), Type: "server_error"})
 		return
 	}
-	for _, h := range forwardedHeaders {
-		if vs := r.Header.Values(h); len(vs) > 0 {
-			out.Header[h] = append([]string(nil), vs...)
-		}
-	}
-	if out.Header.Get("Content-Type") == "" {
-		out.Header.Set("Content-Type", "application/json")
-	}
+	out.Header = outgoingHeader(r.Header)
 	res, err := st.tr.RoundTrip(out)
 	if err != nil {
 		status, e := engineError(err, trail.Attempts())
