@@ -1,0 +1,69 @@
+package main
+
+import (
+	"fmt"
+	"strconv"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/gwtransport/gwtransport"
+	"github.com/gwtransport/gwtransport/gatewaytest"
+)
+
+// TestAzureTarget: an Azure OpenAI target (the built-in "azure" provider,
+// endpoint and key from the environment) gets its deployment URL, its
+// api-version and its key in api-key; the proxy key reaches it in no form.
+func TestAzureTarget(t *testing.T) {
+	az := gatewaytest.NewServer(gatewaytest.WithName("azure"), gatewaytest.WithAPIKey("key-az"))
+	t.Cleanup(az.Close)
+	cfg := fmt.Sprintf("proxy:\n  keys:\n    - name: all\n      hash: sha256:%x\nmodels:\n  - target: azure/my-gpt\n", hashKey(keyAll))
+	env := map[string]string{"AZURE_OPENAI_ENDPOINT": az.Endpoint, "AZURE_OPENAI_API_KEY": "key-az", "OPENAI_API_VERSION": "2024-10-21"}
+	p := startProxy(t, cfg, proxyOpts{env: env})
+	for _, tc := range []struct {
+		path, body, wantPath, wantQuery, wantModel string
+	}{
+		{"/v1/chat/completions", chatBody, "/openai/deployments/my-gpt/chat/completions", "api-version=2024-10-21", "gateway"},
+		{"/v1/embeddings", `{"model":%q,"input":"x"}`, "/openai/deployments/my-gpt/embeddings", "api-version=2024-10-21", "gateway"},
+		{"/v1/responses", `{"model":%q,"input":"x"}`, "/openai/responses", "api-version=2024-10-21", "my-gpt"},
+	} {
+		t.Run(tc.path, func(t *testing.T) {
+			az.Reset()
+			res, rb := p.do("POST", tc.path, keyAll, fmt.Sprintf(tc.body, "gateway"))
+			require.Equal(t, 200, res.StatusCode, "%s", rb)
+			assert.Equal(t, "azure/my-gpt", res.Header.Get(gwtransport.HeaderTarget))
+			require.Equal(t, 1, az.Count())
+			j := az.Journal()[0]
+			assert.Equal(t, tc.wantPath, j.Path)
+			assert.Equal(t, tc.wantQuery, j.Query)
+			assert.Equal(t, gatewaytest.Mask("key-az"), j.Header.Get("Api-Key"))
+			assert.Empty(t, j.Header.Get("Authorization"))
+			noProxyKeyAt(t, az)
+		})
+	}
+}
+
+// TestNoTargetAvailable: when the breaker has every target out, the client
+// gets 503 with Retry-After and an OpenAI-shaped error naming the cause,
+// and no provider is asked.
+func TestNoTargetAvailable(t *testing.T) {
+	c := gatewaytest.NewServer(gatewaytest.WithName("c"))
+	t.Cleanup(c.Close)
+	c.SetFault(&gatewaytest.Fault{Status: 500})
+	cfg := fmt.Sprintf("proxy:\n  keys:\n    - name: all\n      hash: sha256:%x\nmodels:\n  - target: c/m\ndefaults:\n  max_retries: 0\n  max_retry_wait: 10ms\ncircuit_breaker:\n  consecutive_failures: 1\n  cooldown: 1m\nproviders:\n  - name: c\n    base_url: %s\n    key_optional: true\n", hashKey(keyAll), c.URL)
+	p := startProxy(t, cfg, proxyOpts{})
+	res, rb := p.do("POST", "/v1/chat/completions", keyAll, fmt.Sprintf(chatBody, "gateway"))
+	require.Equal(t, 500, res.StatusCode, "%s", rb)
+	res, rb = p.do("POST", "/v1/chat/completions", keyAll, fmt.Sprintf(chatBody, "gateway"))
+	require.Equal(t, 503, res.StatusCode, "%s", rb)
+	e := decodeError(t, rb)
+	assert.Equal(t, "no_target_available", e.Error.Code)
+	assert.Contains(t, e.Error.Message, "no target available")
+	ra, err := strconv.Atoi(res.Header.Get("Retry-After"))
+	require.NoError(t, err, "Retry-After %q", res.Header.Get("Retry-After"))
+	assert.InDelta(t, 60, ra, 2)
+	assert.Equal(t, 1, c.Count(), "the open breaker kept the second request from the provider")
+	v, _ := metricValue(p.metrics(), "gwproxy_breaker_state", map[string]string{"target": "c/m", "state": "open"})
+	assert.Equal(t, 1.0, v)
+}
