@@ -1,9 +1,14 @@
 package main
 
 import (
+	"bufio"
+	"context"
 	"fmt"
+	"net/http"
 	"strconv"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -66,4 +71,36 @@ func TestNoTargetAvailable(t *testing.T) {
 	assert.Equal(t, 1, c.Count(), "the open breaker kept the second request from the provider")
 	v, _ := metricValue(p.metrics(), "gwproxy_breaker_state", map[string]string{"target": "c/m", "state": "open"})
 	assert.Equal(t, 1.0, v)
+}
+
+// TestClientGoneEndsTheAttempt: a client that goes away mid-stream ends
+// the provider's request too; nothing keeps streaming for no one.
+func TestClientGoneEndsTheAttempt(t *testing.T) {
+	gone := make(chan struct{})
+	prov := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprint(w, "data: {\"id\":\"1\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"x\"},\"finish_reason\":null}]}\n\n")
+		w.(http.Flusher).Flush()
+		<-r.Context().Done()
+		close(gone)
+	})
+	url, _ := serveFor(t, prov)
+	cfg := fmt.Sprintf("proxy:\n  keys:\n    - name: all\n      hash: sha256:%x\nmodels:\n  - target: p/m\nproviders:\n  - name: p\n    base_url: %s/v1\n    key_optional: true\n", hashKey(keyAll), url)
+	p := startProxy(t, cfg, proxyOpts{})
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, "POST", p.URL+"/v1/chat/completions", strings.NewReader(fmt.Sprintf(streamBody, "gateway")))
+	req.Header.Set("Authorization", "Bearer "+keyAll)
+	req.Header.Set("Content-Type", "application/json")
+	res, err := (&http.Client{Transport: &http.Transport{DisableKeepAlives: true}}).Do(req)
+	require.NoError(t, err)
+	line, err := bufio.NewReader(res.Body).ReadString('\n')
+	require.NoError(t, err)
+	require.Contains(t, line, "data: ")
+	cancel()
+	res.Body.Close()
+	select {
+	case <-gone:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the provider's request outlived the client")
+	}
 }
