@@ -173,6 +173,31 @@ func TestRouteLimits(t *testing.T) {
 	}
 	res, _ := p.do("GET", "/v1/models", "", "")
 	assert.Equal(t, 401, res.StatusCode)
+	a.Reset()
+	b.Reset()
+	for _, tc := range []struct {
+		key, id string
+		status  int
+	}{
+		{keyAll, "a/m1", 200},
+		{keyAll, "second", 200},
+		{keySmall, "small", 200},
+		{keySmall, "gateway", 404}, // not the key's: as if it did not exist
+		{keyAll, "nope", 404},
+		{"", "gateway", 401},
+	} {
+		res, rb := p.do("GET", "/v1/models/"+tc.id, tc.key, "")
+		require.Equal(t, tc.status, res.StatusCode, "%s %s", tc.id, rb)
+		if tc.status == 200 {
+			var m struct{ ID, Object string }
+			require.NoError(t, json.Unmarshal(rb, &m))
+			assert.Equal(t, tc.id, m.ID)
+			assert.Equal(t, "model", m.Object)
+		} else {
+			decodeError(t, rb)
+		}
+	}
+	assert.Equal(t, 0, a.Count()+b.Count())
 }
 
 // TestUnknownModelNeverForwarded: a body naming no route, target or alias
@@ -418,7 +443,7 @@ func newHTTPServer(t *testing.T, h http.Handler) string {
 // TestLimits: a body over the limit gets 413 and reaches no provider; a
 // client that trickles its headers, or its body, is cut.
 func TestLimits(t *testing.T) {
-	a, b, cfg, env := twoProviders(t, "  max_body_bytes: 1024\n  read_header_timeout: 200ms\n  read_timeout: 300ms\n")
+	a, b, cfg, env := twoProviders(t, "  max_body_bytes: 1024\n  read_header_timeout: 200ms\n  read_timeout: 300ms\n  idle_timeout: 300ms\n")
 	p := startProxy(t, cfg, proxyOpts{env: env})
 
 	big := fmt.Sprintf(`{"model":"gateway","messages":[{"role":"user","content":%q}]}`, strings.Repeat("x", 2000))
@@ -479,6 +504,28 @@ func TestLimits(t *testing.T) {
 			res.Body.Close()
 		}
 		assert.Less(t, time.Since(start), 3*time.Second)
+	})
+	t.Run("idle keep-alive", func(t *testing.T) {
+		conn, err := net.Dial("tcp", p.addr)
+		require.NoError(t, err)
+		defer conn.Close()
+		fmt.Fprintf(conn, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+		br := bufio.NewReader(conn)
+		res, err := http.ReadResponse(br, nil)
+		require.NoError(t, err)
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		start := time.Now()
+		_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, err = br.ReadByte()
+		require.Error(t, err)
+		var ne net.Error
+		assert.False(t, asTimeout(err, &ne), "the idle connection was not closed: %v", err)
+		assert.Less(t, time.Since(start), 3*time.Second)
+	})
+	t.Run("huge headers", func(t *testing.T) {
+		res, _ := p.do("POST", "/v1/chat/completions", keyAll, small, "X-Big", strings.Repeat("x", 100<<10))
+		assert.Equal(t, http.StatusRequestHeaderFieldsTooLarge, res.StatusCode)
 	})
 	assert.Equal(t, 1, a.Count()+b.Count(), "a cut request reached a provider")
 }

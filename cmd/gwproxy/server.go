@@ -306,6 +306,10 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		s.serveModels(w, st, key)
 		return
 	}
+	if id, ok := strings.CutPrefix(r.URL.Path, "/v1/models/"); ok && r.Method == http.MethodGet {
+		lg.status = s.serveModel(w, st, key, id)
+		return
+	}
 	op, ok := operations[r.URL.Path]
 	if !ok {
 		fail(http.StatusNotFound, apiError{Message: "gwproxy: no such endpoint: " + r.URL.Path, Type: "invalid_request_error", Code: "not_found"})
@@ -525,22 +529,37 @@ func (s *Server) copyBody(w http.ResponseWriter, res *http.Response, trail *gwtr
 	}
 }
 
+// modelEntry is an entry of /v1/models.
+type modelEntry struct {
+	ID      string `json:"id"`
+	Object  string `json:"object"`
+	Created int64  `json:"created"`
+	OwnedBy string `json:"owned_by"`
+}
+
+// serveModel describes one name the key may send (GET /v1/models/{id});
+// any other is 404, as OpenAI answers.
+func (s *Server) serveModel(w http.ResponseWriter, st *state, key *proxyKey, id string) int {
+	route, ok := st.names[id]
+	if !ok || !key.allows(route) {
+		writeError(w, http.StatusNotFound, apiError{Message: fmt.Sprintf("The model `%s` does not exist or you do not have access to it.", id), Type: "invalid_request_error", Param: "model", Code: "model_not_found"})
+		return http.StatusNotFound
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(modelEntry{ID: id, Object: "model", OwnedBy: "gwproxy"})
+	return http.StatusOK
+}
+
 // serveModels lists the names the key may send: routes, targets and
 // aliases.
 func (s *Server) serveModels(w http.ResponseWriter, st *state, key *proxyKey) {
-	type model struct {
-		ID      string `json:"id"`
-		Object  string `json:"object"`
-		Created int64  `json:"created"`
-		OwnedBy string `json:"owned_by"`
-	}
 	list := struct {
-		Object string  `json:"object"`
-		Data   []model `json:"data"`
-	}{Object: "list", Data: []model{}}
+		Object string       `json:"object"`
+		Data   []modelEntry `json:"data"`
+	}{Object: "list", Data: []modelEntry{}}
 	for _, name := range st.models {
 		if key.allows(st.names[name]) {
-			list.Data = append(list.Data, model{ID: name, Object: "model", OwnedBy: "gwproxy"})
+			list.Data = append(list.Data, modelEntry{ID: name, Object: "model", OwnedBy: "gwproxy"})
 		}
 	}
 	w.Header().Set("Content-Type", "application/json")
