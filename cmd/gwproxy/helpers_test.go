@@ -55,7 +55,7 @@ func (s *syncBuffer) String() string {
 
 // testProxy is a gwproxy serving on 127.0.0.1:0.
 type testProxy struct {
-	t     *testing.T
+	t     testing.TB
 	s     *Server
 	URL   string // http://127.0.0.1:PORT
 	addr  string
@@ -76,7 +76,7 @@ type proxyOpts struct {
 
 // startProxy serves cfg with the environment env; it stops at the end of
 // the test.
-func startProxy(t *testing.T, cfg string, o proxyOpts) *testProxy {
+func startProxy(t testing.TB, cfg string, o proxyOpts) *testProxy {
 	t.Helper()
 	logs := &syncBuffer{}
 	base := upstreamTransport()
