@@ -104,3 +104,38 @@ func TestClientGoneEndsTheAttempt(t *testing.T) {
 		t.Fatal("the provider's request outlived the client")
 	}
 }
+
+// TestRouteAttributionMatchesTheEngine: for every name a client may send,
+// the route the proxy checks the key against is the route the engine
+// serves it with; a mismatch would let a key limited to one route use
+// another. Configurations with shared targets, aliases and a route named
+// like another route's target.
+func TestRouteAttributionMatchesTheEngine(t *testing.T) {
+	a := gatewaytest.NewServer(gatewaytest.WithName("a"))
+	t.Cleanup(a.Close)
+	b := gatewaytest.NewServer(gatewaytest.WithName("b"))
+	t.Cleanup(b.Close)
+	provs := fmt.Sprintf("providers:\n  - name: a\n    base_url: %s\n    key_optional: true\n  - name: b\n    base_url: %s\n    key_optional: true\n", a.URL, b.URL)
+	keys := fmt.Sprintf("proxy:\n  keys:\n    - name: k\n      hash: sha256:%x\n", hashKey(keyAll))
+	for _, cfg := range []string{
+		"models:\n  - target: a/m1\n  - target: b/m2\n    alias: second\nroutes:\n  - name: small\n    models:\n      - target: b/m2\n      - target: a/m1\n",
+		"routes:\n  - name: r1\n    models:\n      - target: a/m1\n        alias: x\n  - name: r2\n    models:\n      - target: a/m1\n      - target: b/m2\n        alias: y\n",
+		"route: main\nmodels:\n  - target: a/m1\nroutes:\n  - name: a/m1\n    models:\n      - target: b/m2\n",
+	} {
+		p := startProxy(t, keys+cfg+provs, proxyOpts{})
+		st := p.s.state.Load()
+		require.NotEmpty(t, st.names)
+		for name, route := range st.names {
+			ctx, trail := gwtransport.ContextWithTrail(context.Background())
+			req, _ := http.NewRequestWithContext(ctx, "POST", originBase+"/chat/completions", strings.NewReader(fmt.Sprintf(chatBody, name)))
+			req.Header.Set("Content-Type", "application/json")
+			res, err := st.tr.RoundTrip(req)
+			require.NoError(t, err, name)
+			res.Body.Close()
+			at := trail.Attempts()
+			require.NotEmpty(t, at, name)
+			assert.Equal(t, route, at[0].Route, "name %q", name)
+		}
+		require.NoError(t, p.stop())
+	}
+}

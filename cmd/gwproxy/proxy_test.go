@@ -151,7 +151,7 @@ func TestRouteLimits(t *testing.T) {
 		want []string
 	}{
 		{keySmall, []string{"small"}},
-		{keyAll, []string{"gateway", "a/m1", "b/m2", "second", "small"}},
+		{keyAll, []string{"gateway", "small", "a/m1", "b/m2", "second"}},
 	} {
 		res, rb := p.do("GET", "/v1/models", tc.key, "")
 		require.Equal(t, 200, res.StatusCode)

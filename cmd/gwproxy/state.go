@@ -70,23 +70,32 @@ func (s *Server) loadState(data []byte) (*state, error) {
 		st.names[name] = route
 		st.models = append(st.models, name)
 	}
-	addRoute := func(route string, ms []gwtransport.ModelConfig) {
-		routes[route] = true
-		add(route, route)
-		for _, m := range ms {
-			add(m.Target, route)
-			add(m.Alias, route)
-		}
+	// As the engine looks names up: route names first, then the targets
+	// and aliases of each route in order.
+	type rc struct {
+		name   string
+		models []gwtransport.ModelConfig
 	}
+	var order []rc
 	if len(core.Models) > 0 {
 		name := core.Route
 		if name == "" {
 			name = "gateway"
 		}
-		addRoute(name, core.Models)
+		order = append(order, rc{name, core.Models})
 	}
 	for _, r := range core.Routes {
-		addRoute(r.Name, r.Models)
+		order = append(order, rc{r.Name, r.Models})
+	}
+	for _, r := range order {
+		routes[r.name] = true
+		add(r.name, r.name)
+	}
+	for _, r := range order {
+		for _, m := range r.models {
+			add(m.Target, r.name)
+			add(m.Alias, r.name)
+		}
 	}
 	if st.keys, err = compileKeys(&proxy, routes, s.env); err != nil {
 		return nil, err
