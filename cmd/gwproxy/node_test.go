@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -153,10 +154,16 @@ func TestCurl(t *testing.T) {
 	assert.Equal(t, "200", code)
 	assert.Contains(t, body, "data: [DONE]")
 	assert.Equal(t, 7, countPrefix(body, "data: "))
+	// Without -H Content-Type, curl -d says the body is a form: still
+	// served, the body is JSON.
+	out, err := exec.Command(curl, "-sS", "-o", "-", "-w", "\n%{http_code}", p.URL+"/v1/chat/completions",
+		"-H", "Authorization: Bearer "+keyAll, "-d", fmt.Sprintf(chatBody, "gateway")).Output()
+	require.NoError(t, err, "%s", exitStderr(err))
+	assert.True(t, strings.HasSuffix(string(out), "\n200"), "%s", out)
 	body, code = run("wrong-key", fmt.Sprintf(chatBody, "gateway"))
 	assert.Equal(t, "401", code)
 	assert.Contains(t, body, `"code":"invalid_api_key"`)
-	assert.Equal(t, 2, a.Count())
+	assert.Equal(t, 3, a.Count())
 }
 
 func countPrefix(s, prefix string) int {

@@ -561,6 +561,8 @@ func TestOutgoingHeader(t *testing.T) {
 		"Content-Type":           {"application/json"},
 		gwtransport.HeaderPrefer: {"b/m2"},
 	}, out)
-	in.Set("Content-Type", "application/json; charset=utf-8")
-	assert.Equal(t, "application/json; charset=utf-8", outgoingHeader(in).Get("Content-Type"))
+	for _, ct := range []string{"application/x-www-form-urlencoded", "text/plain", "application/json; charset=utf-8", ""} {
+		in.Set("Content-Type", ct)
+		assert.Equal(t, "application/json", outgoingHeader(in).Get("Content-Type"))
+	}
 }

@@ -222,10 +222,10 @@ func (k *proxyKey) allows(route string) bool { return k.routes == nil || k.route
 // forwardedHeaders are the caller headers an outgoing request keeps:
 // nothing else of the caller's reaches a provider (its proxy key, cookies,
 // client telemetry).
-var forwardedHeaders = []string{"Accept", "Content-Type", "Openai-Beta", "Idempotency-Key", gwtransport.HeaderPrefer}
+var forwardedHeaders = []string{"Accept", "Openai-Beta", "Idempotency-Key", gwtransport.HeaderPrefer}
 
 // outgoingHeader is the header of the request handed to the engine: the
-// allowlisted caller headers only, so that no proxy key (Authorization,
+// allowlisted caller headers and a JSON content type only, so that no proxy key (Authorization,
 // api-key, x-api-key), cookie or other caller header reaches a provider
 // (the engine, too, drops credentials bound for another provider).
 func outgoingHeader(in http.Header) http.Header {
@@ -235,9 +235,9 @@ func outgoingHeader(in http.Header) http.Header {
 			out[h] = append([]string(nil), vs...)
 		}
 	}
-	if out.Get("Content-Type") == "" {
-		out.Set("Content-Type", "application/json")
-	}
+	// The body was read as a JSON object, whatever the client called it
+	// (curl -d sends a form's content type).
+	out.Set("Content-Type", "application/json")
 	return out
 }
 
