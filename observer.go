@@ -98,7 +98,8 @@ type ObservedEnd struct {
 	// Route is the route's name.
 	Route string
 	// Target is the target whose response the caller got (a success or
-	// the final failure handed over); empty when the caller got an error.
+	// the final failure handed over; for a rescued stream, the target of
+	// its last part); empty when the caller got an error.
 	Target string
 	// Status is the status of the response the caller got, 0 for none.
 	Status int
@@ -113,10 +114,14 @@ type ObservedEnd struct {
 	// valid only during the call.
 	Attempts []Attempt
 	// ResponseModel is the "model" the response names (a verified
-	// non-streamed body's, a stream's), empty when unknown.
+	// non-streamed body's; a stream's first event that names one), empty
+	// when unknown.
 	ResponseModel string
-	// Usage is the token usage the response reports, when it does.
+	// Usage is the token usage the response reports, when it does (a
+	// stream's last usage chunk, with stream_options.include_usage).
 	Usage Usage
+
+	streamed bool // a committed stream's end
 }
 
 // Usage is the token usage a response reports.
@@ -140,6 +145,53 @@ func WithObserver(o Observer) Option {
 	}
 }
 
+// JoinObservers returns an Observer calling each of obs in turn (nil
+// ones skipped): each start gets the context the previous observer
+// returned, and every end gets the last one, in which each observer finds
+// its own values by its own keys. Ends are called in reverse order, so
+// that spans close inside out.
+func JoinObservers(obs ...Observer) Observer {
+	j := make(joined, 0, len(obs))
+	for _, o := range obs {
+		if o != nil {
+			j = append(j, o)
+		}
+	}
+	return j
+}
+
+type joined []Observer
+
+func (j joined) RequestStart(ctx context.Context, req ObservedRequest) context.Context {
+	for _, o := range j {
+		if c := o.RequestStart(ctx, req); c != nil {
+			ctx = c
+		}
+	}
+	return ctx
+}
+
+func (j joined) AttemptStart(ctx context.Context, a ObservedAttempt) context.Context {
+	for _, o := range j {
+		if c := o.AttemptStart(ctx, a); c != nil {
+			ctx = c
+		}
+	}
+	return ctx
+}
+
+func (j joined) AttemptEnd(ctx context.Context, a Attempt) {
+	for i := len(j) - 1; i >= 0; i-- {
+		j[i].AttemptEnd(ctx, a)
+	}
+}
+
+func (j joined) RequestEnd(ctx context.Context, end ObservedEnd) {
+	for i := len(j) - 1; i >= 0; i-- {
+		j[i].RequestEnd(ctx, end)
+	}
+}
+
 // observation is one routed request's state for its Observer.
 type observation struct {
 	o   Observer
@@ -156,6 +208,12 @@ type observation struct {
 	usage    Usage
 	lastTgt  string
 	previous string
+	// served is the target of the last attempt that succeeded (a
+	// rescued stream's continuation, say).
+	served string
+	// attempts are the request's attempts, the observation's own copy: a
+	// stream's reader may record one while its closer ends the request.
+	attempts []Attempt
 }
 
 // ctx is the context of the request's attempts: the caller's, or the
@@ -224,6 +282,10 @@ func (r *run) attemptRecorded(a Attempt) {
 	if obs.done {
 		return
 	}
+	obs.attempts = append(obs.attempts, a)
+	if a.Action == Succeed {
+		obs.served = a.Target
+	}
 	if obs.open != nil && obs.actx == nil && a.Target == obs.open.Target && a.Try == obs.open.Try {
 		// The break of the committed stream's part.
 		ctx := obs.openCtx
@@ -269,7 +331,10 @@ func (r *run) requestEnd(end ObservedEnd) {
 		obs.open, obs.openCtx = nil, nil
 		obs.o.AttemptEnd(ctx, a)
 	}
-	end.Attempts = r.attempts
+	end.Attempts = obs.attempts
+	if end.streamed {
+		end.Target = obs.served
+	}
 	if end.ResponseModel == "" {
 		end.ResponseModel = obs.model
 	}
@@ -309,7 +374,7 @@ func (r *run) observeReturn(rt *route, res *http.Response, err error) {
 				end.Err = err
 			}
 			end.ClosedEarly = closed
-			end.Target = res.Header.Get(HeaderTarget) // a rescue may have moved it
+			end.streamed = true // its target is the last part's (see requestEnd)
 			r.requestEnd(end)
 		}
 		return

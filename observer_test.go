@@ -407,7 +407,7 @@ func TestObserverContinuation(t *testing.T) {
 		"end attempt 1 pa/m1#1 200 truncated next cont=false",
 		`attempt 2 pb/m2 try=1 provider=pb model=m2 fallback=true cont=true prev="pa/m1#1 200 gwtransport: stream ended before it was complete\nunexpected EOF" server=` + hostPort(t, b),
 		"end attempt 2 pb/m2#1 200 succeed cont=true",
-		"end target=pa/m1 status=200 err=<nil> closed=false model=m1 usage=true/7/5 attempts=3",
+		"end target=pb/m2 status=200 err=<nil> closed=false model=m1 usage=true/7/5 attempts=3",
 		"",
 	}, got[1])
 	assert.Equal(t, []string{"1/1", "1/2"}, rec.sent)
@@ -454,4 +454,100 @@ func TestObserverConcurrent(t *testing.T) {
 	}
 	assert.Len(t, rec.sent, n)
 	assert.Empty(t, rec.problems())
+}
+
+// TestObserverCloseWhileReading attacks a stream closed by another
+// goroutine while its reader is blocked on the provider, or breaks at
+// the same moment: the request still ends exactly once, with every
+// attempt ended first (run with -race).
+func TestObserverCloseWhileReading(t *testing.T) {
+	a := server(t, "a", "sk-a")
+	rec := newObsRecorder()
+	tr, err := gwtransport.NewTransport(rec.wrap(http.DefaultTransport), []string{"pa/m1"}, noEnv(),
+		provider("pa", a, "sk-a"), gwtransport.WithClock(newFakeClock()), gwtransport.WithObserver(rec),
+		gwtransport.WithCircuitBreaker(gwtransport.Breaker{Disabled: true}))
+	require.NoError(t, err)
+	const n = 8
+	for i := 0; i < n; i++ {
+		a.Enqueue(gatewaytest.Fault{StallAfter: 1, CutAfter: 1 + i%2})
+		req, _ := http.NewRequest(http.MethodPost, a.URL+"/chat/completions", strings.NewReader(`{"model":"gateway","messages":[],"stream":true}`))
+		req.Header.Set("Authorization", "Bearer sk-a")
+		res, err := (&http.Client{Transport: tr}).Do(req)
+		require.NoError(t, err)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			_, _ = io.Copy(io.Discard, res.Body)
+		}()
+		res.Body.Close()
+		<-done
+	}
+	got := rec.requests()
+	require.Len(t, got, n)
+	for id, calls := range got {
+		require.Len(t, calls, 5, "request %d: %v", id, calls)
+		assert.True(t, strings.HasPrefix(calls[3], "end target=pa/m1 status=200 "), "request %d: %v", id, calls)
+	}
+	assert.Empty(t, rec.problems())
+}
+
+// orderObs logs its calls under its name, and checks it finds its own
+// context value whatever the observers after it added.
+type orderObs struct {
+	name string
+	mu   *sync.Mutex
+	log  *[]string
+}
+
+type orderKey string
+
+func (o orderObs) add(s string) {
+	o.mu.Lock()
+	*o.log = append(*o.log, o.name+" "+s)
+	o.mu.Unlock()
+}
+
+func (o orderObs) RequestStart(ctx context.Context, _ gwtransport.ObservedRequest) context.Context {
+	o.add("request start")
+	return context.WithValue(ctx, orderKey(o.name), "req")
+}
+
+func (o orderObs) AttemptStart(ctx context.Context, a gwtransport.ObservedAttempt) context.Context {
+	o.add(fmt.Sprintf("attempt %d start (%v)", a.Index, ctx.Value(orderKey(o.name))))
+	return context.WithValue(ctx, orderKey(o.name), fmt.Sprint("att", a.Index))
+}
+
+func (o orderObs) AttemptEnd(ctx context.Context, _ gwtransport.Attempt) {
+	o.add(fmt.Sprintf("attempt end (%v)", ctx.Value(orderKey(o.name))))
+}
+
+func (o orderObs) RequestEnd(ctx context.Context, _ gwtransport.ObservedEnd) {
+	o.add(fmt.Sprintf("request end (%v)", ctx.Value(orderKey(o.name))))
+}
+
+// TestJoinObservers attacks the join: starts in order, ends in reverse
+// order (spans close inside out), each observer seeing its own values,
+// nil observers skipped.
+func TestJoinObservers(t *testing.T) {
+	a := server(t, "a", "sk-a")
+	a.Enqueue(gatewaytest.Fault{Status: 503})
+	var mu sync.Mutex
+	var log []string
+	obs := gwtransport.JoinObservers(orderObs{"A", &mu, &log}, nil, orderObs{"B", &mu, &log})
+	tr, err := gwtransport.NewTransport(nil, []string{"pa/m1"}, noEnv(), provider("pa", a, "sk-a"),
+		gwtransport.WithClock(newFakeClock()), gwtransport.WithObserver(obs))
+	require.NoError(t, err)
+	req, _ := http.NewRequest(http.MethodPost, a.URL+"/chat/completions", strings.NewReader(`{"model":"gateway","messages":[]}`))
+	req.Header.Set("Authorization", "Bearer sk-a")
+	res, err := (&http.Client{Transport: tr}).Do(req)
+	require.NoError(t, err)
+	res.Body.Close()
+	assert.Equal(t, []string{
+		"A request start", "B request start",
+		"A attempt 1 start (req)", "B attempt 1 start (req)",
+		"B attempt end (att1)", "A attempt end (att1)",
+		"A attempt 2 start (req)", "B attempt 2 start (req)",
+		"B attempt end (att2)", "A attempt end (att2)",
+		"B request end (req)", "A request end (req)",
+	}, log)
 }

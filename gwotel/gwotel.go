@@ -160,6 +160,11 @@ type targetInfo struct {
 
 type requestKey struct{}
 
+// attemptKey holds an attempt's span: found by the Observer's own key,
+// whatever other observers joined with it (gwtransport.JoinObservers) put
+// in the context after it.
+type attemptKey struct{}
+
 // Operation maps a gateway's operation (the URL path after the base) to
 // gen_ai.operation.name: "chat/completions" and "responses" are "chat",
 // "completions" is "text_completion", "embeddings" is "embeddings";
@@ -229,13 +234,16 @@ func (o *Observer) AttemptStart(ctx context.Context, a gwtransport.ObservedAttem
 	if a.Continuation {
 		attrs = append(attrs, AttrContinuation.Bool(true))
 	}
-	ctx, _ = o.tracer.Start(ctx, op+" "+a.Model, trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attrs...))
-	return ctx
+	ctx, span := o.tracer.Start(ctx, op+" "+a.Model, trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attrs...))
+	return context.WithValue(ctx, attemptKey{}, span)
 }
 
 // AttemptEnd ends an attempt's span.
 func (o *Observer) AttemptEnd(ctx context.Context, a gwtransport.Attempt) {
-	span := trace.SpanFromContext(ctx)
+	span, ok := ctx.Value(attemptKey{}).(trace.Span)
+	if !ok {
+		return
+	}
 	span.SetAttributes(AttrAction.String(action(a.Action)))
 	if a.Status != 0 {
 		span.SetAttributes(attrHTTPStatus.Int(a.Status))
