@@ -125,7 +125,21 @@ func TestReload(t *testing.T) {
 	v, _ := metricValue(p.metrics(), "gwproxy_config_reloads_total", map[string]string{"result": "refused"})
 	assert.Equal(t, 4.0, v)
 	assert.Contains(t, p.logs.String(), "new configuration refused")
-	_ = b
+
+	// A key taken out of the file is refused from the reload on.
+	revoked := strings.Replace(newCfg, fmt.Sprintf("hash: sha256:%x", hashKey(keyAll)), fmt.Sprintf("hash: sha256:%x", hashKey("pk-new-key")), 1)
+	require.NotEqual(t, newCfg, revoked)
+	require.NoError(t, os.WriteFile(path, []byte(revoked), 0o600))
+	hup()
+	a.Reset()
+	b.Reset()
+	r, _ := p.do("POST", "/v1/chat/completions", keyAll, fmt.Sprintf(chatBody, "fast"))
+	assert.Equal(t, 401, r.StatusCode)
+	r, _ = p.do("POST", "/v1/chat/completions", "pk-new-key", fmt.Sprintf(chatBody, "fast"))
+	assert.Equal(t, 200, r.StatusCode)
+	r, _ = p.do("POST", "/v1/chat/completions", keySmall, fmt.Sprintf(chatBody, "fast"))
+	assert.Equal(t, 200, r.StatusCode)
+	assert.Equal(t, 2, a.Count()+b.Count())
 }
 
 func reloads(t *testing.T, p *testProxy) float64 {

@@ -409,6 +409,7 @@ func TestStreamFlushedEventByEvent(t *testing.T) {
 	require.NoError(t, err)
 	defer res.Body.Close()
 	assert.Equal(t, "text/event-stream", res.Header.Get("Content-Type"))
+	assert.Equal(t, "no", res.Header.Get("X-Accel-Buffering"))
 	br := bufio.NewReader(res.Body)
 	got := make(chan string, 1)
 	go func() {

@@ -376,6 +376,10 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		s.writeFailure(w, res, route, trail.Attempts())
 		return
 	}
+	if strings.HasPrefix(res.Header.Get("Content-Type"), "text/event-stream") {
+		// A reverse proxy in front (nginx) must not buffer the events.
+		w.Header().Set("X-Accel-Buffering", "no")
+	}
 	w.WriteHeader(res.StatusCode)
 	s.copyBody(w, res, trail)
 }
