@@ -225,9 +225,10 @@ func (k *proxyKey) allows(route string) bool { return k.routes == nil || k.route
 var forwardedHeaders = []string{"Accept", "Openai-Beta", "Idempotency-Key", gwtransport.HeaderPrefer}
 
 // outgoingHeader is the header of the request handed to the engine: the
-// allowlisted caller headers and a JSON content type only, so that no proxy key (Authorization,
-// api-key, x-api-key), cookie or other caller header reaches a provider
-// (the engine, too, drops credentials bound for another provider).
+// allowlisted caller headers and a JSON content type only, so that no
+// proxy key (Authorization, api-key, x-api-key), cookie or other caller
+// header reaches a provider (the engine, too, drops credentials bound for
+// another provider).
 func outgoingHeader(in http.Header) http.Header {
 	out := http.Header{}
 	for _, h := range forwardedHeaders {
