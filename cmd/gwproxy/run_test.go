@@ -5,7 +5,9 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -96,4 +98,50 @@ func TestDefaultListenIsLoopback(t *testing.T) {
 	s, err = newServer(serverConfig{data: []byte(cfg), listen: "0.0.0.0:9000", env: func(string) (string, bool) { return "", false }, log: newLogger(100)})
 	require.NoError(t, err)
 	assert.Equal(t, "0.0.0.0:9000", s.state.Load().proxy.Listen, "-listen overrides")
+}
+
+// TestRunExportsOTLP: with OTEL_EXPORTER_OTLP_ENDPOINT set, gwproxy sends
+// its traces and metrics to that OTLP/HTTP endpoint (flushed at shutdown);
+// without it, it sends nothing anywhere.
+func TestRunExportsOTLP(t *testing.T) {
+	var mu sync.Mutex
+	got := map[string]int{}
+	collector := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		got[r.URL.Path] += len(b)
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/x-protobuf")
+	})
+	url, stopCollector := serveFor(t, collector)
+	a, _, cfg, env := twoProviders(t, "")
+	path := filepath.Join(t.TempDir(), "gateway.yaml")
+	require.NoError(t, os.WriteFile(path, []byte(cfg), 0o600))
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", url)
+	env["OTEL_EXPORTER_OTLP_ENDPOINT"] = url
+	sigs := make(chan os.Signal, 1)
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	var stderr syncBuffer
+	go func() {
+		done <- run([]string{"-config", path, "-listen", "127.0.0.1:0"}, func(k string) (string, bool) { v, ok := env[k]; return v, ok }, &stderr, sigs, ready)
+	}()
+	var addr string
+	select {
+	case addr = <-ready:
+	case err := <-done:
+		t.Fatalf("run: %v\n%s", err, stderr.String())
+	}
+	p := &testProxy{t: t, URL: "http://" + addr}
+	res, _ := p.do("POST", "/v1/chat/completions", keyAll, fmt.Sprintf(chatBody, "gateway"))
+	require.Equal(t, 200, res.StatusCode)
+	sigs <- syscall.SIGTERM
+	require.NoError(t, <-done)
+	stopCollector()
+	mu.Lock()
+	defer mu.Unlock()
+	assert.Positive(t, got["/v1/traces"], "no trace exported: %v", got)
+	assert.Positive(t, got["/v1/metrics"], "no metric exported: %v", got)
+	assert.Equal(t, 1, a.Count())
+	http.DefaultTransport.(*http.Transport).CloseIdleConnections()
 }
