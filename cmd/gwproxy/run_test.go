@@ -101,8 +101,8 @@ func TestDefaultListenIsLoopback(t *testing.T) {
 }
 
 // TestRunExportsOTLP: with OTEL_EXPORTER_OTLP_ENDPOINT set, gwproxy sends
-// its traces and metrics to that OTLP/HTTP endpoint (flushed at shutdown);
-// without it, it sends nothing anywhere.
+// its traces and metrics to that OTLP/HTTP endpoint (flushed at
+// shutdown).
 func TestRunExportsOTLP(t *testing.T) {
 	var mu sync.Mutex
 	got := map[string]int{}
