@@ -15,10 +15,12 @@ import (
 // package gwotel for OpenTelemetry). Requests passed through untouched
 // (not routed) are not observed.
 //
-// For every routed request that reaches its attempts, RequestStart is
-// called once, then AttemptStart and AttemptEnd once per attempt, in that
-// order, then RequestEnd exactly once, also when the request fails, and
-// nothing after it. The request ends when the caller is done with it: a
+// For every routed request, RequestStart is called once, then
+// AttemptStart and AttemptEnd once per attempt, in that order, then
+// RequestEnd exactly once, also when the request fails, and nothing after
+// it. A request refused before any attempt (ErrMalformedBody, a URL the
+// gateway cannot route) gets its start and, at once, its end with the
+// error. The request ends when the caller is done with it: a
 // non-streamed request when RoundTrip returns (its body, verified, is in
 // memory); a committed stream when its body ends, breaks or is closed by
 // the caller, whichever comes first. Calls are made from the goroutine
@@ -54,7 +56,8 @@ type ObservedRequest struct {
 	// target or an alias.
 	Model string
 	// Operation is the API operation, the URL path after the provider's
-	// base: "chat/completions", "responses", "embeddings", "completions".
+	// base: "chat/completions", "responses", "embeddings", "completions";
+	// empty for a request refused before its URL was read.
 	Operation string
 	// Stream reports a streamed request ("stream": true).
 	Stream bool
@@ -223,6 +226,21 @@ func (r *run) ctx() context.Context {
 		return r.obs.ctx
 	}
 	return r.req.Context()
+}
+
+// refused observes a routed request refused before its attempts (a
+// malformed body, a URL the gateway cannot route): its start and its end,
+// with err. It does nothing when err is nil or the route has no observer.
+func (g *gateway) refused(rt *route, req *http.Request, model string, stream bool, err error) {
+	o := rt.s.observer
+	if err == nil || o == nil {
+		return
+	}
+	ctx := o.RequestStart(req.Context(), ObservedRequest{Route: rt.name, Model: model, Stream: stream})
+	if ctx == nil {
+		ctx = req.Context()
+	}
+	o.RequestEnd(ctx, ObservedEnd{Route: rt.name, Err: err})
 }
 
 // observeStart starts the observation of a request whose route has an

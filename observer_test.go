@@ -98,6 +98,8 @@ func (o *obsRecorder) RequestEnd(ctx context.Context, e gwtransport.ObservedEnd)
 	switch {
 	case errors.Is(e.Err, gwtransport.ErrStreamTruncated):
 		errs = "truncated"
+	case errors.Is(e.Err, gwtransport.ErrMalformedBody):
+		errs = "malformed"
 	case e.Err != nil:
 		var ge *gwtransport.Error
 		if errors.As(e.Err, &ge) {
@@ -304,6 +306,22 @@ func TestObserverCalls(t *testing.T) {
 			wantText: "tok2",
 		},
 		{
+			name: "malformed body: refused, observed",
+			body: `{"model":"gateway","messages":[],}`,
+			want: []string{
+				"start route=gateway model=gateway op= stream=false",
+				"end target= status=0 err=malformed closed=false model= usage=false/0/0 attempts=0",
+			},
+		},
+		{
+			name: "malformed large body (replayed): refused, observed",
+			body: `{"model":"gateway","stream":true,"messages":[{"role":"user","content":"` + strings.Repeat("x", 9<<10) + `"}],}`,
+			want: []string{
+				"start route=gateway model=gateway op= stream=true",
+				"end target= status=0 err=malformed closed=false model= usage=false/0/0 attempts=0",
+			},
+		},
+		{
 			name:     "pass-through is not observed",
 			body:     fmt.Sprintf(chatBody, "some-other-model", ""),
 			wantSent: []string{"0/0"},
@@ -326,8 +344,9 @@ func TestObserverCalls(t *testing.T) {
 			req.Header.Set("Content-Type", "application/json")
 			res, err := (&http.Client{Transport: tr}).Do(req)
 			if err == nil && st.stream {
-				// Not ended while the caller holds the stream.
-				assert.NotContains(t, strings.Join(rec.requests()[1], "\n"), "end target=")
+				// Neither the attempt nor the request ended while the caller
+				// holds the stream.
+				assert.Len(t, rec.requests()[1], 2)
 				if st.closeEarly {
 					buf := make([]byte, 8)
 					_, _ = res.Body.Read(buf)

@@ -525,6 +525,11 @@ func (g *gateway) prepareReplay(req *http.Request, snd sender, sc *scanned) (r *
 		return nil, nil, 0, req, nil // the caller's request, its body unread
 	}
 	snd.call.intercepted()
+	if rt.s.observer != nil {
+		// A refused request is observed too (observer.go).
+		at, model, stream := rt, string(sc.info.model), sc.info.stream
+		defer func() { g.refused(at, req, model, stream, err) }()
+	}
 	if sc.scanErr != nil || sc.info.conflict != "" || (sc.info.ambiguous != "" && rt.prepends) {
 		req.Body.Close() // never read: the request is refused
 	}

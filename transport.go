@@ -273,6 +273,11 @@ func (g *gateway) prepare(req *http.Request, snd sender) (r *run, rt *route, fir
 		return nil, nil, 0, withBody(req, body), nil
 	}
 	snd.call.intercepted()
+	if rt.s.observer != nil {
+		// A refused request is observed too (observer.go).
+		at, model, stream := rt, string(info.model), info.stream
+		defer func() { g.refused(at, req, model, stream, err) }()
+	}
 	if scanErr != nil {
 		return nil, nil, 0, nil, fmt.Errorf("%w: %v", ErrMalformedBody, scanErr)
 	}
@@ -293,6 +298,7 @@ func (g *gateway) prepare(req *http.Request, snd sender) (r *run, rt *route, fir
 func (r *run) start(rt *route, first int) (*http.Response, error) {
 	o, err := r.g.origins.parse(r.req.URL, r.req.Header)
 	if err != nil {
+		r.g.refused(rt, r.req, string(r.info.model), r.info.stream, err)
 		return nil, err
 	}
 	r.origin = o

@@ -79,13 +79,13 @@ type config struct {
 }
 
 // WithTracerProvider sets the TracerProvider (default: otel's global
-// one, read when the Observer is made).
+// one, which follows a later otel.SetTracerProvider).
 func WithTracerProvider(tp trace.TracerProvider) Setting {
 	return func(c *config) { c.tp = tp }
 }
 
 // WithMeterProvider sets the MeterProvider (default: otel's global one,
-// read when the Observer is made).
+// which follows a later otel.SetMeterProvider).
 func WithMeterProvider(mp metric.MeterProvider) Setting {
 	return func(c *config) { c.mp = mp }
 }
@@ -200,9 +200,15 @@ func Provider(name string) string {
 // RequestStart starts the request's span.
 func (o *Observer) RequestStart(ctx context.Context, req gwtransport.ObservedRequest) context.Context {
 	r := &request{start: time.Now(), op: Operation(req.Operation), model: req.Model, targets: map[string]targetInfo{}}
-	ctx, r.span = o.tracer.Start(ctx, r.op+" "+r.model, trace.WithSpanKind(trace.SpanKindClient),
-		trace.WithTimestamp(r.start),
-		trace.WithAttributes(attrOperation.String(r.op), attrRequestModel.String(r.model), AttrRoute.String(req.Route)))
+	name := r.model
+	attrs := []attribute.KeyValue{attrRequestModel.String(r.model), AttrRoute.String(req.Route)}
+	if r.op != "" {
+		// (Unknown for a request refused before its URL was read.)
+		name = r.op + " " + r.model
+		attrs = append(attrs, attrOperation.String(r.op))
+	}
+	ctx, r.span = o.tracer.Start(ctx, name, trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithTimestamp(r.start), trace.WithAttributes(attrs...))
 	return context.WithValue(ctx, requestKey{}, r)
 }
 
@@ -268,7 +274,10 @@ func (o *Observer) RequestEnd(ctx context.Context, end gwtransport.ObservedEnd) 
 	}
 	t := r.targets[tgt]
 	common := make([]attribute.KeyValue, 0, 8)
-	common = append(common, attrOperation.String(r.op), attrRequestModel.String(r.model))
+	common = append(common, attrRequestModel.String(r.model))
+	if r.op != "" {
+		common = append(common, attrOperation.String(r.op))
+	}
 	if t.provider != "" {
 		common = append(common, attrProvider.String(t.provider))
 	}
@@ -381,6 +390,8 @@ func errType(err error) string {
 		return "response_idle"
 	case errors.Is(err, gwtransport.ErrResponseMalformed):
 		return "response_malformed"
+	case errors.Is(err, gwtransport.ErrMalformedBody):
+		return "malformed_body"
 	case errors.Is(err, gwtransport.ErrMissingCredentials):
 		return "missing_credentials"
 	case errors.Is(err, gwtransport.ErrNoTarget):

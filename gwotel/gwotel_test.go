@@ -19,6 +19,7 @@ import (
 	goopenai "github.com/sashabaranov/go-openai"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
@@ -426,10 +427,9 @@ func TestSpansAndMetrics(t *testing.T) {
 				params.StreamOptions = openai.ChatCompletionStreamOptionsParam{IncludeUsage: openai.Bool(true)}
 				s := client.Chat.Completions.NewStreaming(context.Background(), params)
 				require.True(t, s.Next())
-				// The caller holds the stream: the request's span is open.
-				for _, sp := range r.exp.GetSpans() {
-					assert.NotEqual(t, "chat gateway", sp.Name, "request span ended before the stream")
-				}
+				// The caller holds the stream: its attempt's span and the
+				// request's are open.
+				assert.Empty(t, r.exp.GetSpans())
 				for s.Next() {
 				}
 				err = s.Err()
@@ -701,16 +701,33 @@ func TestPassThroughNotObserved(t *testing.T) {
 }
 
 // TestDefaultsAreGlobals attacks the defaults: without settings, the
-// Observer uses otel's global providers (here the no-op ones: nothing
-// fails, nothing is recorded).
+// Observer records through otel's global providers, even ones set after
+// it was made.
 func TestDefaultsAreGlobals(t *testing.T) {
 	r := newRig(t)
-	r.opts = append(r.opts[:len(r.opts)-1], gwotel.Option())
+	r.opts = append(r.opts[:len(r.opts)-1], gwotel.Option()) // made before the globals are set
 	client := r.openai(t)
+	r.reader = sdkmetric.NewManualReader() // a reader serves one provider
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(r.reader))
+	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
+	prevT, prevM := otel.GetTracerProvider(), otel.GetMeterProvider()
+	otel.SetTracerProvider(r.tp)
+	otel.SetMeterProvider(mp)
+	t.Cleanup(func() {
+		otel.SetTracerProvider(prevT)
+		otel.SetMeterProvider(prevM)
+	})
 	_, err := client.Chat.Completions.New(context.Background(), openai.ChatCompletionNewParams{Model: "gateway",
 		Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("Hello!")}})
 	require.NoError(t, err)
-	assert.Empty(t, r.exp.GetSpans())
+	var names []string
+	for _, v := range views(t, r.exp.GetSpans()) {
+		names = append(names, v.Name)
+	}
+	assert.Equal(t, []string{"chat m1", "chat gateway"}, names)
+	_, points := histogram(t, collect(t, r), "gen_ai.client.operation.duration")
+	require.Len(t, points, 1)
+	assert.Equal(t, uint64(1), points[0].Count)
 }
 
 // TestNames attacks the mappings to the conventions' well-known values.
@@ -729,4 +746,59 @@ func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { retur
 
 func responsesParams() responses.ResponseNewParams {
 	return responses.ResponseNewParams{Model: "gateway", Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("Hello!")}}
+}
+
+// TestAzureFallbackNoQuery attacks the privacy rule on an Azure fallback,
+// whose URL carries an api-version query and whose key is an Api-Key
+// header: the attempt span names the host and port only, and no key,
+// query or prompt reaches any attribute.
+func TestAzureFallbackNoQuery(t *testing.T) {
+	r := newRig(t)
+	z := gatewaytest.NewServer(gatewaytest.WithName("z"), gatewaytest.WithAPIKey("sk-z-secret"))
+	t.Cleanup(z.Close)
+	r.opts = append(r.opts, gwtransport.WithProvider(gwtransport.Provider{Name: "pz", BaseURL: z.Endpoint, APIKey: "sk-z-secret",
+		Style: gwtransport.StyleAzure, Auth: gwtransport.AuthAPIKey, APIVersion: "2024-10-21"}))
+	r.models = []string{"pa/m1", "pz/dep"}
+	r.a.Enqueue(gatewaytest.Fault{Status: 503}, gatewaytest.Fault{Status: 503})
+	client := r.openai(t)
+	_, err := client.Chat.Completions.New(context.Background(), openai.ChatCompletionNewParams{Model: "gateway",
+		Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("Hello!")}})
+	require.NoError(t, err)
+	require.Len(t, z.Journal(), 1)
+	require.Equal(t, "api-version=2024-10-21", z.Journal()[0].Query)
+	spans := r.exp.GetSpans()
+	got := views(t, spans)
+	require.Len(t, got, 4)
+	assert.Equal(t, "chat dep", got[2].Name)
+	assert.Equal(t, "127.0.0.1", got[2].Attrs["server.address"])
+	assert.Equal(t, int64(port(t, z)), got[2].Attrs["server.port"])
+	assert.Equal(t, "pz/dep", got[3].Attrs["gwtransport.target"])
+	rm := collect(t, r)
+	noSecrets(t, spans, rm)
+	for _, s := range spans {
+		for _, kv := range s.Attributes {
+			assert.NotContains(t, kv.Value.Emit(), "sk-z-secret")
+			assert.NotContains(t, kv.Value.Emit(), "2024-10-21")
+		}
+	}
+}
+
+// TestRefusedRequest attacks a routed request refused before any attempt
+// (a malformed body): one request span, no attempt span, the error
+// recorded, and its duration measured.
+func TestRefusedRequest(t *testing.T) {
+	r := newRig(t)
+	tr, err := gwtransport.NewTransport(nil, r.models, r.opts...)
+	require.NoError(t, err)
+	req, err := http.NewRequest(http.MethodPost, r.a.URL+"/chat/completions", strings.NewReader(`{"model":"gateway","messages":[],}`))
+	require.NoError(t, err)
+	_, err = (&http.Client{Transport: tr}).Do(req)
+	require.ErrorIs(t, err, gwtransport.ErrMalformedBody)
+	assert.Equal(t, []spanView{{Name: "gateway", Kind: trace.SpanKindClient, Status: codes.Error, Desc: "malformed_body",
+		Attrs: map[string]any{"gen_ai.request.model": "gateway", "gwtransport.route": "gateway", "gwtransport.attempts": int64(0), "error.type": "malformed_body"}}},
+		views(t, r.exp.GetSpans()))
+	_, points := histogram(t, collect(t, r), "gen_ai.client.operation.duration")
+	require.Len(t, points, 1)
+	assert.Equal(t, map[string]any{"gen_ai.request.model": "gateway", "error.type": "malformed_body"}, points[0].Attrs)
+	assert.Equal(t, 0, r.a.Count())
 }
