@@ -29,6 +29,10 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
+
+	// A configuration's "state: {redis: ...}" shares live state between
+	// gwproxy replicas.
+	_ "github.com/gwtransport/gwtransport/redisstore"
 )
 
 func main() {
