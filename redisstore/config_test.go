@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/gwtransport/gwtransport"
@@ -66,6 +67,31 @@ state:
 		require.NoError(t, err)
 		require.Greater(t, ttl, time.Duration(0), "%s expires", k)
 	}
+
+	// Compiling the same file again (a Reconfigure, a gwproxy reload)
+	// reuses its Store: twenty reloads open no more connections.
+	clients := func() int {
+		info, err := cl.Info(context.Background(), "clients").Result()
+		require.NoError(t, err)
+		var n int
+		for _, line := range strings.Split(info, "\n") {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "connected_clients:"); ok {
+				_, err := fmt.Sscan(v, &n)
+				require.NoError(t, err)
+			}
+		}
+		return n
+	}
+	before := clients()
+	for i := 0; i < 20; i++ {
+		require.NoError(t, gwtransport.Reconfigure(tr, gwtransport.FromConfig, gwtransport.WithConfig(cfg)))
+		req, _ := http.NewRequest(http.MethodPost, p.URL+"/chat/completions", strings.NewReader(`{"model":"gateway","messages":[]}`))
+		res, err := tr.RoundTrip(req)
+		require.NoError(t, err)
+		_, _ = io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+	}
+	assert.LessOrEqual(t, clients(), before+2, "reloads of one file share its Store's connections")
 
 	_, err = redisstore.FromConfig(&gwtransport.StateConfig{Redis: &gwtransport.RedisConfig{PasswordEnv: "GWT_TEST_SURELY_UNSET_PW"}})
 	require.EqualError(t, err, "redisstore: password variable GWT_TEST_SURELY_UNSET_PW is not set")

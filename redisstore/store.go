@@ -46,27 +46,45 @@ const (
 )
 
 func init() {
-	gwtransport.RegisterStore("redis", func(c *gwtransport.StateConfig) (gwtransport.Store, error) {
-		s, err := FromConfig(c)
-		if err != nil {
-			return nil, err
-		}
-		configured.Lock()
-		configured.stores = append(configured.stores, s)
-		configured.Unlock()
-		return s, nil
-	})
+	gwtransport.RegisterStore("redis", configuredStore)
 }
 
-// configured are the Stores made for configuration files.
+// configuredStore is the Store of a configuration file's state section:
+// one per distinct section, made at its first use and kept, so that
+// compiling the same file again (Reconfigure, a gwproxy reload) binds the
+// new configuration to the same Store (which replaces the previous one)
+// rather than opening one more connection pool each time.
+func configuredStore(c *gwtransport.StateConfig) (gwtransport.Store, error) {
+	if c == nil || c.Redis == nil {
+		return nil, errors.New("redisstore: the state section has no redis")
+	}
+	key := fmt.Sprintf("%+v", *c.Redis)
+	configured.Lock()
+	defer configured.Unlock()
+	if s, ok := configured.stores[key]; ok {
+		return s, nil
+	}
+	s, err := FromConfig(c)
+	if err != nil {
+		return nil, err
+	}
+	if configured.stores == nil {
+		configured.stores = map[string]*Store{}
+	}
+	configured.stores[key] = s
+	return s, nil
+}
+
+// configured are the Stores made for configuration files, by their state
+// section.
 var configured struct {
 	sync.Mutex
-	stores []*Store
+	stores map[string]*Store
 }
 
 // CloseConfigured closes the Stores made for configuration files (a
 // configuration's "state: {redis: ...}"), which otherwise live as long as
-// the program.
+// the program. A configuration compiled after it makes a new one.
 func CloseConfigured() error {
 	configured.Lock()
 	stores := configured.stores

@@ -31,8 +31,9 @@ import (
 	"time"
 
 	// A configuration's "state: {redis: ...}" shares live state between
-	// gwproxy replicas.
-	_ "github.com/gwtransport/gwtransport/redisstore"
+	// gwproxy replicas (imported for its registration, and closed at
+	// shutdown).
+	"github.com/gwtransport/gwtransport/redisstore"
 )
 
 func main() {
@@ -132,6 +133,9 @@ func (s *Server) shutdown(srv *http.Server, served <-chan error) error {
 	<-served
 	if c, ok := s.upstream.(interface{ CloseIdleConnections() }); ok {
 		c.CloseIdleConnections()
+	}
+	if err := redisstore.CloseConfigured(); err != nil {
+		s.log.Warn("gwproxy: closing the Redis store", "error", err.Error())
 	}
 	s.log.Info("gwproxy stopped")
 	if errors.Is(err, context.DeadlineExceeded) {
