@@ -728,7 +728,8 @@ func (r *run) attempt(ctx context.Context, rt *route, t *target, try int, body [
 	limit := t.attemptLimit(r.info.stream)
 	keyIdx := -1
 	notSent := false // the request could not be written at all (see unsendable)
-	var idle time.Duration // a verified body's read limit, bounded by the same timer
+	// A verified body's read limit, bounded by the same timer.
+	var idle time.Duration
 	if !r.info.stream && s.verifyMax > 0 {
 		idle = s.bodyIdle
 	}
