@@ -130,4 +130,3 @@ func TestAttemptContexts(t *testing.T) {
 		})
 	}
 }
-
