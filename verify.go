@@ -160,7 +160,7 @@ func verified(res *http.Response, body []byte, cancel context.CancelFunc, target
 	cancel()         // nothing is left to read upstream
 	o := Outcome{Status: res.StatusCode, Header: res.Header}
 	if check, strict, seq := jsonReading(res, body); check {
-		value, ok := body, json.Valid(body)
+		value, ok := body, validJSON(body)
 		if seq {
 			value, ok = firstValue(body)
 		}
