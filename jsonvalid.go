@@ -1,5 +1,7 @@
 package gwtransport
 
+import "encoding/binary"
+
 // validJSON reports whether v is one valid JSON value, white space around
 // it allowed: exactly what encoding/json's Valid reports (the same grammar,
 // the same nesting limit, no check of UTF-8 inside strings), several
@@ -133,8 +135,14 @@ var jsonPlain = func() (t [256]bool) {
 // it returns the index after the closing quote, or -1.
 func jsonString(v []byte, i int) int {
 	for {
-		for i+4 <= len(v) && jsonPlain[v[i]] && jsonPlain[v[i+1]] && jsonPlain[v[i+2]] && jsonPlain[v[i+3]] {
-			i += 4
+		// Eight bytes at a time while none is '"', '\\' or a control
+		// character (each test exact: no byte passes that should not).
+		for i+8 <= len(v) {
+			x := binary.LittleEndian.Uint64(v[i:])
+			if (x-lo8*0x20)&^x&hi8|(x^lo8*'"'-lo8)&^(x^lo8*'"')&hi8|(x^lo8*'\\'-lo8)&^(x^lo8*'\\')&hi8 != 0 {
+				break
+			}
+			i += 8
 		}
 		for i < len(v) && jsonPlain[v[i]] {
 			i++
@@ -165,6 +173,14 @@ func jsonString(v []byte, i int) int {
 		}
 	}
 }
+
+// Bytes repeated over a word: x-lo8*n &^ x & hi8 is not 0 exactly when a
+// byte of x is below n (n at most 0x80), and x^(lo8*c) has a zero byte
+// exactly where x has c.
+const (
+	lo8 = 0x0101010101010101
+	hi8 = 0x8080808080808080
+)
 
 func jvHex(c byte) bool {
 	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'

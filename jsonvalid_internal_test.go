@@ -72,6 +72,18 @@ func TestValidJSONRandom(t *testing.T) {
 		for i := range b {
 			b[i] = alphabet[rng.IntN(len(alphabet))]
 		}
+		if n%2 == 1 {
+			// A string of 0 to 40 bytes, mostly plain, some bytes any
+			// byte at all: every position within a word is tried.
+			s := make([]byte, rng.IntN(41))
+			for i := range s {
+				s[i] = 'a'
+				if rng.IntN(8) == 0 {
+					s[i] = byte(rng.IntN(256))
+				}
+			}
+			b = append(append(append(b[:0], '"'), s...), '"')
+		}
 		want := json.Valid(b)
 		if want {
 			valid++
