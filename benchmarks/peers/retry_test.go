@@ -23,10 +23,6 @@ import (
 
 var completion = []byte(`{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"gpt-4o","choices":[{"index":0,"message":{"role":"assistant","content":"Hello"},"finish_reason":"stop"}]}`)
 
-// flaky answers 503 to every odd request and 200 to every even one, so a
-// sequential client sees exactly one failure and one retry per call.
-func flaky(b *testing.B) *httptest.Server { return flakyN(b, 1) }
-
 // flakyN answers 503 to fails requests, then 200 to the next, in turn: a
 // sequential client sees exactly fails failures and retries per call.
 func flakyN(b *testing.B, fails int64) *httptest.Server {
