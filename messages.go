@@ -374,7 +374,7 @@ func skipString(p []byte, i int) (int, error) {
 	j := i + 1
 	for {
 		// Quotes and backslashes close together (an escape-heavy prompt)
-		// are read byte by byte, 32 bytes at a time; a run of neither is
+		// are read byte by byte, 64 bytes at a time; a run of neither is
 		// found eight bytes at a time and, when long, with IndexByte,
 		// which is much faster there.
 		run := 0
@@ -390,7 +390,7 @@ func skipString(p []byte, i int) (int, error) {
 			j += 8
 		}
 		if run < 4 {
-			for stop := min(j+32, len(p)); j < stop; j++ {
+			for stop := min(j+64, len(p)); j < stop; j++ {
 				switch p[j] {
 				case '"':
 					return j + 1, nil
