@@ -461,6 +461,7 @@ func (c *continuer) next(text []byte, allowed bool) (streamPart, bool) {
 	// Continuation attempts run under the stream's own context: closing
 	// the body cancels them.
 	r.mark = &attemptCtx{c.ctx}
+	defer r.endAttempts() // its attempts' timer and context (watchdog.go)
 	from := 0
 	for i, t := range rt.targets {
 		if t == c.t {

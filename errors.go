@@ -76,13 +76,20 @@ type Attempt struct {
 // contains a credential, nor a URL's query string.
 func (a Attempt) String() string {
 	var b strings.Builder
+	a.writeTo(&b)
+	return b.String()
+}
+
+// writeTo writes String's text to b, without a string of its own.
+func (a Attempt) writeTo(b *strings.Builder) {
+	var num [20]byte
 	b.WriteString(a.Target)
 	b.WriteByte('#')
-	b.WriteString(strconv.Itoa(a.Try))
+	b.Write(strconv.AppendInt(num[:0], int64(a.Try), 10))
 	b.WriteByte(' ')
 	switch {
 	case a.Status != 0:
-		b.WriteString(strconv.Itoa(a.Status))
+		b.Write(strconv.AppendInt(num[:0], int64(a.Status), 10))
 	case a.Err != nil:
 		b.WriteString(redactQueries(a.Err.Error()))
 	default:
@@ -96,7 +103,6 @@ func (a Attempt) String() string {
 		b.WriteByte(' ')
 		b.WriteString(redactQueries(a.Err.Error()))
 	}
-	return b.String()
 }
 
 // Error is returned by RoundTrip when no target produced an HTTP response

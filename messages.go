@@ -2,10 +2,12 @@ package gwtransport
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
+	"math/bits"
 	"strconv"
 	"strings"
 )
@@ -371,6 +373,36 @@ func decodeString(tok []byte) ([]byte, error) {
 func skipString(p []byte, i int) (int, error) {
 	j := i + 1
 	for {
+		// Quotes and backslashes close together (an escape-heavy prompt)
+		// are read byte by byte, 64 bytes at a time; a run of neither is
+		// found eight bytes at a time and, when long, with IndexByte,
+		// which is much faster there.
+		run := 0
+		for ; run < 4 && j+8 <= len(p); run++ {
+			x := binary.LittleEndian.Uint64(p[j:])
+			q, e := x^lo8*'"', x^lo8*'\\'
+			if m := (q-lo8)&^q&hi8 | (e-lo8)&^e&hi8; m != 0 {
+				// The lowest bit set marks the first such byte (a
+				// borrow only ever marks bytes after it).
+				j += bits.TrailingZeros64(m) / 8
+				break
+			}
+			j += 8
+		}
+		if run < 4 {
+			for stop := min(j+64, len(p)); j < stop; j++ {
+				switch p[j] {
+				case '"':
+					return j + 1, nil
+				case '\\':
+					j++ // an escape: its second byte is never the end
+				}
+			}
+			if j >= len(p) {
+				return 0, errors.New("unterminated string")
+			}
+			continue
+		}
 		k := bytes.IndexByte(p[j:], '"')
 		if k < 0 {
 			return 0, errors.New("unterminated string")

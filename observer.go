@@ -430,7 +430,7 @@ func readUsage(body []byte) (model string, u Usage) {
 		val := body[v.start:v.end]
 		switch string(name) {
 		case `"model"`:
-			if s, ok := jsonString(val); ok && model == "" {
+			if s, ok := plainJSONString(val); ok && model == "" {
 				model = s
 			}
 		case `"usage"`:
@@ -473,9 +473,9 @@ func readTokens(v []byte) (u Usage) {
 	return u
 }
 
-// jsonString decodes a JSON string without escapes (a model name); ok is
+// plainJSONString decodes a JSON string without escapes (a model name); ok is
 // false for anything else.
-func jsonString(v []byte) (string, bool) {
+func plainJSONString(v []byte) (string, bool) {
 	if len(v) < 2 || v[0] != '"' || v[len(v)-1] != '"' || bytes.IndexByte(v, '\\') >= 0 {
 		return "", false
 	}

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -312,7 +311,7 @@ func (ev *sseEvent) addData(v []byte, chat bool) {
 	case bytes.Equal(v, doneData):
 		ev.quiet = false
 		return
-	case !json.Valid(v):
+	case !validJSON(v):
 		ev.malformed = true
 		return
 	}
@@ -1306,7 +1305,7 @@ func (s *streamBody) data(v []byte) (bool, error) {
 		// once handed over (see doneSeen), outside a thread.* event.
 		s.evDone = !s.thread
 		return true, nil
-	case !json.Valid(v):
+	case !validJSON(v):
 		// Every data line is validated whole: a raw reader must never
 		// take garbage for an answer (an SDK would reject it, a plain
 		// http.Client reader would not).
@@ -1354,7 +1353,7 @@ func pingData(v []byte) bool {
 		return false
 	}
 	e, err := lineEffects(v, 0, nil)
-	return err == nil && json.Valid(v) && quietEvent(e.typ)
+	return err == nil && validJSON(v) && quietEvent(e.typ)
 }
 
 // dispatch applies the effects of the event that a blank line ends.

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 )
 
@@ -223,6 +222,7 @@ func (g *gateway) roundTrip(req *http.Request, snd sender) (*http.Response, erro
 		return snd.pass(pass)
 	}
 	res, err := r.start(rt, first)
+	r.endAttempts()
 	if r.obs != nil {
 		r.observeReturn(rt, res, err)
 	}
@@ -431,6 +431,13 @@ type run struct {
 	// found, for the next target's splice.
 	splice *splice
 	scan   *scanned
+	// wd bounds the attempts in time; actx is the context of the next
+	// attempt, made for mark and kept while no attempt ended it
+	// (watchdog.go).
+	wd         watchdog
+	actx       context.Context
+	actxCancel context.CancelFunc
+	actxMark   context.Context
 	// Waits for cooling targets (cooling.go): how many, their total, and
 	// the part not yet shown on an attempt.
 	coolWaits   int
@@ -722,7 +729,8 @@ func (r *run) record(rt *route, a Attempt) {
 		r.attemptRecorded(a)
 	}
 	if rt.s.onEvent != nil || rt.s.logger != nil {
-		rt.emit(Event{Kind: EventAttempt, Time: rt.s.clock.Now(), Route: rt.name, Target: a.Target, Attempt: &a})
+		ev := a // a copy: a itself stays off the heap when nothing listens
+		rt.emit(Event{Kind: EventAttempt, Time: rt.s.clock.Now(), Route: rt.name, Target: a.Target, Attempt: &ev})
 	}
 }
 
@@ -738,24 +746,21 @@ func (r *run) attempt(ctx context.Context, rt *route, t *target, try int, body [
 	if r.obs != nil {
 		mark = r.attemptStart(ctx, rt, t, try, ctx != r.obs.ctx) // a continuation runs under the stream's context
 	}
-	actx, cancel := context.WithCancel(mark) // marked: no gateway layer below routes it again
+	actx, cancel := r.attemptContext(mark) // marked: no gateway layer below routes it again
 	limit := t.attemptLimit(r.info.stream)
 	keyIdx := -1
 	notSent := false // the request could not be written at all (see unsendable)
-	var timer *time.Timer
-	var timedOut atomic.Bool
-	if limit > 0 {
-		timer = time.AfterFunc(limit, func() {
-			timedOut.Store(true)
-			cancel()
-		})
+	// A verified body's read limit, bounded by the same timer.
+	var idle time.Duration
+	if !r.info.stream && s.verifyMax > 0 {
+		idle = s.bodyIdle
 	}
+	r.wd.arm(start, limit, idle, cancel) // one timer for the run's attempts (watchdog.go)
 	// disarm stops the attempt timeout once the response is the caller's;
 	// it reports false when the timeout fired first.
-	disarm := func() bool { return timer == nil || timer.Stop() }
+	disarm := r.wd.disarm
 	fail := func(o Outcome) Attempt {
-		disarm()
-		cancel()
+		disarm() // the context stays for the next attempt, unless it ended (attemptContext)
 		o.Target = t.name
 		// No query string, and no secret a provider echoed (net/http
 		// quotes a malformed status line, say), reaches an error, header
@@ -764,7 +769,7 @@ func (r *run) attempt(ctx context.Context, rt *route, t *target, try int, body [
 		if o.Err == nil && o.Status == 0 {
 			o.Err = errors.New("no response")
 		}
-		if timedOut.Load() && ctx.Err() == nil {
+		if r.wd.timedOut() && ctx.Err() == nil {
 			o.Timeout, o.Err = true, fmt.Errorf("%w after %s", errTimeout, limit)
 		}
 		a.Status, a.Code, a.Err = o.Status, o.Code, o.Err
@@ -794,7 +799,6 @@ func (r *run) attempt(ctx context.Context, rt *route, t *target, try int, body [
 	if err != nil {
 		a.Err = err
 		a.Action = NextTarget
-		cancel()
 		disarm()
 		return nil, a, nil
 	}
@@ -824,7 +828,7 @@ func (r *run) attempt(ctx context.Context, rt *route, t *target, try int, body [
 		return nil, fail(Outcome{Status: res.StatusCode, Header: res.Header}), nil
 	}
 	if res.StatusCode >= 300 {
-		errBody, truncated, rerr := readErrorBody(res.Body, g.maxSecretForm)
+		errBody, truncated, rerr := readErrorBody(res.Body, res.ContentLength, g.maxSecretForm)
 		res.Body.Close()
 		o := Outcome{Status: res.StatusCode, Header: res.Header}
 		if rerr == nil || len(errBody) > 0 {
@@ -861,7 +865,7 @@ func (r *run) attempt(ctx context.Context, rt *route, t *target, try int, body [
 		res.Body = sb
 	} else {
 		// Read to its end before it is handed over (see verify.go).
-		if o, f, bad := verify(ctx, res, s, cancel, t.name); bad {
+		if o, f, bad := verify(ctx, res, s, cancel, &r.wd, t.name); bad {
 			if a = fail(o); a.Action != FailFast {
 				f = nil // only a final refusal in band is handed over, never as a success
 			}
@@ -871,9 +875,12 @@ func (r *run) attempt(ctx context.Context, rt *route, t *target, try int, body [
 			res.Body.Close()
 			return nil, fail(Outcome{Err: errTimeout}), nil
 		}
-		res.Body = &cancelOnClose{ReadCloser: res.Body, cancel: cancel}
+		if _, done := res.Body.(*memBody); !done { // a verified body's context is ended already
+			res.Body = &cancelOnClose{ReadCloser: res.Body, cancel: cancel}
+		}
 	}
 	a.Action = Succeed
+	r.actx = nil // the response's now: cancel ends it when the caller is done
 	a.Duration = time.Since(start)
 	r.observe(rt, t, keyIdx, Outcome{Status: res.StatusCode}, a.Duration, false)
 	return res, a, nil
@@ -1008,9 +1015,30 @@ func (r *run) finish() *http.Response {
 // readErrorBody reads an error response's body, keeping at most
 // maxErrorBody bytes, and extra more when there are more (so that a secret
 // across the cut is masked whole before finish cuts the body);
-// truncated reports that there was more than maxErrorBody.
-func readErrorBody(body io.Reader, extra int) (p []byte, truncated bool, err error) {
-	p, err = io.ReadAll(io.LimitReader(body, int64(maxErrorBody+extra+1)))
+// truncated reports that there was more than maxErrorBody. size is the
+// declared length (-1 when unknown): a small body is read into one
+// allocation of its size, a claim that is not trusted further.
+func readErrorBody(body io.Reader, size int64, extra int) (p []byte, truncated bool, err error) {
+	limit := int64(maxErrorBody + extra + 1)
+	if size >= 0 && size < 4<<10 {
+		p = make([]byte, 0, size+1) // the spare byte reads the end
+	} else {
+		p = make([]byte, 0, 512)
+	}
+	for int64(len(p)) < limit {
+		if len(p) == cap(p) {
+			p = append(p, 0)[:len(p)] // let append grow it
+		}
+		var n int
+		n, err = body.Read(p[len(p):min(int64(cap(p)), limit)])
+		p = p[:len(p)+n]
+		if err != nil {
+			if err == io.EOF {
+				err = nil
+			}
+			break
+		}
+	}
 	truncated = len(p) > maxErrorBody
 	if len(p) > maxErrorBody+extra {
 		p = p[:maxErrorBody+extra]
@@ -1020,8 +1048,11 @@ func readErrorBody(body io.Reader, extra int) (p []byte, truncated bool, err err
 
 func (r *run) decorate(h http.Header, target string) {
 	dropGatewayHeaders(h) // a provider's own never pass for the gateway's
-	h.Set(HeaderTarget, target)
-	h.Set(HeaderAttempts, strconv.Itoa(r.sent))
+	// The header values share one array (each slice capped: an append to
+	// one never writes over another).
+	vals := make([]string, 3)
+	vals[0], vals[1] = target, strconv.Itoa(r.sent)
+	h[HeaderTarget], h[HeaderAttempts] = vals[0:1:1], vals[1:2:2]
 	var b strings.Builder
 	for _, a := range r.attempts {
 		if a.Action == Succeed {
@@ -1029,8 +1060,10 @@ func (r *run) decorate(h http.Header, target string) {
 		}
 		if b.Len() > 0 {
 			b.WriteString("; ")
+		} else {
+			b.Grow(128)
 		}
-		b.WriteString(a.String())
+		a.writeTo(&b)
 		if b.Len() > 1024 {
 			break
 		}
@@ -1040,7 +1073,8 @@ func (r *run) decorate(h http.Header, target string) {
 		if len(s) > 1024 {
 			s = s[:1024]
 		}
-		h.Set(HeaderFallbackReason, strings.Map(headerSafe, s))
+		vals[2] = strings.Map(headerSafe, s)
+		h[HeaderFallbackReason] = vals[2:3:3]
 	}
 }
 

@@ -10,8 +10,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync/atomic"
-	"time"
 )
 
 // Errors of a non-streamed 2xx response that the gateway read before
@@ -82,7 +80,7 @@ const verifyFirstAlloc = DefaultMaxVerifiedBody + 1
 // response to keep (its body is the provider's answer, its status the one
 // inBandStatus gives it when it is handed over). cancel ends the
 // attempt's context; ctx is the caller's.
-func verify(ctx context.Context, res *http.Response, s *settings, cancel context.CancelFunc, target string) (o Outcome, f *failure, bad bool) {
+func verify(ctx context.Context, res *http.Response, s *settings, cancel context.CancelFunc, wd *watchdog, target string) (o Outcome, f *failure, bad bool) {
 	limit := s.verifyMax
 	if limit <= 0 || res.ContentLength > limit {
 		return o, nil, false // not verified: the response is handed over as it is
@@ -100,14 +98,12 @@ func verify(ctx context.Context, res *http.Response, s *settings, cancel context
 	}
 	buf := make([]byte, 0, min(size, ceiling))
 
-	var idled atomic.Bool
-	var idle *time.Timer
 	for {
 		if len(buf) == cap(buf) {
-			if int64(len(buf)) > limit && !idled.Load() {
+			if int64(len(buf)) > limit && !wd.idled() {
 				break // larger than the bound: handed over unverified
 			}
-			if idled.Load() {
+			if wd.idled() {
 				// The idle limit fired as the last read returned: the
 				// context is gone, the rest cannot be read.
 				res.Body.Close()
@@ -118,21 +114,10 @@ func verify(ctx context.Context, res *http.Response, s *settings, cancel context
 			copy(grown, buf)
 			buf = grown
 		}
-		if s.bodyIdle > 0 {
-			if idle == nil {
-				idle = time.AfterFunc(s.bodyIdle, func() {
-					idled.Store(true)
-					cancel()
-				})
-			} else {
-				idle.Reset(s.bodyIdle)
-			}
-		}
+		wd.readStart(s.bodyIdle) // the attempt's watchdog bounds the read
 		n, err := res.Body.Read(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+n]
-		if idle != nil {
-			idle.Stop() // if it fired, the context is gone: the next read says so
-		}
+		wd.readDone() // if it fired, the context is gone: the next read says so
 		if err == io.EOF {
 			return verified(res, buf, cancel, target)
 		}
@@ -145,7 +130,7 @@ func verify(ctx context.Context, res *http.Response, s *settings, cancel context
 		case ctx.Err() != nil:
 			// The caller gave up: that says nothing about the target.
 			o.Status, o.Err = 0, ctx.Err()
-		case idled.Load():
+		case wd.idled():
 			o.Err = fmt.Errorf("%w (%s) after %d bytes", ErrResponseIdle, s.bodyIdle, len(buf))
 		default:
 			o.Err = fmt.Errorf("%w after %d%s bytes: %w", ErrResponseTruncated, len(buf), of(res.ContentLength), err)
@@ -175,7 +160,7 @@ func verified(res *http.Response, body []byte, cancel context.CancelFunc, target
 	cancel()         // nothing is left to read upstream
 	o := Outcome{Status: res.StatusCode, Header: res.Header}
 	if check, strict, seq := jsonReading(res, body); check {
-		value, ok := body, json.Valid(body)
+		value, ok := body, validJSON(body)
 		if seq {
 			value, ok = firstValue(body)
 		}

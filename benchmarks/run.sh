@@ -32,7 +32,7 @@ benchstat="go run golang.org/x/perf/cmd/benchstat@latest"
 {
   $benchstat -filter '.name:(OpenAI OR RoundTrip OR Stream OR Inflight OR InflightMemory)' -col /via "$out/main.txt"
   $benchstat -filter '.name:ReplayThreshold' -col /path "$out/main.txt"
-  $benchstat -filter '.name:Rewrite' -col /impl "$out/main.txt"
+  $benchstat -filter '.name:(Rewrite OR ValidJSON OR SkipString)' -col /impl "$out/main.txt"
 } > "$out/main.benchstat.txt"
 $benchstat -col /lib "$out/peers.txt" > "$out/peers.benchstat.txt"
 cat "$out/main.benchstat.txt" "$out/peers.benchstat.txt"
