@@ -397,10 +397,14 @@ func (r *run) observeReturn(rt *route, res *http.Response, err error) {
 		}
 		return
 	}
-	if c, ok := res.Body.(*cancelOnClose); ok {
-		if mb, ok := c.ReadCloser.(*memBody); ok && res.StatusCode < 300 {
-			end.ResponseModel, end.Usage = readUsage(mb.b)
-		}
+	// A verified body is handed over as it is (its context already
+	// ended); any other body may be wrapped to end its context on Close.
+	body := res.Body
+	if c, ok := body.(*cancelOnClose); ok {
+		body = c.ReadCloser
+	}
+	if mb, ok := body.(*memBody); ok && res.StatusCode < 300 {
+		end.ResponseModel, end.Usage = readUsage(mb.b)
 	}
 	r.requestEnd(end)
 }
