@@ -326,20 +326,19 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		fail(status, apiError{Message: err.Error(), Type: "invalid_request_error"})
 		return
 	}
-	var head struct {
-		Model  json.RawMessage `json:"model"`
-		Stream bool            `json:"stream"`
-	}
-	var model string
-	if err := json.Unmarshal(body, &head); err != nil {
-		fail(http.StatusBadRequest, apiError{Message: "gwproxy: the body is not a JSON object with a string \"model\": " + err.Error(), Type: "invalid_request_error"})
+	// The model and the stream flag as the engine reads them: the route
+	// checked below is the route the engine serves.
+	head, err := readHead(body)
+	if err != nil {
+		fail(http.StatusBadRequest, apiError{Message: err.Error(), Type: "invalid_request_error", Param: "model"})
 		return
 	}
-	if err := json.Unmarshal(head.Model, &model); err != nil || model == "" {
+	model := head.model
+	if !head.modelIsString || model == "" {
 		fail(http.StatusBadRequest, apiError{Message: "gwproxy: the body has no string \"model\"", Type: "invalid_request_error", Param: "model"})
 		return
 	}
-	lg.model, lg.stream = model, head.Stream
+	lg.model, lg.stream = model, head.stream
 	route, ok := st.names[model]
 	if !ok {
 		fail(http.StatusNotFound, apiError{Message: fmt.Sprintf("The model `%s` does not exist or you do not have access to it.", model), Type: "invalid_request_error", Param: "model", Code: "model_not_found"})
