@@ -127,7 +127,26 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, apiError{Message: "gwproxy: no such endpoint: " + r.URL.Path, Type: "invalid_request_error", Code: "not_found"})
 	})
-	return mux
+	return s.boundBody(mux)
+}
+
+// boundBody bounds the body of every request, on every path, by
+// proxy.read_timeout: a client that sends headers and then stalls its body
+// holds its connection no longer than that, whether or not the handler
+// reads the body. net/http discards an unread body after the handler (to
+// reuse the connection), and before writing the answer: every request
+// with a body is answered with "Connection: close" unless the handler read
+// the body to its end (serveAPI lifts it then), and the discard after the
+// answer gives up at the deadline.
+func (s *Server) boundBody(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Body != nil && r.Body != http.NoBody {
+			d := time.Duration(s.state.Load().proxy.ReadTimeout)
+			_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(d))
+			w.Header().Set("Connection", "close")
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // apiError is the "error" object of an OpenAI-shaped error body.
@@ -387,10 +406,18 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 // readBody reads a request body within the size limit and the body
 // timeout. It returns the status to answer with on error.
 func (s *Server) readBody(w http.ResponseWriter, r *http.Request, p proxyConfig) ([]byte, int, error) {
-	rc := http.NewResponseController(w)
-	_ = rc.SetReadDeadline(time.Now().Add(time.Duration(p.ReadTimeout)))
+	// The deadline boundBody set stands until the body is read whole:
+	// after a failure, net/http discards what is left of the body, and
+	// the deadline bounds that too (the connection closes after the
+	// answer).
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, p.MaxBodyBytes))
-	_ = rc.SetReadDeadline(time.Time{})
+	if err == nil {
+		// Read to its end: the connection may serve more requests, and
+		// no deadline may cut the background read that watches for the
+		// client leaving during a long stream.
+		_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
+		w.Header().Del("Connection")
+	}
 	var tooLarge *http.MaxBytesError
 	var ne net.Error
 	switch {
