@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"testing"
@@ -26,9 +27,16 @@ func stalledBody(t *testing.T, addr, head string, wait time.Duration) (*http.Res
 	_, err = fmt.Fprint(conn, head)
 	require.NoError(t, err)
 	_ = conn.SetReadDeadline(time.Now().Add(wait))
-	res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	br := bufio.NewReader(conn)
+	res, err := http.ReadResponse(br, nil)
 	if res != nil {
 		res.Body.Close()
+		// Answered: the connection must not be held either (net/http
+		// discards the unread body after the answer): it closes within
+		// the wait.
+		_, rerr := io.Copy(io.Discard, br)
+		var ne net.Error
+		assert.False(t, asTimeout(rerr, &ne), "answered %d, but the connection was still open after %v: %v", res.StatusCode, wait, rerr)
 	}
 	return res, err
 }
