@@ -368,6 +368,10 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusForbidden, apiError{Message: fmt.Sprintf("gwproxy: proxy key %q may not use route %q", key.name, route), Type: "invalid_request_error", Param: "model", Code: "model_not_allowed"})
 		return
 	}
+	if head.stream && !r.ProtoAtLeast(1, 1) {
+		fail(http.StatusHTTPVersionNotSupported, apiError{Message: "gwproxy: streaming needs HTTP/1.1 or later: an HTTP/1.0 answer of unknown length ends at the connection's close, so a broken stream would look complete (behind nginx: proxy_http_version 1.1)", Type: "invalid_request_error", Param: "stream", Code: "http_version_not_supported"})
+		return
+	}
 	lg.route = route
 	out, err := http.NewRequestWithContext(ctx, http.MethodPost, originBase+"/"+op, bytes.NewReader(body))
 	if err != nil {
@@ -399,9 +403,37 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		// A reverse proxy in front (nginx) must not buffer the events.
 		w.Header().Set("X-Accel-Buffering", "no")
 	}
+	if !head.stream {
+		if res.ContentLength < 0 && !r.ProtoAtLeast(1, 1) {
+			// An HTTP/1.0 body of unknown length ends at the connection's
+			// close: an abort would pass for the end. Read it whole first
+			// (it is over max_verified_body, or unverified), and send its
+			// length.
+			b, err := io.ReadAll(io.LimitReader(res.Body, http10BufferMax+1))
+			if err != nil || len(b) > http10BufferMax {
+				why := fmt.Sprintf("larger than %d bytes", http10BufferMax)
+				if err != nil {
+					why = "broken: " + redactError(err)
+				}
+				w.Header().Del("Content-Type")
+				fail(http.StatusBadGateway, apiError{Message: "gwproxy: the answer has no length and is " + why + " (an HTTP/1.0 client cannot tell a cut answer from a complete one; use HTTP/1.1)", Type: "server_error", Code: "upstream_unusable", Attempts: attemptsJSON(trail.Attempts())})
+				return
+			}
+			res.Body, res.ContentLength = io.NopCloser(bytes.NewReader(b)), int64(len(b))
+		}
+		if res.ContentLength >= 0 {
+			// The exact length (the engine's, for a verified body): a
+			// client sees an answer cut short as one, over HTTP/1.0 too.
+			w.Header().Set("Content-Length", strconv.FormatInt(res.ContentLength, 10))
+		}
+	}
 	w.WriteHeader(res.StatusCode)
 	s.copyBody(w, res, trail)
 }
+
+// http10BufferMax bounds the answer of unknown length read whole for an
+// HTTP/1.0 client, so that it can be sent with its length.
+const http10BufferMax = 64 << 20
 
 // readBody reads a request body within the size limit and the body
 // timeout. It returns the status to answer with on error.
