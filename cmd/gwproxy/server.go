@@ -399,11 +399,15 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		s.writeFailure(w, res, route, trail.Attempts())
 		return
 	}
-	if strings.HasPrefix(res.Header.Get("Content-Type"), "text/event-stream") {
+	// A stream as the engine decides it: a 2xx answer to a request that
+	// asked for one, whatever its Content-Type (the engine guards it as a
+	// stream, and a break ends it with an error event).
+	stream := head.stream
+	if stream {
 		// A reverse proxy in front (nginx) must not buffer the events.
 		w.Header().Set("X-Accel-Buffering", "no")
 	}
-	if !head.stream {
+	if !stream {
 		if res.ContentLength < 0 && !r.ProtoAtLeast(1, 1) {
 			// An HTTP/1.0 body of unknown length ends at the connection's
 			// close: an abort would pass for the end. Read it whole first
@@ -428,7 +432,7 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	w.WriteHeader(res.StatusCode)
-	s.copyBody(w, res, trail)
+	s.copyBody(w, res, trail, stream)
 }
 
 // http10BufferMax bounds the answer of unknown length read whole for an
@@ -550,16 +554,20 @@ func (s *Server) writeFailure(w http.ResponseWriter, res *http.Response, route s
 // a stream goes out event by event. When the body breaks (the engine's
 // error after a committed stream, a provider gone), a stream ends with an
 // SSE error event, and then the connection is aborted: the client never
-// sees a clean end.
-func (s *Server) copyBody(w http.ResponseWriter, res *http.Response, trail *gwtransport.Trail) {
+// sees a clean end. The error event is an event of its own: an event left
+// unfinished by the break (its lines sent, not its blank line) is ended
+// first, so that an SSE client never merges the two.
+func (s *Server) copyBody(w http.ResponseWriter, res *http.Response, trail *gwtransport.Trail, stream bool) {
 	rc := http.NewResponseController(w)
 	buf := make([]byte, 32<<10)
+	var tail sseTail
 	for {
 		n, err := res.Body.Read(buf)
 		if n > 0 {
 			if _, werr := w.Write(buf[:n]); werr != nil {
 				return // the client went away; closing the body ends the attempt
 			}
+			tail.wrote(buf[:n])
 			if ferr := rc.Flush(); ferr != nil {
 				return
 			}
@@ -568,7 +576,7 @@ func (s *Server) copyBody(w http.ResponseWriter, res *http.Response, trail *gwtr
 			return
 		}
 		if err != nil {
-			if strings.HasPrefix(res.Header.Get("Content-Type"), "text/event-stream") {
+			if stream {
 				e := apiError{Message: "gwproxy: the stream broke: " + redactError(err), Type: "server_error", Code: "stream_broken", Attempts: attemptsJSON(trail.Attempts())}
 				var se *gwtransport.StreamError
 				if errors.As(err, &se) {
@@ -583,13 +591,63 @@ func (s *Server) copyBody(w http.ResponseWriter, res *http.Response, trail *gwtr
 				b, _ := json.Marshal(struct {
 					Error apiError `json:"error"`
 				}{e})
-				fmt.Fprintf(w, "event: error\ndata: %s\n\n", b)
+				fmt.Fprintf(w, "%sevent: error\ndata: %s\n\n", tail.end(), b)
 				_ = rc.Flush()
 			}
 			s.log.Warn("gwproxy: response broken; connection aborted", "target", res.Header.Get(gwtransport.HeaderTarget), "error", redactError(err))
 			panic(http.ErrAbortHandler)
 		}
 	}
+}
+
+// sseTail remembers the last bytes written of a stream, to tell whether
+// they ended an event (a blank line) or left one pending.
+type sseTail struct {
+	b [4]byte
+	n int // bytes held in b (the last min(written, 4) bytes)
+}
+
+// wrote records bytes written.
+func (t *sseTail) wrote(p []byte) {
+	if len(p) >= len(t.b) {
+		copy(t.b[:], p[len(p)-len(t.b):])
+		t.n = len(t.b)
+		return
+	}
+	keep := min(t.n, len(t.b)-len(p))
+	copy(t.b[:], t.b[t.n-keep:t.n])
+	copy(t.b[keep:], p)
+	t.n = keep + len(p)
+}
+
+// end is what ends the pending event, if any: nothing after a blank line
+// (or before any byte), a blank line after a complete line, a line end
+// and a blank line after a partial one.
+func (t *sseTail) end() string {
+	b := t.b[:t.n]
+	if len(b) == 0 {
+		return ""
+	}
+	last := b[len(b)-1]
+	if last != '\n' && last != '\r' {
+		return "\n\n"
+	}
+	// Strip the last line's terminator: a terminator before it (or the
+	// stream's start) makes that line blank.
+	rest := b[:len(b)-1]
+	if last == '\n' && len(rest) > 0 && rest[len(rest)-1] == '\r' {
+		rest = rest[:len(rest)-1]
+	}
+	if t.n < len(t.b) && len(rest) == 0 {
+		return "" // the stream so far is one blank line
+	}
+	if len(rest) > 0 && (rest[len(rest)-1] == '\n' || rest[len(rest)-1] == '\r') {
+		return ""
+	}
+	if last == '\r' {
+		return "\r\n" // a "\n" would join the "\r" as one line end
+	}
+	return "\n"
 }
 
 // modelEntry is an entry of /v1/models.
