@@ -54,6 +54,13 @@ func TestReviewOddProviderStatuses(t *testing.T) {
 			require.GreaterOrEqual(t, res.StatusCode, 400, "neither a success nor a failure: %d %q", res.StatusCode, rb)
 			e := decodeError(t, rb)
 			assert.NotEmpty(t, e.Error.Attempts, "the failure names no attempt")
+			assert.Empty(t, res.Header.Get("Location"), "a provider's redirect reached the client")
+			if tc.status < 400 {
+				assert.Equal(t, http.StatusBadGateway, res.StatusCode, "a final 3xx is the gateway's failure")
+				assert.Equal(t, "upstream_bad_status", e.Error.Code)
+			} else {
+				assert.Equal(t, tc.status, res.StatusCode, "a final error keeps the provider's status")
+			}
 		})
 	}
 }

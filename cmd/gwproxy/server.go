@@ -395,8 +395,10 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	lg.target = res.Header.Get(gwtransport.HeaderTarget)
 	lg.status = res.StatusCode
 	copyHeaders(w.Header(), res.Header)
-	if res.StatusCode >= 400 {
-		s.writeFailure(w, res, route, trail.Attempts())
+	if res.StatusCode < 200 || res.StatusCode >= 300 {
+		// Any final answer but a 2xx is a failure: a 3xx too (the engine
+		// follows no redirect and fails over from one).
+		lg.status = s.writeFailure(w, res, route, trail.Attempts())
 		return
 	}
 	// A stream as the engine decides it: a 2xx answer to a request that
@@ -527,10 +529,12 @@ type providerError struct {
 	} `json:"error"`
 }
 
-// writeFailure hands the client a final failure: the provider's status,
-// with an OpenAI-shaped body naming every attempt and the provider's own
-// message, type and code.
-func (s *Server) writeFailure(w http.ResponseWriter, res *http.Response, route string, attempts []gwtransport.Attempt) {
+// writeFailure hands the client a final failure: the provider's status
+// (502 for a status that is no error, a 3xx: no client may follow a
+// provider's redirect nor read it as a success), with an OpenAI-shaped
+// body naming every attempt and the provider's own message, type and
+// code. It returns the status written.
+func (s *Server) writeFailure(w http.ResponseWriter, res *http.Response, route string, attempts []gwtransport.Attempt) int {
 	b, _ := io.ReadAll(io.LimitReader(res.Body, 1<<20))
 	var pe providerError
 	_ = json.Unmarshal(b, &pe)
@@ -546,8 +550,17 @@ func (s *Server) writeFailure(w http.ResponseWriter, res *http.Response, route s
 	if typ == "" {
 		typ = "upstream_error"
 	}
+	status, code := res.StatusCode, pe.Error.Code
+	if status < 400 {
+		status = http.StatusBadGateway
+		msg = fmt.Sprintf("gwproxy: route %q failed after %d attempt(s): %s: the provider answered %d, which is neither a success nor an error", route, len(attempts), strings.Join(sum, "; "), res.StatusCode)
+		if code == nil {
+			code = "upstream_bad_status"
+		}
+	}
 	w.Header().Del("Content-Length")
-	writeError(w, res.StatusCode, apiError{Message: msg, Type: typ, Param: pe.Error.Param, Code: pe.Error.Code, Attempts: attemptsJSON(attempts)})
+	writeError(w, status, apiError{Message: msg, Type: typ, Param: pe.Error.Param, Code: code, Attempts: attemptsJSON(attempts)})
+	return status
 }
 
 // copyBody streams a response to the client, flushing after every read:
