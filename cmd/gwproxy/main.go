@@ -75,7 +75,10 @@ func run(args []string, env func(string) (string, bool), stderr io.Writer, sigs 
 	if err != nil {
 		return err
 	}
-	defer shutdownTel(context.Background())
+	// The exporters are flushed by the end of shutdown_timeout (see
+	// flushTelemetry): a collector that is down does not hold the exit.
+	var flushBy time.Time
+	defer func() { flushTelemetry(shutdownTel, flushBy, log) }()
 	s, err := newServer(serverConfig{path: *config, listen: *listen, env: env, log: log, telemetr: tel})
 	if err != nil {
 		return err
@@ -84,7 +87,9 @@ func run(args []string, env func(string) (string, bool), stderr io.Writer, sigs 
 	if err != nil {
 		return fmt.Errorf("gwproxy: %w", err)
 	}
-	return s.serve(ln, sigs, ready)
+	err = s.serve(ln, sigs, ready)
+	flushBy = s.stopBy
+	return err
 }
 
 // serve serves on ln until SIGTERM or SIGINT, reloading on SIGHUP.
@@ -122,6 +127,7 @@ func (s *Server) serve(ln net.Listener, sigs <-chan os.Signal, ready chan<- stri
 func (s *Server) shutdown(srv *http.Server, served <-chan error) error {
 	s.draining.Store(true)
 	d := time.Duration(s.state.Load().proxy.ShutdownTimeout)
+	s.stopBy = time.Now().Add(d)
 	s.log.Info("gwproxy draining", "deadline", d.String())
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()

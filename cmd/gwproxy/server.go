@@ -37,6 +37,7 @@ type Server struct {
 	draining atomic.Bool                     // SIGTERM received: /readyz says 503
 	now      func() time.Time                // the clock of the logs and metrics
 	wrap     func(http.Handler) http.Handler // telemetry around the API handler, if any
+	stopBy   time.Time                       // SIGTERM's time plus shutdown_timeout (set by shutdown)
 
 	// engineOptions are more options for every engine (tests inject a
 	// clock, the telemetry its hooks).
