@@ -30,7 +30,7 @@ func TestSSETailEndsThePendingEvent(t *testing.T) {
 			rest = rest[k:]
 		}
 		end := tail.end()
-		got := parseSSE(specLineEnds(stream + end) + "event: error\ndata: {\"error\":1}\n\n")
+		got := parseSSE(specLineEnds(stream+end) + "event: error\ndata: {\"error\":1}\n\n")
 		require.NotEmpty(t, got, "%q + %q", stream, end)
 		assert.Equal(t, sseEvent{"error", `{"error":1}`}, got[len(got)-1], "%q + %q", stream, end)
 		assert.Equal(t, append([]sseEvent{}, parseSSE(specLineEnds(stream+"\n\n"))...), append([]sseEvent{}, got[:len(got)-1]...), "%q + %q: the events before the error", stream, end)
