@@ -94,16 +94,17 @@ func run(args []string, env func(string) (string, bool), stderr io.Writer, sigs 
 
 // serve serves on ln until SIGTERM or SIGINT, reloading on SIGHUP.
 func (s *Server) serve(ln net.Listener, sigs <-chan os.Signal, ready chan<- string) error {
-	p := s.state.Load().proxy
 	srv := &http.Server{
-		Handler:           s.Handler(),
-		ReadHeaderTimeout: time.Duration(p.ReadHeaderTimeout),
-		IdleTimeout:       time.Duration(p.IdleTimeout),
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		Handler: s.Handler(),
+		// read_header_timeout and idle_timeout are applied per connection
+		// from the configuration of the moment (conntimeouts.go), so that
+		// a reload changes them; read_timeout per request (boundBody).
+		ConnState:      s.connState,
+		MaxHeaderBytes: 64 << 10,
+		ErrorLog:       slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
+	go func() { served <- srv.Serve(timedListener{Listener: ln, s: s}) }()
 	s.log.Info("gwproxy listening", "addr", ln.Addr().String())
 	if ready != nil {
 		ready <- ln.Addr().String()
