@@ -9,11 +9,16 @@
 // listen address, proxy keys (hashed), limits and timeouts. Clients send a
 // proxy key (Authorization: Bearer, api-key or x-api-key); provider keys
 // come from the environment variables the configuration names. SIGHUP
-// reloads the file (an invalid one is refused and the current one kept);
+// reloads the file (an invalid one is refused and the current one kept;
+// everything but the listen address changes, the timeouts included);
 // SIGTERM drains requests in flight, streams included, up to
 // proxy.shutdown_timeout. Logs are JSON on stderr; /metrics is Prometheus;
 // /healthz and /readyz are for orchestrators. With
-// OTEL_EXPORTER_OTLP_ENDPOINT set, traces go to that OTLP endpoint.
+// OTEL_EXPORTER_OTLP_ENDPOINT set, traces and metrics go to that OTLP
+// endpoint (OTEL_EXPORTER_OTLP_TRACES_ENDPOINT and
+// OTEL_EXPORTER_OTLP_METRICS_ENDPOINT set one signal each); they are
+// flushed at exit within what the drain left of shutdown_timeout (1 s at
+// least, 5 s at most).
 package main
 
 import (
