@@ -9,11 +9,16 @@
 // listen address, proxy keys (hashed), limits and timeouts. Clients send a
 // proxy key (Authorization: Bearer, api-key or x-api-key); provider keys
 // come from the environment variables the configuration names. SIGHUP
-// reloads the file (an invalid one is refused and the current one kept);
+// reloads the file (an invalid one is refused and the current one kept;
+// everything but the listen address changes, the timeouts included);
 // SIGTERM drains requests in flight, streams included, up to
 // proxy.shutdown_timeout. Logs are JSON on stderr; /metrics is Prometheus;
 // /healthz and /readyz are for orchestrators. With
-// OTEL_EXPORTER_OTLP_ENDPOINT set, traces go to that OTLP endpoint.
+// OTEL_EXPORTER_OTLP_ENDPOINT set, traces and metrics go to that OTLP
+// endpoint (OTEL_EXPORTER_OTLP_TRACES_ENDPOINT and
+// OTEL_EXPORTER_OTLP_METRICS_ENDPOINT set one signal each); they are
+// flushed at exit within what the drain left of shutdown_timeout (1 s at
+// least, 5 s at most).
 package main
 
 import (
@@ -75,7 +80,10 @@ func run(args []string, env func(string) (string, bool), stderr io.Writer, sigs 
 	if err != nil {
 		return err
 	}
-	defer shutdownTel(context.Background())
+	// The exporters are flushed by the end of shutdown_timeout (see
+	// flushTelemetry): a collector that is down does not hold the exit.
+	var flushBy time.Time
+	defer func() { flushTelemetry(shutdownTel, flushBy, log) }()
 	s, err := newServer(serverConfig{path: *config, listen: *listen, env: env, log: log, telemetr: tel})
 	if err != nil {
 		return err
@@ -84,21 +92,24 @@ func run(args []string, env func(string) (string, bool), stderr io.Writer, sigs 
 	if err != nil {
 		return fmt.Errorf("gwproxy: %w", err)
 	}
-	return s.serve(ln, sigs, ready)
+	err = s.serve(ln, sigs, ready)
+	flushBy = s.stopBy
+	return err
 }
 
 // serve serves on ln until SIGTERM or SIGINT, reloading on SIGHUP.
 func (s *Server) serve(ln net.Listener, sigs <-chan os.Signal, ready chan<- string) error {
-	p := s.state.Load().proxy
 	srv := &http.Server{
-		Handler:           s.Handler(),
-		ReadHeaderTimeout: time.Duration(p.ReadHeaderTimeout),
-		IdleTimeout:       time.Duration(p.IdleTimeout),
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		Handler: s.Handler(),
+		// read_header_timeout and idle_timeout are applied per connection
+		// from the configuration of the moment (conntimeouts.go), so that
+		// a reload changes them; read_timeout per request (boundBody).
+		ConnState:      s.connState,
+		MaxHeaderBytes: 64 << 10,
+		ErrorLog:       slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
+	go func() { served <- srv.Serve(timedListener{Listener: ln, s: s}) }()
 	s.log.Info("gwproxy listening", "addr", ln.Addr().String())
 	if ready != nil {
 		ready <- ln.Addr().String()
@@ -122,6 +133,7 @@ func (s *Server) serve(ln net.Listener, sigs <-chan os.Signal, ready chan<- stri
 func (s *Server) shutdown(srv *http.Server, served <-chan error) error {
 	s.draining.Store(true)
 	d := time.Duration(s.state.Load().proxy.ShutdownTimeout)
+	s.stopBy = time.Now().Add(d)
 	s.log.Info("gwproxy draining", "deadline", d.String())
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()

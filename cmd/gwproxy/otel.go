@@ -3,17 +3,21 @@ package main
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/http"
+	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetrichttp"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/metric"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/propagation"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/gwtransport/gwtransport"
 	"github.com/gwtransport/gwtransport/gwotel"
@@ -60,31 +64,84 @@ func (t *telemetry) wrap(h http.Handler) http.Handler {
 	})
 }
 
-// telemetryFromEnv turns OpenTelemetry on when OTEL_EXPORTER_OTLP_ENDPOINT
-// (or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) is set: traces and metrics go to
-// that OTLP/HTTP endpoint, configured by the standard OTEL_* variables. It
-// returns nil telemetry otherwise, and a shutdown that flushes the
-// exporters.
+// telemetryFromEnv turns OpenTelemetry on when an OTLP endpoint is set:
+// traces go to OTEL_EXPORTER_OTLP_ENDPOINT or
+// OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, metrics to
+// OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_METRICS_ENDPOINT (over
+// OTLP/HTTP, configured by the standard OTEL_* variables); a signal with
+// no endpoint gets no exporter. It returns nil telemetry when none is set,
+// and a shutdown that flushes the exporters within its context's
+// deadline.
 func telemetryFromEnv(env func(string) (string, bool)) (*telemetry, func(context.Context) error, error) {
 	none := func(context.Context) error { return nil }
-	ep, _ := env("OTEL_EXPORTER_OTLP_ENDPOINT")
-	tep, _ := env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-	if ep == "" && tep == "" {
+	set := func(k string) bool { v, _ := env(k); return v != "" }
+	all := set("OTEL_EXPORTER_OTLP_ENDPOINT")
+	traces := all || set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+	metrics := all || set("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT")
+	if !traces && !metrics {
 		return nil, none, nil
 	}
 	ctx := context.Background()
-	texp, err := otlptracehttp.New(ctx)
-	if err != nil {
-		return nil, none, errors.Join(errors.New("gwproxy: OpenTelemetry trace exporter"), err)
-	}
-	mexp, err := otlpmetrichttp.New(ctx)
-	if err != nil {
-		return nil, none, errors.Join(errors.New("gwproxy: OpenTelemetry metric exporter"), err)
-	}
 	res, _ := resource.Merge(resource.Default(), resource.NewSchemaless(attribute.String("service.name", "gwproxy")))
-	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(texp), sdktrace.WithResource(res))
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewPeriodicReader(mexp)), sdkmetric.WithResource(res))
+	var tp trace.TracerProvider = tracenoop.NewTracerProvider()
+	var mp metric.MeterProvider = metricnoop.NewMeterProvider()
+	var shutdowns []func(context.Context) error
+	if traces {
+		texp, err := otlptracehttp.New(ctx)
+		if err != nil {
+			return nil, none, errors.Join(errors.New("gwproxy: OpenTelemetry trace exporter"), err)
+		}
+		sdk := sdktrace.NewTracerProvider(sdktrace.WithBatcher(texp), sdktrace.WithResource(res))
+		tp, shutdowns = sdk, append(shutdowns, func(ctx context.Context) error {
+			err := sdk.Shutdown(ctx)
+			// Past the deadline the batcher's export is still retrying
+			// (for up to a minute); stopping the exporter interrupts it
+			// (a no-op after a clean shutdown).
+			_ = texp.Shutdown(context.Background())
+			return err
+		})
+	}
+	if metrics {
+		mexp, err := otlpmetrichttp.New(ctx)
+		if err != nil {
+			for _, f := range shutdowns {
+				_ = f(ctx)
+			}
+			return nil, none, errors.Join(errors.New("gwproxy: OpenTelemetry metric exporter"), err)
+		}
+		sdk := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewPeriodicReader(mexp)), sdkmetric.WithResource(res))
+		mp, shutdowns = sdk, append(shutdowns, sdk.Shutdown)
+	}
 	return newTelemetry(tp, mp), func(ctx context.Context) error {
-		return errors.Join(tp.Shutdown(ctx), mp.Shutdown(ctx))
+		errs := make([]error, len(shutdowns))
+		for i, f := range shutdowns {
+			errs[i] = f(ctx)
+		}
+		return errors.Join(errs...)
 	}, nil
+}
+
+// The telemetry's flush at exit (see flushTelemetry): it gets what the
+// drain left of proxy.shutdown_timeout, within these bounds, so that a
+// collector that is down does not hold the exit (its exporters retry for
+// a minute).
+const (
+	telemetryFlushMin = 1 * time.Second
+	telemetryFlushMax = 5 * time.Second
+)
+
+// flushTelemetry flushes the exporters by the deadline by (the end of
+// shutdown_timeout; zero when the server never ran), kept between
+// telemetryFlushMin and telemetryFlushMax from now.
+func flushTelemetry(shutdown func(context.Context) error, by time.Time, log *slog.Logger) {
+	now := time.Now()
+	d := telemetryFlushMax
+	if !by.IsZero() {
+		d = min(max(by.Sub(now), telemetryFlushMin), telemetryFlushMax)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	if err := shutdown(ctx); err != nil {
+		log.Warn("gwproxy: flushing telemetry at exit", "error", err.Error(), "within", d.String())
+	}
 }

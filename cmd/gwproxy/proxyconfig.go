@@ -28,12 +28,18 @@ type proxyConfig struct {
 	Keys []keyConfig `yaml:"keys" json:"keys"`
 	// MaxBodyBytes bounds a request body (default 4 MiB); larger gets 413.
 	MaxBodyBytes int64 `yaml:"max_body_bytes" json:"max_body_bytes"`
-	// ReadHeaderTimeout bounds reading a request's headers (default 10s).
+	// ReadHeaderTimeout bounds reading a request's headers (default 10s),
+	// from a connection's acceptance or the next request's first bytes.
+	// A reload applies it to the connections already open too.
 	ReadHeaderTimeout gwtransport.Duration `yaml:"read_header_timeout" json:"read_header_timeout"`
-	// ReadTimeout bounds reading a request's body (default 30s).
+	// ReadTimeout bounds reading a request's body (default 30s), on every
+	// path: a body not read whole by then is cut (408 where the proxy was
+	// reading it), and a request whose body the proxy did not read whole
+	// is answered with "Connection: close".
 	ReadTimeout gwtransport.Duration `yaml:"read_timeout" json:"read_timeout"`
 	// IdleTimeout closes keep-alive connections idle this long (default
-	// 120s).
+	// 120s). A reload applies it to the connections already open too,
+	// from their next idle period.
 	IdleTimeout gwtransport.Duration `yaml:"idle_timeout" json:"idle_timeout"`
 	// ShutdownTimeout is how long SIGTERM waits for requests in flight,
 	// streams included, before closing them (default 30s).

@@ -37,6 +37,7 @@ type Server struct {
 	draining atomic.Bool                     // SIGTERM received: /readyz says 503
 	now      func() time.Time                // the clock of the logs and metrics
 	wrap     func(http.Handler) http.Handler // telemetry around the API handler, if any
+	stopBy   time.Time                       // SIGTERM's time plus shutdown_timeout (set by shutdown)
 
 	// engineOptions are more options for every engine (tests inject a
 	// clock, the telemetry its hooks).
@@ -127,7 +128,26 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, apiError{Message: "gwproxy: no such endpoint: " + r.URL.Path, Type: "invalid_request_error", Code: "not_found"})
 	})
-	return mux
+	return s.boundBody(mux)
+}
+
+// boundBody bounds the body of every request, on every path, by
+// proxy.read_timeout: a client that sends headers and then stalls its body
+// holds its connection no longer than that, whether or not the handler
+// reads the body. net/http discards an unread body after the handler (to
+// reuse the connection), and before writing the answer: every request
+// with a body is answered with "Connection: close" unless the handler read
+// the body to its end (serveAPI lifts it then), and the discard after the
+// answer gives up at the deadline.
+func (s *Server) boundBody(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Body != nil && r.Body != http.NoBody {
+			d := time.Duration(s.state.Load().proxy.ReadTimeout)
+			_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(d))
+			w.Header().Set("Connection", "close")
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // apiError is the "error" object of an OpenAI-shaped error body.
@@ -326,20 +346,19 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		fail(status, apiError{Message: err.Error(), Type: "invalid_request_error"})
 		return
 	}
-	var head struct {
-		Model  json.RawMessage `json:"model"`
-		Stream bool            `json:"stream"`
-	}
-	var model string
-	if err := json.Unmarshal(body, &head); err != nil {
-		fail(http.StatusBadRequest, apiError{Message: "gwproxy: the body is not a JSON object with a string \"model\": " + err.Error(), Type: "invalid_request_error"})
+	// The model and the stream flag as the engine reads them: the route
+	// checked below is the route the engine serves.
+	head, err := readHead(body)
+	if err != nil {
+		fail(http.StatusBadRequest, apiError{Message: err.Error(), Type: "invalid_request_error", Param: "model"})
 		return
 	}
-	if err := json.Unmarshal(head.Model, &model); err != nil || model == "" {
+	model := head.model
+	if !head.modelIsString || model == "" {
 		fail(http.StatusBadRequest, apiError{Message: "gwproxy: the body has no string \"model\"", Type: "invalid_request_error", Param: "model"})
 		return
 	}
-	lg.model, lg.stream = model, head.Stream
+	lg.model, lg.stream = model, head.stream
 	route, ok := st.names[model]
 	if !ok {
 		fail(http.StatusNotFound, apiError{Message: fmt.Sprintf("The model `%s` does not exist or you do not have access to it.", model), Type: "invalid_request_error", Param: "model", Code: "model_not_found"})
@@ -348,6 +367,10 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	if !key.allows(route) {
 		s.metrics.authFails.WithLabelValues("route").Inc()
 		fail(http.StatusForbidden, apiError{Message: fmt.Sprintf("gwproxy: proxy key %q may not use route %q", key.name, route), Type: "invalid_request_error", Param: "model", Code: "model_not_allowed"})
+		return
+	}
+	if head.stream && !r.ProtoAtLeast(1, 1) {
+		fail(http.StatusHTTPVersionNotSupported, apiError{Message: "gwproxy: streaming needs HTTP/1.1 or later: an HTTP/1.0 answer of unknown length ends at the connection's close, so a broken stream would look complete (behind nginx: proxy_http_version 1.1)", Type: "invalid_request_error", Param: "stream", Code: "http_version_not_supported"})
 		return
 	}
 	lg.route = route
@@ -373,25 +396,67 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	lg.target = res.Header.Get(gwtransport.HeaderTarget)
 	lg.status = res.StatusCode
 	copyHeaders(w.Header(), res.Header)
-	if res.StatusCode >= 400 {
-		s.writeFailure(w, res, route, trail.Attempts())
+	if res.StatusCode < 200 || res.StatusCode >= 300 {
+		// Any final answer but a 2xx is a failure: a 3xx too (the engine
+		// follows no redirect and fails over from one).
+		lg.status = s.writeFailure(w, res, route, trail.Attempts())
 		return
 	}
-	if strings.HasPrefix(res.Header.Get("Content-Type"), "text/event-stream") {
+	// A stream as the engine decides it: a 2xx answer to a request that
+	// asked for one, whatever its Content-Type (the engine guards it as a
+	// stream, and a break ends it with an error event).
+	stream := head.stream
+	if stream {
 		// A reverse proxy in front (nginx) must not buffer the events.
 		w.Header().Set("X-Accel-Buffering", "no")
 	}
+	if !stream {
+		if res.ContentLength < 0 && !r.ProtoAtLeast(1, 1) {
+			// An HTTP/1.0 body of unknown length ends at the connection's
+			// close: an abort would pass for the end. Read it whole first
+			// (it is over max_verified_body, or unverified), and send its
+			// length.
+			b, err := io.ReadAll(io.LimitReader(res.Body, http10BufferMax+1))
+			if err != nil || len(b) > http10BufferMax {
+				why := fmt.Sprintf("larger than %d bytes", http10BufferMax)
+				if err != nil {
+					why = "broken: " + redactError(err)
+				}
+				w.Header().Del("Content-Type")
+				fail(http.StatusBadGateway, apiError{Message: "gwproxy: the answer has no length and is " + why + " (an HTTP/1.0 client cannot tell a cut answer from a complete one; use HTTP/1.1)", Type: "server_error", Code: "upstream_unusable", Attempts: attemptsJSON(trail.Attempts())})
+				return
+			}
+			res.Body, res.ContentLength = io.NopCloser(bytes.NewReader(b)), int64(len(b))
+		}
+		if res.ContentLength >= 0 {
+			// The exact length (the engine's, for a verified body): a
+			// client sees an answer cut short as one, over HTTP/1.0 too.
+			w.Header().Set("Content-Length", strconv.FormatInt(res.ContentLength, 10))
+		}
+	}
 	w.WriteHeader(res.StatusCode)
-	s.copyBody(w, res, trail)
+	s.copyBody(w, res, trail, stream)
 }
+
+// http10BufferMax bounds the answer of unknown length read whole for an
+// HTTP/1.0 client, so that it can be sent with its length.
+const http10BufferMax = 64 << 20
 
 // readBody reads a request body within the size limit and the body
 // timeout. It returns the status to answer with on error.
 func (s *Server) readBody(w http.ResponseWriter, r *http.Request, p proxyConfig) ([]byte, int, error) {
-	rc := http.NewResponseController(w)
-	_ = rc.SetReadDeadline(time.Now().Add(time.Duration(p.ReadTimeout)))
+	// The deadline boundBody set stands until the body is read whole:
+	// after a failure, net/http discards what is left of the body, and
+	// the deadline bounds that too (the connection closes after the
+	// answer).
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, p.MaxBodyBytes))
-	_ = rc.SetReadDeadline(time.Time{})
+	if err == nil {
+		// Read to its end: the connection may serve more requests, and
+		// no deadline may cut the background read that watches for the
+		// client leaving during a long stream.
+		_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
+		w.Header().Del("Connection")
+	}
 	var tooLarge *http.MaxBytesError
 	var ne net.Error
 	switch {
@@ -465,10 +530,12 @@ type providerError struct {
 	} `json:"error"`
 }
 
-// writeFailure hands the client a final failure: the provider's status,
-// with an OpenAI-shaped body naming every attempt and the provider's own
-// message, type and code.
-func (s *Server) writeFailure(w http.ResponseWriter, res *http.Response, route string, attempts []gwtransport.Attempt) {
+// writeFailure hands the client a final failure: the provider's status
+// (502 for a status that is no error, a 3xx: no client may follow a
+// provider's redirect nor read it as a success), with an OpenAI-shaped
+// body naming every attempt and the provider's own message, type and
+// code. It returns the status written.
+func (s *Server) writeFailure(w http.ResponseWriter, res *http.Response, route string, attempts []gwtransport.Attempt) int {
 	b, _ := io.ReadAll(io.LimitReader(res.Body, 1<<20))
 	var pe providerError
 	_ = json.Unmarshal(b, &pe)
@@ -484,24 +551,37 @@ func (s *Server) writeFailure(w http.ResponseWriter, res *http.Response, route s
 	if typ == "" {
 		typ = "upstream_error"
 	}
+	status, code := res.StatusCode, pe.Error.Code
+	if status < 400 {
+		status = http.StatusBadGateway
+		msg = fmt.Sprintf("gwproxy: route %q failed after %d attempt(s): %s: the provider answered %d, which is neither a success nor an error", route, len(attempts), strings.Join(sum, "; "), res.StatusCode)
+		if code == nil {
+			code = "upstream_bad_status"
+		}
+	}
 	w.Header().Del("Content-Length")
-	writeError(w, res.StatusCode, apiError{Message: msg, Type: typ, Param: pe.Error.Param, Code: pe.Error.Code, Attempts: attemptsJSON(attempts)})
+	writeError(w, status, apiError{Message: msg, Type: typ, Param: pe.Error.Param, Code: code, Attempts: attemptsJSON(attempts)})
+	return status
 }
 
 // copyBody streams a response to the client, flushing after every read:
 // a stream goes out event by event. When the body breaks (the engine's
 // error after a committed stream, a provider gone), a stream ends with an
 // SSE error event, and then the connection is aborted: the client never
-// sees a clean end.
-func (s *Server) copyBody(w http.ResponseWriter, res *http.Response, trail *gwtransport.Trail) {
+// sees a clean end. The error event is an event of its own: an event left
+// unfinished by the break (its lines sent, not its blank line) is ended
+// first, so that an SSE client never merges the two.
+func (s *Server) copyBody(w http.ResponseWriter, res *http.Response, trail *gwtransport.Trail, stream bool) {
 	rc := http.NewResponseController(w)
 	buf := make([]byte, 32<<10)
+	var tail sseTail
 	for {
 		n, err := res.Body.Read(buf)
 		if n > 0 {
 			if _, werr := w.Write(buf[:n]); werr != nil {
 				return // the client went away; closing the body ends the attempt
 			}
+			tail.wrote(buf[:n])
 			if ferr := rc.Flush(); ferr != nil {
 				return
 			}
@@ -510,7 +590,7 @@ func (s *Server) copyBody(w http.ResponseWriter, res *http.Response, trail *gwtr
 			return
 		}
 		if err != nil {
-			if strings.HasPrefix(res.Header.Get("Content-Type"), "text/event-stream") {
+			if stream {
 				e := apiError{Message: "gwproxy: the stream broke: " + redactError(err), Type: "server_error", Code: "stream_broken", Attempts: attemptsJSON(trail.Attempts())}
 				var se *gwtransport.StreamError
 				if errors.As(err, &se) {
@@ -525,13 +605,63 @@ func (s *Server) copyBody(w http.ResponseWriter, res *http.Response, trail *gwtr
 				b, _ := json.Marshal(struct {
 					Error apiError `json:"error"`
 				}{e})
-				fmt.Fprintf(w, "event: error\ndata: %s\n\n", b)
+				fmt.Fprintf(w, "%sevent: error\ndata: %s\n\n", tail.end(), b)
 				_ = rc.Flush()
 			}
 			s.log.Warn("gwproxy: response broken; connection aborted", "target", res.Header.Get(gwtransport.HeaderTarget), "error", redactError(err))
 			panic(http.ErrAbortHandler)
 		}
 	}
+}
+
+// sseTail remembers the last bytes written of a stream, to tell whether
+// they ended an event (a blank line) or left one pending.
+type sseTail struct {
+	b [4]byte
+	n int // bytes held in b (the last min(written, 4) bytes)
+}
+
+// wrote records bytes written.
+func (t *sseTail) wrote(p []byte) {
+	if len(p) >= len(t.b) {
+		copy(t.b[:], p[len(p)-len(t.b):])
+		t.n = len(t.b)
+		return
+	}
+	keep := min(t.n, len(t.b)-len(p))
+	copy(t.b[:], t.b[t.n-keep:t.n])
+	copy(t.b[keep:], p)
+	t.n = keep + len(p)
+}
+
+// end is what ends the pending event, if any: nothing after a blank line
+// (or before any byte), a blank line after a complete line, a line end
+// and a blank line after a partial one.
+func (t *sseTail) end() string {
+	b := t.b[:t.n]
+	if len(b) == 0 {
+		return ""
+	}
+	last := b[len(b)-1]
+	if last != '\n' && last != '\r' {
+		return "\n\n"
+	}
+	// Strip the last line's terminator: a terminator before it (or the
+	// stream's start) makes that line blank.
+	rest := b[:len(b)-1]
+	if last == '\n' && len(rest) > 0 && rest[len(rest)-1] == '\r' {
+		rest = rest[:len(rest)-1]
+	}
+	if t.n < len(t.b) && len(rest) == 0 {
+		return "" // the stream so far is one blank line
+	}
+	if len(rest) > 0 && (rest[len(rest)-1] == '\n' || rest[len(rest)-1] == '\r') {
+		return ""
+	}
+	if last == '\r' {
+		return "\r\n" // a "\n" would join the "\r" as one line end
+	}
+	return "\n"
 }
 
 // modelEntry is an entry of /v1/models.
