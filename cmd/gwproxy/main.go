@@ -104,8 +104,9 @@ func (s *Server) serve(ln net.Listener, sigs <-chan os.Signal, ready chan<- stri
 		// read_header_timeout and idle_timeout are applied per connection
 		// from the configuration of the moment (conntimeouts.go), so that
 		// a reload changes them; read_timeout per request (boundBody).
-		ConnState:      s.connState,
-		MaxHeaderBytes: 64 << 10,
+		ConnState: s.connState,
+		// net/http allows 4 KiB beyond MaxHeaderBytes: the cap is 64 KiB in all.
+		MaxHeaderBytes: 64<<10 - 4<<10,
 		ErrorLog:       slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 	served := make(chan error, 1)
