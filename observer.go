@@ -109,7 +109,9 @@ type ObservedEnd struct {
 	// Err is the error the caller got from RoundTrip, or that ended a
 	// committed stream (ErrStreamTruncated, ErrStreamIdle,
 	// ErrStreamMalformed, a *StreamError); nil for a success, and for a
-	// final failure handed over as a response (see Status).
+	// final failure handed over as a response: its Status, or, with a
+	// success status (a stream whose first event is an error), the last
+	// of Attempts, whose Action is not Succeed, tells it.
 	Err error
 	// ClosedEarly reports a stream the caller closed before its end.
 	ClosedEarly bool

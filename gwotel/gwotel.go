@@ -355,14 +355,29 @@ func attemptErrorType(a gwtransport.Attempt) string {
 	return ""
 }
 
-// errorType is a request's error.type: empty for a success, the status of
-// a failure handed over, else the kind of the error.
+// errorType is a request's error.type: empty for a success, the kind of
+// the error the caller got, else, for a final failure handed over as a
+// response, its status (a redirect included, as on its attempt's span) or,
+// when it has a success status (an in-band error the caller's SDK raises),
+// the kind of its attempt's failure.
 func errorType(end gwtransport.ObservedEnd) string {
 	switch {
 	case end.Err != nil:
 		return errType(end.Err)
-	case end.Status >= 400:
+	case end.Status >= 300 || end.Status != 0 && end.Status < 200:
 		return strconv.Itoa(end.Status)
+	case end.Status == 0 || end.ClosedEarly:
+		// (A stream the caller closed before its end is no failure, even
+		// when a part of it broke before.)
+		return ""
+	}
+	// A success status: the response is a failure handed over when the
+	// request's last attempt did not succeed.
+	if n := len(end.Attempts); n > 0 && end.Attempts[n-1].Action != gwtransport.Succeed {
+		if et := attemptErrorType(end.Attempts[n-1]); et != "" {
+			return et
+		}
+		return "_OTHER"
 	}
 	return ""
 }

@@ -64,6 +64,15 @@ func TestReviewStreamFinalFailureInBandIsAnError(t *testing.T) {
 	require.Len(t, reqs, 1)
 	assert.Equal(t, codes.Error, reqs[0].Status.Code, "request span of a failed request: status %v, attrs %v", reqs[0].Status, attrMap(reqs[0].Attributes))
 	assert.NotNil(t, reviewAttr(reqs[0], "error.type"), "no error.type on the failed request's span")
+	// The request's error.type is its last attempt's (the failure handed over).
+	var last tracetest.SpanStub
+	for _, s := range r.exp.GetSpans() {
+		if s.Name != "chat gateway" && (last.Name == "" || reviewAttr(s, "gwtransport.attempt").(int64) > reviewAttr(last, "gwtransport.attempt").(int64)) {
+			last = s
+		}
+	}
+	require.NotEmpty(t, last.Name)
+	assert.Equal(t, reviewAttr(last, "error.type"), reviewAttr(reqs[0], "error.type"))
 	_, points := histogram(t, collect(t, r), "gen_ai.client.operation.duration")
 	require.Len(t, points, 1)
 	assert.Contains(t, points[0].Attrs, "error.type", "duration metric of a failed request without error.type")
