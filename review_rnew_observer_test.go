@@ -76,6 +76,16 @@ func TestReviewCloseDuringContinuationAttempt(t *testing.T) {
 		assert.NotEmpty(t, e.Target, "AttemptEnd #%d got an attempt naming no target: %+v (err %v)", i+1, e, e.Err)
 		assert.NotErrorIs(t, e.Err, gwtransport.ErrNoTarget, "AttemptEnd #%d: a sent attempt reported as ErrNoTarget", i+1)
 	}
+	// The continuation in flight ends with the request, as it is known:
+	// sent to pb, cancelled by the close.
+	if assert.Len(t, rec.ends, 2) {
+		e := rec.ends[1]
+		assert.Equal(t, "pb/m2", e.Target)
+		assert.Equal(t, 1, e.Try)
+		assert.True(t, e.Continued)
+		assert.Equal(t, gwtransport.NextTarget, e.Action)
+		assert.ErrorIs(t, e.Err, context.Canceled)
+	}
 	assert.Empty(t, rec.problems())
 }
 

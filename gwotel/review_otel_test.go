@@ -260,6 +260,7 @@ func TestReviewCloseDuringContinuationSpan(t *testing.T) {
 	}
 	require.Len(t, cont, 1, "%v", v)
 	assert.NotEqual(t, "no_target", reviewAttr(cont[0], "error.type"), "the continuation attempt, sent to pb, ends as no_target: %v", v)
+	assert.Equal(t, "canceled", reviewAttr(cont[0], "error.type"), "the close cancels the continuation in flight: %v", v)
 	assert.Equal(t, "pb/m2", reviewAttr(cont[0], "gwtransport.target"))
 }
 
