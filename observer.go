@@ -44,7 +44,9 @@ type Observer interface {
 	// attempt as recorded (the same value WithOnAttempt receives). A
 	// committed stream's attempt ends when its part of the stream ends:
 	// with its success when it completed or the caller closed it, with
-	// the break (an Attempt with Status 200 and Err) when it broke. An
+	// the break (an Attempt with Status 200 and Err) when it broke; when
+	// the caller's cancellation cut it (not recorded: the target is not
+	// to blame), with Action NextTarget and the stream's error. An
 	// attempt still in flight when its request ends (a continuation when
 	// the caller closes the stream) ends then, unrecorded, as it is
 	// known: its Route, Target, Try, Continued and Duration, Action
@@ -404,6 +406,12 @@ func (r *run) requestEnd(end ObservedEnd) {
 	if obs.open != nil {
 		ctx, a := obs.openCtx, *obs.open
 		obs.open, obs.openCtx = nil, nil
+		if end.Err != nil {
+			// The stream ended with an error no break was recorded for
+			// (the caller's cancellation, which says nothing of the
+			// target): its part ends with it.
+			a.Action, a.Err = NextTarget, end.Err
+		}
 		obs.o.AttemptEnd(ctx, a)
 	}
 	end.Attempts = obs.attempts

@@ -389,6 +389,13 @@ func errType(err error) string {
 	switch {
 	case err == nil, err == io.EOF:
 		return ""
+	case errors.Is(err, context.Canceled):
+		// First: a stream the caller's cancellation cut ends with
+		// ErrStreamTruncated and the cancellation, not the provider's
+		// failure.
+		return "canceled"
+	case errors.Is(err, context.DeadlineExceeded):
+		return "timeout"
 	case errors.As(err, &se):
 		return "stream_error"
 	case errors.Is(err, gwtransport.ErrStreamTruncated):
@@ -411,10 +418,6 @@ func errType(err error) string {
 		return "missing_credentials"
 	case errors.Is(err, gwtransport.ErrNoTarget):
 		return "no_target"
-	case errors.Is(err, context.Canceled):
-		return "canceled"
-	case errors.Is(err, context.DeadlineExceeded):
-		return "timeout"
 	}
 	var ge *gwtransport.Error
 	if errors.As(err, &ge) {

@@ -198,6 +198,7 @@ func TestReviewStreamCanceledMidway(t *testing.T) {
 	t.Logf("request error.type=%v, attempt action=%v status=%v", reviewAttr(reqs[0], "error.type"), reviewAttr(att[0], "gwtransport.action"), att[0].Status)
 	assert.Equal(t, "canceled", reviewAttr(reqs[0], "error.type"), "README lists `canceled` as the error.type of a cancelled request: %v", v)
 	assert.Equal(t, codes.Error, att[0].Status.Code, "the attempt whose stream was cut ends as a success: %v", v)
+	assert.Equal(t, "canceled", reviewAttr(att[0], "error.type"), "%v", v)
 }
 
 var _ = trace.SpanKindClient

@@ -1,6 +1,7 @@
 package gwtransport_test
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/gwtransport/gwtransport"
+	"github.com/gwtransport/gwtransport/gatewaytest"
 )
 
 // TestObserverUnsentRecordedAttempt: an attempt recorded though it could
@@ -49,5 +51,46 @@ func TestObserverUnsentRecordedAttempt(t *testing.T) {
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
 	assert.Equal(t, onAttempt, rec.ends, "AttemptEnd gets the attempts as recorded")
+	assert.Empty(t, rec.problems())
+}
+
+// TestObserverStreamCanceledMidway: the caller cancels its context while
+// reading a committed stream. Nothing is recorded (the target is not to
+// blame), but the part's AttemptEnd carries the cut: Action NextTarget
+// and the stream's error, the cancellation in it; the request ends with
+// the same error.
+func TestObserverStreamCanceledMidway(t *testing.T) {
+	a := server(t, "a", "sk-a")
+	a.Enqueue(gatewaytest.Fault{StallAfter: 2})
+	rec := &rnewEnds{obsRecorder: newObsRecorder()}
+	var onAttempt []gwtransport.Attempt
+	tr, err := gwtransport.NewTransport(rec.wrap(http.DefaultTransport), []string{"pa/m1"}, noEnv(), provider("pa", a, "sk-a"),
+		gwtransport.WithClock(newFakeClock()), gwtransport.WithObserver(rec),
+		gwtransport.WithOnAttempt(func(x gwtransport.Attempt) { onAttempt = append(onAttempt, x) }))
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, a.URL+"/chat/completions",
+		strings.NewReader(`{"model":"gateway","messages":[],"stream":true}`))
+	req.Header.Set("Authorization", "Bearer sk-a")
+	res, err := tr.RoundTrip(req)
+	require.NoError(t, err)
+	buf := make([]byte, 16)
+	_, err = res.Body.Read(buf)
+	require.NoError(t, err)
+	cancel()
+	_, err = io.ReadAll(res.Body)
+	require.ErrorIs(t, err, context.Canceled)
+	res.Body.Close()
+	require.Len(t, onAttempt, 1, "only the success is recorded")
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	require.Len(t, rec.ends, 1)
+	e := rec.ends[0]
+	assert.Equal(t, "pa/m1", e.Target)
+	assert.Equal(t, 200, e.Status)
+	assert.Equal(t, gwtransport.NextTarget, e.Action)
+	assert.ErrorIs(t, e.Err, context.Canceled)
+	assert.Equal(t, err, e.Err, "the stream's error")
 	assert.Empty(t, rec.problems())
 }
