@@ -40,7 +40,9 @@ const (
 	// AttrAction is what the gateway did after an attempt: "succeed",
 	// "retry_same", "next_target", "fail_fast".
 	AttrAction = attribute.Key("gwtransport.action")
-	// AttrAttempts is the number of attempts of a request.
+	// AttrAttempts is the number of attempts of a request: its attempt
+	// spans (the break of a committed stream, which the gateway records
+	// as an attempt of its own, ends its part's span and is not counted).
 	AttrAttempts = attribute.Key("gwtransport.attempts")
 	// AttrClosedEarly marks a stream the caller closed before its end.
 	AttrClosedEarly = attribute.Key("gwtransport.stream.closed_early")
@@ -150,6 +152,7 @@ type request struct {
 	model   string
 	targets map[string]targetInfo
 	last    string // the last attempt's target
+	n       int    // the attempts started (see AttrAttempts)
 }
 
 // targetInfo is what a request's span and metrics say of a target.
@@ -229,6 +232,7 @@ func (o *Observer) AttemptStart(ctx context.Context, a gwtransport.ObservedAttem
 		op = r.op
 		r.targets[a.Target] = targetInfo{provider: Provider(a.Provider), address: a.ServerAddress, port: a.ServerPort}
 		r.last = a.Target
+		r.n++
 	}
 	attrs[0] = attrOperation.String(op)
 	if a.ServerAddress != "" {
@@ -301,7 +305,7 @@ func (o *Observer) RequestEnd(ctx context.Context, end gwtransport.ObservedEnd) 
 	}
 	span := r.span
 	span.SetAttributes(metricAttrs...)
-	span.SetAttributes(AttrAttempts.Int(len(end.Attempts)))
+	span.SetAttributes(AttrAttempts.Int(r.n))
 	if end.Target != "" {
 		span.SetAttributes(AttrTarget.String(end.Target))
 	}
