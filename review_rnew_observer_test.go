@@ -269,9 +269,11 @@ func TestReviewObserverOutcomes(t *testing.T) {
 func TestReviewKeyRaceAttemptEnd(t *testing.T) {
 	a := server(t, "a", "sk-a")
 	rec := &rnewEnds{obsRecorder: newObsRecorder()}
+	var recorded atomic.Int64
 	tr, err := gwtransport.NewTransport(rec.wrap(http.DefaultTransport), []string{"pa/m1"}, noEnv(),
 		gwtransport.WithProvider(gwtransport.Provider{Name: "pa", BaseURL: a.URL, APIKey: "sk-a", KeyInterval: gwtransport.Duration(2 * time.Millisecond)}),
-		gwtransport.WithObserver(rec), gwtransport.WithCircuitBreaker(gwtransport.Breaker{Disabled: true}))
+		gwtransport.WithObserver(rec), gwtransport.WithCircuitBreaker(gwtransport.Breaker{Disabled: true}),
+		gwtransport.WithOnAttempt(func(gwtransport.Attempt) { recorded.Add(1) }))
 	require.NoError(t, err)
 	var wg sync.WaitGroup
 	var errs atomic.Int64
@@ -305,5 +307,6 @@ func TestReviewKeyRaceAttemptEnd(t *testing.T) {
 	}
 	t.Logf("%d attempt ends, %d naming no target", len(rec.ends), bad)
 	assert.Zero(t, bad, "attempt ends naming no target (key races)")
+	assert.Equal(t, int(recorded.Load()), len(rec.ends), "one AttemptEnd per attempt recorded, none for a target given back")
 	assert.Empty(t, rec.problems())
 }
