@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"time"
 )
 
 // Observer watches the routed requests of a gateway with their contexts,
@@ -18,7 +19,10 @@ import (
 // For every routed request, RequestStart is called once, then
 // AttemptStart and AttemptEnd once per attempt, in that order, then
 // RequestEnd exactly once, also when the request fails, and nothing after
-// it. A request refused before any attempt (ErrMalformedBody, a URL the
+// it. An attempt is a request sent to a target, or one recorded though it
+// could not be sent (no key, a URL that cannot be made: its start and end
+// come together); a target given back to the picker before anything was
+// sent (another request took the provider's last free key) is none. A request refused before any attempt (ErrMalformedBody, a URL the
 // gateway cannot route) gets its start and, at once, its end with the
 // error. The request ends when the caller is done with it: a
 // non-streamed request when RoundTrip returns (its body, verified, is in
@@ -40,7 +44,13 @@ type Observer interface {
 	// attempt as recorded (the same value WithOnAttempt receives). A
 	// committed stream's attempt ends when its part of the stream ends:
 	// with its success when it completed or the caller closed it, with
-	// the break (an Attempt with Status 200 and Err) when it broke.
+	// the break (an Attempt with Status 200 and Err) when it broke; when
+	// the caller's cancellation cut it (not recorded: the target is not
+	// to blame), with Action NextTarget and the stream's error. An
+	// attempt still in flight when its request ends (a continuation when
+	// the caller closes the stream) ends then, unrecorded, as it is
+	// known: its Route, Target, Try, Continued and Duration, Action
+	// NextTarget and Err context.Canceled.
 	AttemptEnd(ctx context.Context, a Attempt)
 	// RequestEnd is called once with the context RequestStart returned
 	// and the request's outcome.
@@ -109,7 +119,9 @@ type ObservedEnd struct {
 	// Err is the error the caller got from RoundTrip, or that ended a
 	// committed stream (ErrStreamTruncated, ErrStreamIdle,
 	// ErrStreamMalformed, a *StreamError); nil for a success, and for a
-	// final failure handed over as a response (see Status).
+	// final failure handed over as a response: its Status, or, with a
+	// success status (a stream whose first event is an error), the last
+	// of Attempts, whose Action is not Succeed, tells it.
 	Err error
 	// ClosedEarly reports a stream the caller closed before its end.
 	ClosedEarly bool
@@ -203,6 +215,15 @@ type observation struct {
 
 	index int
 	actx  context.Context // the attempt started and not yet ended
+	// cur is that attempt, and its start.
+	cur      ObservedAttempt
+	curStart time.Time
+	// pend is an attempt not sent yet, with the context to start it in:
+	// started when it is sent, or when it is recorded unsent (no key, no
+	// URL); never when its target is given back to the picker unrecorded
+	// (a key race).
+	pend    *ObservedAttempt
+	pendCtx context.Context
 	// open is a committed stream's attempt, ended with its stream part.
 	open     *Attempt
 	openCtx  context.Context
@@ -256,19 +277,25 @@ func (r *run) observeStart(rt *route, model string) {
 	r.obs = obs
 }
 
-// attemptStart tells the observer an attempt starts; it returns the
-// marked context of the attempt's request.
-func (r *run) attemptStart(ctx context.Context, rt *route, t *target, try int, continued bool) *attemptCtx {
+// attemptStart tells the observer an attempt starts, when sent is true:
+// it returns the marked context of the attempt's request. An attempt not
+// sent (its request could not be made) is kept pending, and nil is
+// returned: it is observed only if it is recorded (see attemptRecorded).
+func (r *run) attemptStart(ctx context.Context, rt *route, t *target, try int, continued, sent bool) *attemptCtx {
 	obs := r.obs
 	obs.mu.Lock()
 	defer obs.mu.Unlock()
 	if obs.done {
+		if !sent {
+			return nil
+		}
 		return &attemptCtx{ctx}
 	}
-	obs.endAttempt(nil) // one given back to the picker unrecorded (a key race)
-	obs.index++
-	a := ObservedAttempt{Route: rt.name, Target: t.name, Provider: t.prov.name, Model: t.model, Try: try, Index: obs.index,
-		Fallback: obs.lastTgt != "" && obs.lastTgt != t.name, Continuation: continued, Previous: obs.previous}
+	// One sent and given back to the picker unrecorded (a base transport
+	// answering ErrNoTarget): ended as it is known.
+	obs.endUnrecorded(ErrNoTarget)
+	a := ObservedAttempt{Route: rt.name, Target: t.name, Provider: t.prov.name, Model: t.model, Try: try,
+		Continuation: continued, Previous: obs.previous}
 	if u, err := targetURL(&r.origin, t.prov, t.model); err == nil {
 		a.ServerAddress = u.Hostname()
 		a.ServerPort, _ = strconv.Atoi(u.Port())
@@ -281,13 +308,28 @@ func (r *run) attemptStart(ctx context.Context, rt *route, t *target, try int, c
 			}
 		}
 	}
-	obs.lastTgt = t.name
+	obs.pend, obs.pendCtx = &a, ctx
+	if !sent {
+		return nil
+	}
+	return &attemptCtx{obs.start()}
+}
+
+// start starts the pending attempt: it numbers it and tells the observer.
+// Called with mu held.
+func (obs *observation) start() context.Context {
+	a, ctx := *obs.pend, obs.pendCtx
+	obs.pend, obs.pendCtx = nil, nil
+	obs.index++
+	a.Index = obs.index
+	a.Fallback = obs.lastTgt != "" && obs.lastTgt != a.Target
+	obs.lastTgt = a.Target
 	actx := obs.o.AttemptStart(ctx, a)
 	if actx == nil {
 		actx = ctx
 	}
-	obs.actx = actx
-	return &attemptCtx{actx}
+	obs.actx, obs.cur, obs.curStart = actx, a, time.Now()
+	return actx
 }
 
 // attemptRecorded tells the observer an attempt ended, when it did: a
@@ -311,6 +353,11 @@ func (r *run) attemptRecorded(a Attempt) {
 		obs.o.AttemptEnd(ctx, a)
 		return
 	}
+	if obs.actx == nil && obs.pend != nil {
+		// Recorded though never sent (no key, no URL): started now, to
+		// end at once.
+		obs.start()
+	}
 	if a.Action == Succeed && r.info.stream && obs.actx != nil {
 		obs.openCtx, obs.actx = obs.actx, nil
 		obs.open = &a
@@ -319,18 +366,27 @@ func (r *run) attemptRecorded(a Attempt) {
 	obs.endAttempt(&a)
 }
 
-// endAttempt ends the attempt started and not ended, if any, with a (or
-// an unsent attempt when a is nil). Called with mu held.
+// endAttempt ends the attempt started and not ended, if any, with a.
+// Called with mu held.
 func (obs *observation) endAttempt(a *Attempt) {
 	if obs.actx == nil {
 		return
 	}
 	ctx := obs.actx
 	obs.actx = nil
-	if a == nil {
-		a = &Attempt{Action: NextTarget, Err: ErrNoTarget}
-	}
 	obs.o.AttemptEnd(ctx, *a)
+}
+
+// endUnrecorded ends the attempt started and not recorded, if any, as it
+// is known: its target and try, Action NextTarget and err (the request
+// ended while it was in flight: context.Canceled). Called with mu held.
+func (obs *observation) endUnrecorded(err error) {
+	if obs.actx == nil {
+		return
+	}
+	c := obs.cur
+	obs.endAttempt(&Attempt{Route: c.Route, Target: c.Target, Try: c.Try, Action: NextTarget, Err: err,
+		Duration: time.Since(obs.curStart), Continued: c.Continuation})
 }
 
 // requestEnd ends the observation once: the attempts still open, then the
@@ -343,10 +399,19 @@ func (r *run) requestEnd(end ObservedEnd) {
 		return
 	}
 	obs.done = true
-	obs.endAttempt(nil)
+	obs.pend, obs.pendCtx = nil, nil
+	// An attempt in flight (a continuation when the caller closes the
+	// stream): the end cancels it.
+	obs.endUnrecorded(context.Canceled)
 	if obs.open != nil {
 		ctx, a := obs.openCtx, *obs.open
 		obs.open, obs.openCtx = nil, nil
+		if end.Err != nil {
+			// The stream ended with an error no break was recorded for
+			// (the caller's cancellation, which says nothing of the
+			// target): its part ends with it.
+			a.Action, a.Err = NextTarget, end.Err
+		}
 		obs.o.AttemptEnd(ctx, a)
 	}
 	end.Attempts = obs.attempts

@@ -334,4 +334,14 @@ func isDecimal(v string, fraction bool) bool {
 }
 
 // errTimeout is the cause recorded when an attempt's own timeout fires.
-var errTimeout = errors.New("attempt timed out")
+// It reports Timeout() true, as a network timeout does, so that a tracer
+// classifying errors by that method sees it as one.
+var errTimeout error = timeoutError{}
+
+// timeoutError is errTimeout's type.
+type timeoutError struct{}
+
+func (timeoutError) Error() string { return "attempt timed out" }
+
+// Timeout reports that the error is a timeout.
+func (timeoutError) Timeout() bool { return true }

@@ -743,8 +743,15 @@ func (r *run) attempt(ctx context.Context, rt *route, t *target, try int, body [
 		r.mark = &attemptCtx{ctx} // the caller's, the same for every attempt
 	}
 	mark := r.mark
+	// An observed attempt's request is made first: its target given back
+	// to the picker before it is sent (a key race) is no attempt.
+	var pre *http.Request
+	preKey, preErr := -1, error(nil)
 	if r.obs != nil {
-		mark = r.attemptStart(ctx, rt, t, try, ctx != r.obs.ctx) // a continuation runs under the stream's context
+		pre, preKey, preErr = g.newAttemptRequest(ctx, r.req, &r.origin, t, body, r.ownCreds != nil, s.clock.Now())
+		if m := r.attemptStart(ctx, rt, t, try, ctx != r.obs.ctx, preErr == nil); m != nil { // a continuation runs under the stream's context
+			mark = m
+		}
 	}
 	actx, cancel := r.attemptContext(mark) // marked: no gateway layer below routes it again
 	limit := t.attemptLimit(r.info.stream)
@@ -791,7 +798,12 @@ func (r *run) attempt(ctx context.Context, rt *route, t *target, try int, body [
 		return a
 	}
 
-	out, keyIdx, err := g.newAttemptRequest(actx, r.req, &r.origin, t, body, r.ownCreds != nil, s.clock.Now())
+	out, keyIdx, err := pre, preKey, preErr
+	if r.obs == nil {
+		out, keyIdx, err = g.newAttemptRequest(actx, r.req, &r.origin, t, body, r.ownCreds != nil, s.clock.Now())
+	} else if err == nil {
+		out = out.WithContext(actx) // the observer's context
+	}
 	if err == nil && body == nil && r.splice != nil {
 		err = r.splice.attach(out) // the caller's bytes, edited as they are sent
 	}

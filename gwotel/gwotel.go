@@ -40,7 +40,9 @@ const (
 	// AttrAction is what the gateway did after an attempt: "succeed",
 	// "retry_same", "next_target", "fail_fast".
 	AttrAction = attribute.Key("gwtransport.action")
-	// AttrAttempts is the number of attempts of a request.
+	// AttrAttempts is the number of attempts of a request: its attempt
+	// spans (the break of a committed stream, which the gateway records
+	// as an attempt of its own, ends its part's span and is not counted).
 	AttrAttempts = attribute.Key("gwtransport.attempts")
 	// AttrClosedEarly marks a stream the caller closed before its end.
 	AttrClosedEarly = attribute.Key("gwtransport.stream.closed_early")
@@ -150,6 +152,7 @@ type request struct {
 	model   string
 	targets map[string]targetInfo
 	last    string // the last attempt's target
+	n       int    // the attempts started (see AttrAttempts)
 }
 
 // targetInfo is what a request's span and metrics say of a target.
@@ -229,6 +232,7 @@ func (o *Observer) AttemptStart(ctx context.Context, a gwtransport.ObservedAttem
 		op = r.op
 		r.targets[a.Target] = targetInfo{provider: Provider(a.Provider), address: a.ServerAddress, port: a.ServerPort}
 		r.last = a.Target
+		r.n++
 	}
 	attrs[0] = attrOperation.String(op)
 	if a.ServerAddress != "" {
@@ -301,7 +305,7 @@ func (o *Observer) RequestEnd(ctx context.Context, end gwtransport.ObservedEnd) 
 	}
 	span := r.span
 	span.SetAttributes(metricAttrs...)
-	span.SetAttributes(AttrAttempts.Int(len(end.Attempts)))
+	span.SetAttributes(AttrAttempts.Int(r.n))
 	if end.Target != "" {
 		span.SetAttributes(AttrTarget.String(end.Target))
 	}
@@ -355,14 +359,29 @@ func attemptErrorType(a gwtransport.Attempt) string {
 	return ""
 }
 
-// errorType is a request's error.type: empty for a success, the status of
-// a failure handed over, else the kind of the error.
+// errorType is a request's error.type: empty for a success, the kind of
+// the error the caller got, else, for a final failure handed over as a
+// response, its status (a redirect included, as on its attempt's span) or,
+// when it has a success status (an in-band error the caller's SDK raises),
+// the kind of its attempt's failure.
 func errorType(end gwtransport.ObservedEnd) string {
 	switch {
 	case end.Err != nil:
 		return errType(end.Err)
-	case end.Status >= 400:
+	case end.Status >= 300 || end.Status != 0 && end.Status < 200:
 		return strconv.Itoa(end.Status)
+	case end.Status == 0 || end.ClosedEarly:
+		// (A stream the caller closed before its end is no failure, even
+		// when a part of it broke before.)
+		return ""
+	}
+	// A success status: the response is a failure handed over when the
+	// request's last attempt did not succeed.
+	if n := len(end.Attempts); n > 0 && end.Attempts[n-1].Action != gwtransport.Succeed {
+		if et := attemptErrorType(end.Attempts[n-1]); et != "" {
+			return et
+		}
+		return "_OTHER"
 	}
 	return ""
 }
@@ -374,6 +393,13 @@ func errType(err error) string {
 	switch {
 	case err == nil, err == io.EOF:
 		return ""
+	case errors.Is(err, context.Canceled):
+		// First: a stream the caller's cancellation cut ends with
+		// ErrStreamTruncated and the cancellation, not the provider's
+		// failure.
+		return "canceled"
+	case errors.Is(err, context.DeadlineExceeded):
+		return "timeout"
 	case errors.As(err, &se):
 		return "stream_error"
 	case errors.Is(err, gwtransport.ErrStreamTruncated):
@@ -396,10 +422,6 @@ func errType(err error) string {
 		return "missing_credentials"
 	case errors.Is(err, gwtransport.ErrNoTarget):
 		return "no_target"
-	case errors.Is(err, context.Canceled):
-		return "canceled"
-	case errors.Is(err, context.DeadlineExceeded):
-		return "timeout"
 	}
 	var ge *gwtransport.Error
 	if errors.As(err, &ge) {

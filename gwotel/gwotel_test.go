@@ -405,7 +405,7 @@ func TestSpansAndMetrics(t *testing.T) {
 						Attrs: attemptAttrs("pa/m1", "pa", "m1", 1, 1, false, pa, map[string]any{"gwtransport.action": "next_target", "http.response.status_code": int64(200), "error.type": "stream_truncated"})},
 					{Name: "chat gateway", Kind: trace.SpanKindClient, Status: codes.Error, Desc: "stream_truncated", Attrs: reqAttrs("gateway", map[string]any{
 						"gen_ai.provider.name": "pa", "gen_ai.response.model": "m1", "server.address": "127.0.0.1", "server.port": int64(pa),
-						"gwtransport.attempts": int64(2), "gwtransport.target": "pa/m1", "http.response.status_code": int64(200), "error.type": "stream_truncated",
+						"gwtransport.attempts": int64(1), "gwtransport.target": "pa/m1", "http.response.status_code": int64(200), "error.type": "stream_truncated",
 					})},
 				}
 			},
