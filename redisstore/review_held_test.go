@@ -51,7 +51,7 @@ func TestReviewHeldMalformedMessages(t *testing.T) {
 	for _, m := range []string{"", "|||", "garbage", fp + "|x|1|-1|0|0|0|99999999999999999|0", fp + "|x|1|999|0|0|0|99999999999999999|0",
 		fp + "|x|4|0|-1|0|0|1|0", fp + "|x|4|0|0|99|0|1|0", fp + "|x|3|0|5|-7|0|1|0", fp + "|x|77|0|0|0|0|0|0", fp + "|x|100|-5|0|0|0|0|0",
 		fp + "|x|5|0|0|0|0|0|-5", fp + "|x|1|0|0|0|abc|1|0", fp + "|x|1|0|0|0|0|1|0|extra"} {
-		require.NoError(t, cl.Publish(context.Background(), "gwtransport:events", m).Err())
+		require.NoError(t, cl.Publish(context.Background(), "gwtransport:events:0", m).Err())
 	}
 	require.NoError(t, cl.Set(context.Background(), "gwtransport:"+fp+":b:1", "garbage", time.Minute).Err())
 	require.NoError(t, cl.LPush(context.Background(), "gwtransport:"+fp+":b:0", "x").Err())

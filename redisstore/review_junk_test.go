@@ -2,6 +2,8 @@ package redisstore_test
 
 import (
 	"context"
+	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -80,7 +82,9 @@ func TestReviewJunkFactOnChannelDisablesKeyForever(t *testing.T) {
 	cl := redis.NewClient(&redis.Options{Addr: r.Addr()})
 	defer cl.Close()
 	fp := c.replicas[0].store.l.Fingerprint
-	require.NoError(t, cl.Publish(context.Background(), "gwtransport:events",
+	// Facts name keys by their salted fingerprint: junk naming a key by
+	// its position ("0") names no key and is ignored.
+	require.NoError(t, cl.Publish(context.Background(), "gwtransport:events:0",
 		fp+"|junkwriter|4|0|0|0|0|9223372036854775807|0").Err())
 	time.Sleep(200 * time.Millisecond)
 	ks := c.stat(0, "p0/m").Keys
@@ -88,6 +92,22 @@ func TestReviewJunkFactOnChannelDisablesKeyForever(t *testing.T) {
 	assert.NotEqual(t, 2262, ks[0].Until.Year(), "a key is disabled at most 10 minutes: %s %s", ks[0].State, ks[0].Until)
 	_, err := c.send(t, 0)
 	assert.NoError(t, err, "junk on the channel makes no request fail")
+	// Junk naming the key by its fingerprint: until 2262 (beyond any
+	// span a replica sends), ignored; for 23 hours (more than this
+	// configuration allows), the key is disabled for 10 minutes at most.
+	kfp := c.replicas[0].store.l.Providers[0].Keys[0]
+	require.NoError(t, cl.Publish(context.Background(), "gwtransport:events:0",
+		fp+"|junkwriter|4|0|0|"+kfp+"|0|9223372036854775807|0").Err())
+	time.Sleep(200 * time.Millisecond)
+	require.Equal(t, "active", c.stat(0, "p0/m").Keys[0].State)
+	require.NoError(t, cl.Publish(context.Background(), "gwtransport:events:0",
+		fp+"|junkwriter|4|0|0|"+kfp+"|0|"+strconv.FormatInt(int64(23*time.Hour), 10)+"|0").Err())
+	require.Eventually(t, func() bool { return c.stat(0, "p0/m").Keys[0].State == "disabled" }, 3*time.Second, time.Millisecond)
+	ks = c.stat(0, "p0/m").Keys
+	assert.Equal(t, c.clock.Now().Add(10*time.Minute), ks[0].Until, "a key is disabled at most 10 minutes")
+	c.clock.Advance(10*time.Minute + time.Second)
+	_, err = c.send(t, 0)
+	assert.NoError(t, err, "10 minutes later the key serves again")
 }
 
 // The same through a key: another writer puts an absurd open-until in a
@@ -102,12 +122,27 @@ func TestReviewJunkBreakerKeyOpensForever(t *testing.T) {
 	ctx := context.Background()
 	fp := c.replicas[0].store.l.Fingerprint
 	require.NoError(t, cl.Set(ctx, "gwtransport:"+fp+":b:0", "0:9223372036854775807", time.Hour).Err())
+	resyncs := c.replicas[0].store.Stats().Resyncs
 	require.NoError(t, cl.ClientKillByFilter(ctx, "TYPE", "pubsub").Err())
-	require.Eventually(t, func() bool { return c.breakerOf(0, "p0/m") != gwtransport.BreakerClosed }, 3*time.Second, time.Millisecond, "resynchronised")
+	require.Eventually(t, func() bool { return c.replicas[0].store.Stats().Resyncs > resyncs }, 3*time.Second, time.Millisecond, "resynchronised")
 	st := c.stat(0, "p0/m")
 	assert.NotEqual(t, 2262, st.BreakerUntil.Year(), "a breaker is open at most max(Cooldown, MaxRest): %s %s", st.Breaker, st.BreakerUntil)
+	assert.Equal(t, gwtransport.BreakerClosed, st.Breaker, "a span no replica writes is junk, ignored")
 	_, err := c.send(t, 0)
 	assert.NoError(t, err, "junk in the namespace makes no request fail")
+
+	// A plausible span (23 hours, in Redis's clock), more than this
+	// configuration allows: open for max(Cooldown, WithMaxRest) at most.
+	tm, err := cl.Time(ctx).Result()
+	require.NoError(t, err)
+	now := tm.UnixMilli()
+	require.NoError(t, cl.Set(ctx, "gwtransport:"+fp+":b:0", fmt.Sprintf("%d:%d", now, now+(23*time.Hour).Milliseconds()), time.Hour).Err())
+	resyncs = c.replicas[0].store.Stats().Resyncs
+	require.NoError(t, cl.ClientKillByFilter(ctx, "TYPE", "pubsub").Err())
+	require.Eventually(t, func() bool { return c.replicas[0].store.Stats().Resyncs > resyncs }, 3*time.Second, time.Millisecond, "resynchronised")
+	st = c.stat(0, "p0/m")
+	require.Equal(t, gwtransport.BreakerOpen, st.Breaker)
+	assert.Equal(t, c.clock.Now().Add(gwtransport.DefaultMaxRest), st.BreakerUntil, "open at most max(Cooldown, MaxRest)")
 }
 
 // The junk fact does not stay in the mirror: at its next resynchronisation
@@ -122,7 +157,9 @@ func TestReviewJunkFactWrittenBackForever(t *testing.T) {
 	defer cl.Close()
 	ctx := context.Background()
 	fp := c.replicas[0].store.l.Fingerprint
-	require.NoError(t, cl.Publish(ctx, "gwtransport:events", fp+"|junkwriter|4|0|0|0|0|9223372036854775807|0").Err())
+	kfp := c.replicas[0].store.l.Providers[0].Keys[0]                                                                         // facts name keys by fingerprint
+	require.NoError(t, cl.Publish(ctx, "gwtransport:events:0", fp+"|junkwriter|4|0|0|"+kfp+"|0|9223372036854775807|0").Err()) // ignored
+	require.NoError(t, cl.Publish(ctx, "gwtransport:events:0", fp+"|junkwriter|4|0|0|"+kfp+"|0|"+strconv.FormatInt(int64(23*time.Hour), 10)+"|0").Err())
 	time.Sleep(100 * time.Millisecond)
 	require.NoError(t, cl.ClientKillByFilter(ctx, "TYPE", "pubsub").Err()) // a resynchronisation
 	var keys []string
@@ -133,6 +170,7 @@ func TestReviewJunkFactWrittenBackForever(t *testing.T) {
 	ttl, err := cl.PTTL(ctx, keys[0]).Result()
 	require.NoError(t, err)
 	assert.LessOrEqual(t, ttl, 24*time.Hour, "%s lives %s", keys[0], ttl)
+	assert.LessOrEqual(t, ttl, 11*time.Minute, "%s lives %s: a disablement of 10 minutes at most, and a minute's margin", keys[0], ttl)
 }
 
 // Junk in a probe lease's key (another writer, no expiry): the lease
