@@ -309,6 +309,7 @@ type Store struct {
 	down   atomic.Bool   // the last command (or ping) failed: the request path stays local
 	outage atomic.Bool   // an outage was logged and its end was not
 	leaseN atomic.Uint64 // probe leases taken, for their ids
+	lastOK atomic.Int64  // when (real clock, ns) a request-path call last answered, or Redis came back
 
 	mu      sync.Mutex
 	pending map[slot]pendingFact
@@ -534,13 +535,22 @@ func (s *Store) failed(err error, requestPath bool) {
 		}
 	case requestPath && (errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()):
 		s.slow.Add(1)
+		if time.Since(time.Unix(0, s.lastOK.Load())) > s.overrunOutage() {
+			s.fail(err) // no call answered in time for a while: Redis is stuck
+		}
 	default:
 		s.fail(err)
 	}
 }
 
+// overrunOutage is how long request-path calls may overrun their bound
+// with none answering in time before Redis is declared down (a stopped
+// or stuck Redis); a shorter overrun only makes its own calls local.
+func (s *Store) overrunOutage() time.Duration { return max(10*s.cfg.timeout, 100*time.Millisecond) }
+
 // up marks Redis reachable, logs the end of an outage, and resynchronises.
 func (s *Store) up() {
+	s.lastOK.Store(time.Now().UnixNano())
 	s.down.Store(false)
 	if s.outage.CompareAndSwap(true, false) {
 		if l := s.logger(); l != nil {
@@ -569,6 +579,7 @@ func (s *Store) call(f func(ctx context.Context) error) bool {
 		s.failed(err, true)
 		return false
 	}
+	s.lastOK.Store(time.Now().UnixNano())
 	return true
 }
 
@@ -906,9 +917,7 @@ func (s *Store) subscriber() {
 func (s *Store) ping() error {
 	ctx, cancel := context.WithTimeout(s.ctx, max(s.cfg.retry, 100*time.Millisecond))
 	defer cancel()
-	o := s.cfg.options()
-	o.PoolSize, o.MaxIdleConns = 1, 0
-	c := redis.NewClient(o)
+	c := redis.NewClient(s.cfg.options()) // one dial: never the PoolSize failed dials that start go-redis's background dialer
 	defer c.Close()
 	return c.Ping(ctx).Err()
 }
