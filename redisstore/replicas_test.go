@@ -78,7 +78,7 @@ func TestReplicasOneProbeAtATime(t *testing.T) {
 	require.Equal(t, map[string]int{"p0/m": 1, "p1/m": 14}, served)
 	require.Equal(t, 2, c.servers[0].Count(), "the failure, then one probe")
 	for i := 0; i < 3; i++ {
-		require.Eventually(t, func() bool { return c.breakerOf(i, "p0/m") == gwtransport.BreakerClosed }, 2*time.Second, time.Millisecond, "replica %d", i)
+		require.Eventually(t, func() bool { return c.breakerOf(i, "p0/m") == gwtransport.BreakerClosed }, 2*time.Second, time.Millisecond, "replica %d %+v", i, c.stat(i, "p0/m"))
 	}
 }
 

@@ -311,6 +311,9 @@ type Store struct {
 	leaseN atomic.Uint64 // probe leases taken, for their ids
 	lastOK atomic.Int64  // when (real clock, ns) a request-path call last answered, or Redis came back
 
+	subscribed   atomic.Bool  // the subscription is up
+	wanted, done atomic.Int64 // resynchronisations asked for, and the latest done
+
 	mu      sync.Mutex
 	pending map[slot]pendingFact
 	order   []slot
@@ -438,8 +441,17 @@ func (s *Store) Stats() Stats {
 	return Stats{Dropped: s.drops.Load(), Errors: s.errs.Load(), Slow: s.slow.Load(), Published: s.published.Load(), Received: s.received.Load(), Resyncs: s.resyncs.Load()}
 }
 
-// Connected reports whether Redis answered last time.
-func (s *Store) Connected() bool { return !s.down.Load() }
+// Connected reports whether Redis answers, the replica is subscribed to
+// the other replicas' changes, and no resynchronisation is due.
+func (s *Store) Connected() bool {
+	return !s.down.Load() && s.subscribed.Load() && s.done.Load() == s.wanted.Load()
+}
+
+// askResync asks the maintainer for a resynchronisation.
+func (s *Store) askResync() {
+	s.wanted.Add(1)
+	signal(s.resync)
+}
 
 // session is the Store bound to one configuration.
 type session struct {
@@ -482,7 +494,7 @@ func (s *Store) Bind(l *gwtransport.Layout) (gwtransport.StoreSession, error) {
 	s.mu.Lock()
 	s.pending, s.order, s.latest = map[slot]pendingFact{}, nil, map[int]time.Time{} // the previous configuration's
 	s.mu.Unlock()
-	signal(s.resync)
+	s.askResync()
 	return ss, nil
 }
 
@@ -548,16 +560,16 @@ func (s *Store) failed(err error, requestPath bool) {
 // or stuck Redis); a shorter overrun only makes its own calls local.
 func (s *Store) overrunOutage() time.Duration { return max(10*s.cfg.timeout, 100*time.Millisecond) }
 
-// up marks Redis reachable, logs the end of an outage, and resynchronises.
+// up says Redis answers: it logs the end of an outage and asks for a
+// resynchronisation, whose success marks Redis reachable for the request
+// path.
 func (s *Store) up() {
-	s.lastOK.Store(time.Now().UnixNano())
-	s.down.Store(false)
 	if s.outage.CompareAndSwap(true, false) {
 		if l := s.logger(); l != nil {
 			l.Info("redisstore: Redis reachable again; resynchronising", "addr", s.cfg.addr)
 		}
 	}
-	signal(s.resync)
+	s.askResync()
 }
 
 func signal(c chan struct{}) {
@@ -885,6 +897,7 @@ func (s *Store) subscriber() {
 			return
 		}
 		if err != nil {
+			s.subscribed.Store(false)
 			s.errs.Add(1)
 			if perr := s.ping(); perr != nil {
 				s.fail(perr)
@@ -903,6 +916,7 @@ func (s *Store) subscriber() {
 		switch m := msg.(type) {
 		case *redis.Subscription:
 			if m.Kind == "subscribe" {
+				s.subscribed.Store(true)
 				s.up()
 			}
 		case *redis.Message:
@@ -933,13 +947,19 @@ func (s *Store) maintainer() {
 			return
 		case <-tick.C:
 		case <-s.resync:
-			if !s.down.Load() {
-				if err := s.resynchronise(); err != nil {
-					s.failed(err, false)
-				}
-				signal(s.wake) // write what waited
+			g := s.wanted.Load()
+			if err := s.resynchronise(); err != nil {
+				s.failed(err, false) // asked again at the next tick
+				continue
 			}
+			s.lastOK.Store(time.Now().UnixNano())
+			s.down.Store(false)
+			s.done.Store(g)
+			signal(s.wake) // write what waited
 			continue
+		}
+		if !s.down.Load() && s.done.Load() != s.wanted.Load() {
+			signal(s.resync)
 		}
 		if s.down.Load() {
 			if err := s.ping(); err != nil {
