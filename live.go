@@ -203,7 +203,7 @@ type RedisConfig struct {
 	Username string `json:"username,omitempty"`
 	// PasswordEnv names the environment variable holding the password.
 	PasswordEnv string `json:"password_env,omitempty"`
-	// Timeout bounds every Redis call on the request path (default 2ms).
+	// Timeout bounds every Redis call on the request path (default 10ms).
 	Timeout Duration `json:"timeout,omitempty"`
 }
 

@@ -28,7 +28,7 @@ const (
 	// DefaultPrefix starts every key and the channel.
 	DefaultPrefix = "gwtransport"
 	// DefaultTimeout bounds every Redis call on the request path.
-	DefaultTimeout = 2 * time.Millisecond
+	DefaultTimeout = 10 * time.Millisecond
 	// DefaultRetry is how often an unreachable Redis is tried again.
 	DefaultRetry = time.Second
 	// DefaultQueue bounds the changes waiting to be written.
@@ -211,7 +211,7 @@ func WithPassword(p string) Option {
 	return func(c *config) error { c.password = secret(p); return nil }
 }
 
-// WithTimeout bounds every Redis call on the request path (default 2 ms):
+// WithTimeout bounds every Redis call on the request path (default 10 ms):
 // past it the request goes on with this replica's own state.
 func WithTimeout(d time.Duration) Option {
 	return func(c *config) error {
