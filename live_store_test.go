@@ -25,6 +25,7 @@ type recStore struct {
 	refuse   time.Time // AcquireProbe refuses, held until then, when set
 	rr       uint64
 	rrOK     bool
+	acquires int // AcquireProbe calls
 }
 
 func (s *recStore) Bind(l *gwtransport.Layout) (gwtransport.StoreSession, error) {
@@ -48,6 +49,7 @@ func (s *recStore) NextRoundRobin(route int) (uint64, bool) {
 func (s *recStore) AcquireProbe(target int, until time.Time) (bool, time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.acquires++
 	if !s.refuse.IsZero() {
 		return false, s.refuse
 	}
@@ -313,4 +315,51 @@ func TestMirrorFactFreesOwnLease(t *testing.T) {
 	require.Equal(t, "p0/m", <-done)
 	require.Equal(t, gwtransport.BreakerClosed, f.tr.Stats()[0].Breaker)
 	require.Equal(t, []gwtransport.FactKind{gwtransport.FactBreakerOpen}, st.kinds(), "the probe's verdict found the breaker closed")
+}
+
+// Another replica took the probe lease (Mirror.ProbeTaken): an open
+// breaker past its cooldown, or a half-open one without a probe of its
+// own, waits for that probe without asking the Store, for at most this
+// replica's own lease (the attempt timeout); within the cooldown, or
+// closed, nothing changes; the probe freed, this replica probes.
+func TestMirrorProbeTaken(t *testing.T) {
+	st := &recStore{}
+	f := newFleet(t, 2, list, oneFailureOpens, gwtransport.WithStore(st), gwtransport.WithTimeout(20*time.Second))
+	m := st.layouts[0].Mirror
+	advance := func(d time.Duration) {
+		f.clock.mu.Lock()
+		f.clock.now = f.clock.now.Add(d)
+		f.clock.mu.Unlock()
+	}
+	m.ProbeTaken(0, time.Minute)
+	require.Equal(t, gwtransport.BreakerClosed, f.tr.Stats()[0].Breaker, "closed: nothing to wait for")
+	f.servers[0].Enqueue(gatewaytest.Fault{Status: 503})
+	require.Equal(t, "p1/m", served(t, f))
+	openUntil := f.tr.Stats()[0].BreakerUntil
+	m.ProbeTaken(0, time.Minute)
+	s := f.tr.Stats()[0]
+	require.Equal(t, gwtransport.BreakerOpen, s.Breaker, "within the cooldown")
+	require.Equal(t, openUntil, s.BreakerUntil)
+
+	advance(11 * time.Second)
+	m.ProbeTaken(0, time.Hour) // longer than this replica's lease (20 s)
+	s = f.tr.Stats()[0]
+	require.Equal(t, gwtransport.BreakerHalfOpen, s.Breaker)
+	require.Equal(t, f.clock.Now().Add(20*time.Second), s.BreakerUntil, "at most this replica's own lease")
+	require.Equal(t, "p1/m", served(t, f))
+	st.mu.Lock()
+	require.Zero(t, st.acquires, "the Store is not asked while the other replica's probe is out")
+	st.mu.Unlock()
+	m.ProbeTaken(0, 5*time.Second) // a new lease of the other replica
+	require.Equal(t, f.clock.Now().Add(5*time.Second), f.tr.Stats()[0].BreakerUntil)
+	m.ProbeTaken(0, -time.Second) // junk
+	m.ProbeTaken(9, time.Second)  // no such target
+	require.Equal(t, f.clock.Now().Add(5*time.Second), f.tr.Stats()[0].BreakerUntil)
+
+	m.ProbeFreed(0)
+	require.Equal(t, "p0/m", served(t, f), "the other probe freed: this replica probes")
+	st.mu.Lock()
+	require.Equal(t, 1, st.acquires)
+	st.mu.Unlock()
+	require.Equal(t, gwtransport.BreakerClosed, f.tr.Stats()[0].Breaker)
 }
