@@ -34,7 +34,6 @@ type rvReplica struct {
 	st   *capture
 	tr   *gwtransport.Transport
 	logs *syncBuffer
-	url  string
 }
 
 func rvNew(t *testing.T, addr string, clock gwtransport.Clock, models []string, storeOpts []redisstore.Option, opts ...gwtransport.Option) *rvReplica {

@@ -688,7 +688,6 @@ type pendingFact struct {
 	ss    *session
 	f     gwtransport.Fact
 	lease string // the probe lease the change frees, "" for none
-	at    time.Time
 }
 
 func slotOf(f gwtransport.Fact) slot {
