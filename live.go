@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"sort"
 	"strconv"
 	"sync"
@@ -88,7 +89,10 @@ const (
 )
 
 // Fact is one change of live state, as replicas exchange it. Times are
-// absolute instants of the gateway's clock ([WithClock]).
+// absolute instants of the gateway's clock ([WithClock]): the clocks of
+// two replicas differ, so a Store carries them between replicas as
+// durations (how long ago, how long from then) and the receiver adds its
+// own now.
 type Fact struct {
 	// Kind says what changed.
 	Kind FactKind
@@ -189,9 +193,9 @@ type StateConfig struct {
 // RedisConfig is the Redis section of a [StateConfig]. The password never
 // appears in it: PasswordEnv names the variable that holds it.
 type RedisConfig struct {
-	// Addr is host:port (default "127.0.0.1:6379").
+	// Addr is host:port (default "127.0.0.1:6379"); a port is required.
 	Addr string `json:"addr,omitempty"`
-	// DB is the database number.
+	// DB is the database number, 0 to 15.
 	DB int `json:"db,omitempty"`
 	// Prefix starts every key (default "gwtransport").
 	Prefix string `json:"prefix,omitempty"`
@@ -199,9 +203,14 @@ type RedisConfig struct {
 	Username string `json:"username,omitempty"`
 	// PasswordEnv names the environment variable holding the password.
 	PasswordEnv string `json:"password_env,omitempty"`
-	// Timeout bounds every Redis call on the request path (default 2ms).
+	// Timeout bounds every Redis call on the request path (default 10ms).
 	Timeout Duration `json:"timeout,omitempty"`
 }
+
+// maxRedisDB is the largest database number a configuration file may
+// name: Redis has 16 databases unless its "databases" setting says more
+// (redisstore.WithDB takes any).
+const maxRedisDB = 15
 
 // kind names the configured store, "" for memory.
 func (c *StateConfig) kind() string {
@@ -217,8 +226,17 @@ func (c *StateConfig) validate() error {
 		return nil
 	}
 	r := c.Redis
-	if r.DB < 0 {
-		return errConfig("state.redis.db", "must not be negative, got %d", r.DB)
+	if r.DB < 0 || r.DB > maxRedisDB {
+		return errConfig("state.redis.db", "must be 0 to %d (Redis's default 16 databases), got %d", maxRedisDB, r.DB)
+	}
+	if r.Addr != "" {
+		host, port, err := net.SplitHostPort(r.Addr)
+		if err != nil {
+			return errConfig("state.redis.addr", "must be host:port, got %q", r.Addr)
+		}
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 || host == "" {
+			return errConfig("state.redis.addr", "must be host:port with a port from 1 to 65535, got %q", r.Addr)
+		}
 	}
 	if r.Timeout < 0 {
 		return errConfig("state.redis.timeout", "must not be negative, got %s", time.Duration(r.Timeout))
@@ -256,9 +274,16 @@ type Mirror struct {
 }
 
 // Apply applies another replica's fact. A breaker fact older than the
-// local breaker's last change is ignored; rests only ever extend.
+// local breaker's last change is ignored; rests only ever extend. Its
+// times must be instants of this gateway's clock (a Store converts what
+// another replica sent, whose clock is not this one's). An end no local
+// transition could set is cut to the longest this configuration allows:
+// a breaker's max(Cooldown, WithMaxRest), a key's rest WithMaxRest, a
+// key's disablement 10 minutes, from now; junk from the Store never keeps
+// a target or a key out longer.
 func (m *Mirror) Apply(f Fact) {
 	g := m.g
+	now := g.s.clock.Now()
 	switch f.Kind {
 	case FactBreakerOpen, FactBreakerClosed, FactLatency:
 		if f.Target < 0 || f.Target >= len(g.live) {
@@ -267,9 +292,10 @@ func (m *Mirror) Apply(f Fact) {
 		t := g.live[f.Target]
 		switch f.Kind {
 		case FactBreakerOpen:
-			t.breaker.remoteOpen(g.s.clock.Now(), f.At, f.Until)
+			until := capUntil(now, f.Until, max(time.Duration(t.breaker.cfg.Cooldown), m.maxRest()))
+			t.breaker.remoteOpen(now, capAt(now, f.At), until)
 		case FactBreakerClosed:
-			t.breaker.remoteClose(f.At)
+			t.breaker.remoteClose(capAt(now, f.At))
 		case FactLatency:
 			if f.Latency > 0 {
 				t.stats.sample(f.Latency)
@@ -279,8 +305,37 @@ func (m *Mirror) Apply(f Fact) {
 		if f.Provider < 0 || f.Provider >= len(g.pools) {
 			return
 		}
-		g.pools[f.Provider].remoteRest(f.Key, f.Kind == FactKeyDisabled, f.Until)
+		limit := m.maxRest()
+		if f.Kind == FactKeyDisabled {
+			limit = keyDisabledFor
+		}
+		g.pools[f.Provider].remoteRest(f.Key, f.Kind == FactKeyDisabled, capUntil(now, f.Until, limit))
 	}
+}
+
+// maxRest is the longest rest a Retry-After gives here (WithMaxRest).
+func (m *Mirror) maxRest() time.Duration {
+	if r := m.g.s.maxRest; r > 0 {
+		return r
+	}
+	return DefaultMaxRest
+}
+
+// capUntil bounds an end another replica sent to now+limit.
+func capUntil(now, until time.Time, limit time.Duration) time.Time {
+	if lim := now.Add(limit); until.After(lim) {
+		return lim
+	}
+	return until
+}
+
+// capAt keeps another replica's instant of a change from being in this
+// replica's future (which would make every later local change look older).
+func capAt(now, at time.Time) time.Time {
+	if at.After(now) {
+		return now
+	}
+	return at
 }
 
 // ProbeFreed says another replica's probe of target ended without a
@@ -289,6 +344,20 @@ func (m *Mirror) ProbeFreed(target int) {
 	if target >= 0 && target < len(m.g.live) {
 		m.g.live[target].breaker.remoteFreed()
 	}
+}
+
+// ProbeTaken says another replica took target's probe lease for d (its
+// attempt timeout): until then (at most this replica's own lease length
+// from now) this replica waits for that probe's verdict rather than asking
+// the Store, so that one probe stays out even if the Store lost the lease.
+func (m *Mirror) ProbeTaken(target int, d time.Duration) {
+	if target < 0 || target >= len(m.g.live) || d <= 0 {
+		return
+	}
+	t := m.g.live[target]
+	d = min(d, t.probeLease())
+	now := m.g.s.clock.Now()
+	t.breaker.remoteTaken(now, now.Add(d))
 }
 
 // Facts returns this replica's standing facts, now: open breakers and the
@@ -331,7 +400,7 @@ func (g *gateway) bindStore() error {
 			l.Targets = append(l.Targets, rt.name+"/"+t.name)
 			g.live = append(g.live, t)
 			c := t.breaker.cfg
-			fmt.Fprintf(h, "target %q %v %d %v %d %d %d\n", t.name, c.Disabled, c.ConsecutiveFailures, c.FailureRate, c.Window, c.MinAttempts, c.Cooldown)
+			fmt.Fprintf(h, "target %q %v %d %v %d %d %d %d\n", t.name, c.Disabled, c.ConsecutiveFailures, c.FailureRate, c.Window, c.MinAttempts, c.Cooldown, t.probeLease())
 		}
 	}
 	names := keysOf(g.providers)
@@ -360,16 +429,22 @@ func (g *gateway) bindStore() error {
 	if sess == nil {
 		return nil
 	}
+	// The Store may apply facts already (its resynchronisation runs in the
+	// background): the shares are set under the locks its facts take.
 	for i, rt := range g.order {
 		rt.rr.share = sess
 		rt.rr.index = i
 	}
 	for i, t := range g.live {
+		t.breaker.mu.Lock()
 		t.breaker.share, t.breaker.index = sess, i
+		t.breaker.mu.Unlock()
 		t.stats.share, t.stats.index = sess, i
 	}
 	for i, p := range g.pools {
+		p.mu.Lock()
 		p.share, p.index = sess, i
+		p.mu.Unlock()
 	}
 	return nil
 }

@@ -42,6 +42,8 @@ const (
 //	open       admit from openUntil, Store refuses     half-open, the other replica's lease (refused)
 //	half-open  admit, Store refuses                    half-open, the other replica's lease (refused)
 //	half-open  the other replica's probe freed         half-open, no lease
+//	open (past cooldown), half-open (no live probe of ours)
+//	           another replica took the probe lease    half-open, the other replica's lease (refused)
 //	any        another replica's opening, not older    open, openUntil extended (never shortened)
 //	open, h-o  another replica's closing, not older    closed, counts cleared (our lease freed in the Store)
 //
@@ -391,6 +393,30 @@ func (b *breaker) remoteFreed() {
 		b.lease, b.leaseUntil = 0, time.Time{}
 		b.probeEnded()
 	}
+}
+
+// remoteTaken applies another replica's taking of the probe lease until
+// `until`: an open breaker past its cooldown, or a half-open one with no
+// probe of its own out, waits for that probe (as for a lease the Store
+// refused).
+func (b *breaker) remoteTaken(now, until time.Time) {
+	if b.cfg.Disabled {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.rewind(now)
+	switch {
+	case b.state == BreakerOpen && !now.Before(b.openUntil):
+		b.state = BreakerHalfOpen
+	case b.state == BreakerHalfOpen && (b.lease == 0 || b.lease == remoteLease || !now.Before(b.leaseUntil)):
+		if b.lease != 0 && b.lease != remoteLease {
+			b.probeEnded() // our lapsed probe's
+		}
+	default:
+		return
+	}
+	b.lease, b.leaseUntil = remoteLease, until
 }
 
 // reset closes the breaker and clears its counts. Called with b.mu held.

@@ -25,6 +25,7 @@ type recStore struct {
 	refuse   time.Time // AcquireProbe refuses, held until then, when set
 	rr       uint64
 	rrOK     bool
+	acquires int // AcquireProbe calls
 }
 
 func (s *recStore) Bind(l *gwtransport.Layout) (gwtransport.StoreSession, error) {
@@ -48,6 +49,7 @@ func (s *recStore) NextRoundRobin(route int) (uint64, bool) {
 func (s *recStore) AcquireProbe(target int, until time.Time) (bool, time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.acquires++
 	if !s.refuse.IsZero() {
 		return false, s.refuse
 	}
@@ -180,6 +182,12 @@ func TestMirrorApply(t *testing.T) {
 	require.Equal(t, gwtransport.BreakerOpen, f.tr.Stats()[0].Breaker, "an older closing")
 	m.Apply(gwtransport.Fact{Kind: gwtransport.FactBreakerClosed, Target: 0, At: now.Add(time.Second)})
 	require.Equal(t, gwtransport.BreakerClosed, f.tr.Stats()[0].Breaker)
+	// An opening far beyond what this configuration allows (until 2262):
+	// open for max(Cooldown, WithMaxRest) from now, no longer.
+	m.Apply(gwtransport.Fact{Kind: gwtransport.FactBreakerOpen, Target: 0, At: now.Add(time.Second), Until: time.Unix(0, 1<<63-1)})
+	require.Equal(t, now.Add(gwtransport.DefaultMaxRest), f.tr.Stats()[0].BreakerUntil)
+	m.Apply(gwtransport.Fact{Kind: gwtransport.FactBreakerClosed, Target: 0, At: now})
+	require.Equal(t, gwtransport.BreakerClosed, f.tr.Stats()[0].Breaker)
 	require.Equal(t, "p0/m", served(t, f))
 
 	for _, bad := range []gwtransport.Fact{
@@ -202,7 +210,9 @@ func TestMirrorApply(t *testing.T) {
 }
 
 // Key rests from other replicas rest the key here; a shorter one never
-// shortens it; the standing facts list it for a resynchronisation.
+// shortens it; one longer than this configuration allows (a disablement
+// beyond 10 minutes, a rest beyond WithMaxRest) is cut to that; the
+// standing facts list them for a resynchronisation.
 func TestMirrorKeyRest(t *testing.T) {
 	s := server(t, "k", "")
 	st := &recStore{}
@@ -218,13 +228,16 @@ func TestMirrorKeyRest(t *testing.T) {
 	m.Apply(gwtransport.Fact{Kind: gwtransport.FactKeyResting, Provider: 0, Key: 7, At: now, Until: now.Add(time.Hour)})
 	ks := tr.Stats()[0].Keys
 	require.Equal(t, []gwtransport.KeyStats{
-		{Index: 0, State: "disabled", Until: now.Add(time.Hour)},
+		{Index: 0, State: "disabled", Until: now.Add(10 * time.Minute)},
 		{Index: 1, State: "resting", Until: now.Add(time.Minute)},
 	}, ks)
 	require.Equal(t, []gwtransport.Fact{
-		{Kind: gwtransport.FactKeyDisabled, Provider: 0, Key: 0, At: now, Until: now.Add(time.Hour)},
+		{Kind: gwtransport.FactKeyDisabled, Provider: 0, Key: 0, At: now, Until: now.Add(10 * time.Minute)},
 		{Kind: gwtransport.FactKeyResting, Provider: 0, Key: 1, At: now, Until: now.Add(time.Minute)},
 	}, m.Facts())
+	// A rest far beyond WithMaxRest (5 minutes by default), say until 2262.
+	m.Apply(gwtransport.Fact{Kind: gwtransport.FactKeyResting, Provider: 0, Key: 1, At: now, Until: time.Unix(0, 1<<63-1)})
+	require.Equal(t, now.Add(gwtransport.DefaultMaxRest), tr.Stats()[0].Keys[1].Until)
 }
 
 // A shared round-robin counter decides the start; when the Store cannot
@@ -252,7 +265,12 @@ func TestStoreRoundRobin(t *testing.T) {
 func TestConfigStateRedis(t *testing.T) {
 	for _, tc := range []struct{ yaml, err string }{
 		{"state:\n  redis:\n    addr: 127.0.0.1:1\n", `gwtransport: state.redis: no redis store is registered: import _ "github.com/gwtransport/gwtransport/redisstore"`},
-		{"state:\n  redis:\n    db: -1\n", "gwtransport: config: state.redis.db: must not be negative, got -1"},
+		{"state:\n  redis:\n    db: -1\n", "gwtransport: config: state.redis.db: must be 0 to 15 (Redis's default 16 databases), got -1"},
+		{"state:\n  redis:\n    db: 16\n", "gwtransport: config: state.redis.db: must be 0 to 15 (Redis's default 16 databases), got 16"},
+		{"state:\n  redis:\n    addr: redis.internal\n", `gwtransport: config: state.redis.addr: must be host:port, got "redis.internal"`},
+		{"state:\n  redis:\n    addr: \":6379\"\n", `gwtransport: config: state.redis.addr: must be host:port with a port from 1 to 65535, got ":6379"`},
+		{"state:\n  redis:\n    addr: redis:0\n", `gwtransport: config: state.redis.addr: must be host:port with a port from 1 to 65535, got "redis:0"`},
+		{"state:\n  redis:\n    addr: redis:http\n", `gwtransport: config: state.redis.addr: must be host:port with a port from 1 to 65535, got "redis:http"`},
 		{"state:\n  redis:\n    timeout: -1s\n", "gwtransport: config: state.redis.timeout: must not be negative, got -1s"},
 		{"state:\n  redis:\n    adr: x\n", "gwtransport: config: state.redis.adr: unknown field (want one of: addr, db, password_env, prefix, timeout, username)"},
 	} {
@@ -297,4 +315,51 @@ func TestMirrorFactFreesOwnLease(t *testing.T) {
 	require.Equal(t, "p0/m", <-done)
 	require.Equal(t, gwtransport.BreakerClosed, f.tr.Stats()[0].Breaker)
 	require.Equal(t, []gwtransport.FactKind{gwtransport.FactBreakerOpen}, st.kinds(), "the probe's verdict found the breaker closed")
+}
+
+// Another replica took the probe lease (Mirror.ProbeTaken): an open
+// breaker past its cooldown, or a half-open one without a probe of its
+// own, waits for that probe without asking the Store, for at most this
+// replica's own lease (the attempt timeout); within the cooldown, or
+// closed, nothing changes; the probe freed, this replica probes.
+func TestMirrorProbeTaken(t *testing.T) {
+	st := &recStore{}
+	f := newFleet(t, 2, list, oneFailureOpens, gwtransport.WithStore(st), gwtransport.WithTimeout(20*time.Second))
+	m := st.layouts[0].Mirror
+	advance := func(d time.Duration) {
+		f.clock.mu.Lock()
+		f.clock.now = f.clock.now.Add(d)
+		f.clock.mu.Unlock()
+	}
+	m.ProbeTaken(0, time.Minute)
+	require.Equal(t, gwtransport.BreakerClosed, f.tr.Stats()[0].Breaker, "closed: nothing to wait for")
+	f.servers[0].Enqueue(gatewaytest.Fault{Status: 503})
+	require.Equal(t, "p1/m", served(t, f))
+	openUntil := f.tr.Stats()[0].BreakerUntil
+	m.ProbeTaken(0, time.Minute)
+	s := f.tr.Stats()[0]
+	require.Equal(t, gwtransport.BreakerOpen, s.Breaker, "within the cooldown")
+	require.Equal(t, openUntil, s.BreakerUntil)
+
+	advance(11 * time.Second)
+	m.ProbeTaken(0, time.Hour) // longer than this replica's lease (20 s)
+	s = f.tr.Stats()[0]
+	require.Equal(t, gwtransport.BreakerHalfOpen, s.Breaker)
+	require.Equal(t, f.clock.Now().Add(20*time.Second), s.BreakerUntil, "at most this replica's own lease")
+	require.Equal(t, "p1/m", served(t, f))
+	st.mu.Lock()
+	require.Zero(t, st.acquires, "the Store is not asked while the other replica's probe is out")
+	st.mu.Unlock()
+	m.ProbeTaken(0, 5*time.Second) // a new lease of the other replica
+	require.Equal(t, f.clock.Now().Add(5*time.Second), f.tr.Stats()[0].BreakerUntil)
+	m.ProbeTaken(0, -time.Second) // junk
+	m.ProbeTaken(9, time.Second)  // no such target
+	require.Equal(t, f.clock.Now().Add(5*time.Second), f.tr.Stats()[0].BreakerUntil)
+
+	m.ProbeFreed(0)
+	require.Equal(t, "p0/m", served(t, f), "the other probe freed: this replica probes")
+	st.mu.Lock()
+	require.Equal(t, 1, st.acquires)
+	st.mu.Unlock()
+	require.Equal(t, gwtransport.BreakerClosed, f.tr.Stats()[0].Breaker)
 }

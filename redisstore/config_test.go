@@ -107,7 +107,10 @@ func TestRedisHoldsNoSecretAndEverythingExpires(t *testing.T) {
 		store:   []redisstore.Option{generous, redisstore.WithPrefix("sec")},
 		gateway: []gwtransport.Option{oneFailureOpens, gwtransport.WithMaxRetries(1), gwtransport.WithStrategy(gwtransport.StrategyRoundRobin)}})
 	c.servers[0].Enqueue(gatewaytest.Fault{Status: 401}, gatewaytest.Fault{Status: 429, Header: map[string]string{"Retry-After": "30"}})
-	c.servers[1].Enqueue(gatewaytest.Fault{Status: 500})
+	// p1 fails throughout: the 429's Retry-After advances the fake clock
+	// past the cooldown, and a successful probe would close the breaker
+	// (deleting its key) before the keys are read.
+	c.servers[1].SetFault(&gatewaytest.Fault{Status: 500})
 	for i := 0; i < 6; i++ {
 		_, _ = c.send(t, i%2)
 	}
@@ -121,6 +124,7 @@ func TestRedisHoldsNoSecretAndEverythingExpires(t *testing.T) {
 		for _, k := range keys {
 			kinds[strings.Split(k, ":")[2]] = true
 		}
+
 		return kinds["kr"] && kinds["kd"] && kinds["b"] && kinds["rr"]
 	}, 5*time.Second, time.Millisecond)
 	for _, k := range keys {

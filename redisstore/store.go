@@ -6,7 +6,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -26,7 +28,7 @@ const (
 	// DefaultPrefix starts every key and the channel.
 	DefaultPrefix = "gwtransport"
 	// DefaultTimeout bounds every Redis call on the request path.
-	DefaultTimeout = 2 * time.Millisecond
+	DefaultTimeout = 10 * time.Millisecond
 	// DefaultRetry is how often an unreachable Redis is tried again.
 	DefaultRetry = time.Second
 	// DefaultQueue bounds the changes waiting to be written.
@@ -40,9 +42,15 @@ const (
 const (
 	// rrTTL is how long an unused round-robin counter lives.
 	rrTTL = 24 * time.Hour
-	// factMargin is how long a fact's key outlives its end, so replicas
-	// with clocks a little behind still read it.
+	// factMargin is how long a fact's key outlives its end.
 	factMargin = time.Minute
+	// maxFactSpan is the longest span a fact may have: one read from Redis
+	// or the channel beyond it is junk and ignored (within it, the mirror
+	// bounds it further by the local configuration).
+	maxFactSpan = 24 * time.Hour
+	// errLogEvery is the least time between two logs of the same kind of
+	// error Redis replies (WRONGTYPE, OOM...).
+	errLogEvery = time.Minute
 )
 
 func init() {
@@ -118,20 +126,42 @@ func FromConfig(c *gwtransport.StateConfig) (*Store, error) {
 type Option func(*config) error
 
 type config struct {
-	addr, username, password, prefix string
-	db                               int
-	timeout, retry, latencyEvery     time.Duration
-	queue                            int
-	logger                           *slog.Logger
-	hooks                            []redis.Hook
+	addr, username, prefix       string
+	password                     secret
+	db                           int
+	timeout, retry, latencyEvery time.Duration
+	queue                        int
+	logger                       *slog.Logger
+	hooks                        []redis.Hook
 }
+
+// secret is a password: however it is printed (%v, %+v, %#v, %s), it
+// shows as [redacted].
+type secret string
+
+// String implements fmt.Stringer.
+func (secret) String() string { return "[redacted]" }
+
+// GoString implements fmt.GoStringer.
+func (secret) GoString() string { return `"[redacted]"` }
+
+// Format implements fmt.Formatter.
+func (secret) Format(f fmt.State, _ rune) { _, _ = io.WriteString(f, "[redacted]") }
 
 // WithAddr sets the Redis address, host:port (default 127.0.0.1:6379).
 func WithAddr(addr string) Option {
 	return func(c *config) error {
-		if addr != "" {
-			c.addr = addr
+		if addr == "" {
+			return nil
 		}
+		host, port, err := net.SplitHostPort(addr)
+		if err != nil || host == "" {
+			return fmt.Errorf("redisstore: address must be host:port, got %q", addr)
+		}
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("redisstore: address %q: port must be 1 to 65535", addr)
+		}
+		c.addr = addr
 		return nil
 	}
 }
@@ -171,17 +201,17 @@ func WithPasswordEnv(name string) Option {
 		if !ok {
 			return fmt.Errorf("redisstore: password variable %s is not set", name)
 		}
-		c.password = v
+		c.password = secret(v)
 		return nil
 	}
 }
 
 // WithPassword sets the Redis password (prefer [WithPasswordEnv]).
 func WithPassword(p string) Option {
-	return func(c *config) error { c.password = p; return nil }
+	return func(c *config) error { c.password = secret(p); return nil }
 }
 
-// WithTimeout bounds every Redis call on the request path (default 2 ms):
+// WithTimeout bounds every Redis call on the request path (default 10 ms):
 // past it the request goes on with this replica's own state.
 func WithTimeout(d time.Duration) Option {
 	return func(c *config) error {
@@ -276,8 +306,13 @@ type Store struct {
 	closeB *redis.Script
 
 	sess   atomic.Pointer[session]
-	down   atomic.Bool
-	outage atomic.Bool // an outage was logged and its end was not
+	down   atomic.Bool   // the last command (or ping) failed: the request path stays local
+	outage atomic.Bool   // an outage was logged and its end was not
+	leaseN atomic.Uint64 // probe leases taken, for their ids
+	lastOK atomic.Int64  // when (real clock, ns) a request-path call last answered, or Redis came back
+
+	subscribed   atomic.Bool  // the subscription is up
+	wanted, done atomic.Int64 // resynchronisations asked for, and the latest done
 
 	mu      sync.Mutex
 	pending map[slot]pendingFact
@@ -286,7 +321,10 @@ type Store struct {
 	wake    chan struct{}
 	resync  chan struct{}
 
-	drops, errs, published, received atomic.Int64
+	errMu     sync.Mutex
+	errLogged map[string]time.Time // when each kind of error reply was last logged
+
+	drops, errs, slow, published, received, resyncs atomic.Int64
 
 	ps     *redis.PubSub // the other replicas' changes
 	ctx    context.Context
@@ -300,9 +338,29 @@ type Stats struct {
 	Dropped int64
 	// Errors counts failed Redis calls.
 	Errors int64
+	// Slow counts request-path calls that overran the timeout (each went
+	// on with the replica's own state; Redis was not marked down).
+	Slow int64
 	// Published and Received count the changes sent to and applied from
 	// the other replicas.
 	Published, Received int64
+	// Resyncs counts the resynchronisations (at Bind, after a
+	// reconnection or a dropped subscription).
+	Resyncs int64
+}
+
+// options are the go-redis options of the Store's client.
+func (c *config) options() *redis.Options {
+	return &redis.Options{
+		Addr: c.addr, Username: c.username, Password: string(c.password), DB: c.db,
+		ContextTimeoutEnabled: true,
+		MaxRetries:            -1, // the request path never retries; the background does
+		DialTimeout:           time.Second,
+		DialerRetries:         1,
+		ReadTimeout:           time.Second,
+		WriteTimeout:          time.Second,
+		DisableIdentity:       true,
+	}
 }
 
 // New returns a Store. It does not wait for Redis: it connects in the
@@ -314,15 +372,7 @@ func New(opts ...Option) (*Store, error) {
 			return nil, err
 		}
 	}
-	client := redis.NewClient(&redis.Options{
-		Addr: c.addr, Username: c.username, Password: c.password, DB: c.db,
-		ContextTimeoutEnabled: true,
-		MaxRetries:            -1, // the request path never retries; the background does
-		DialTimeout:           time.Second,
-		ReadTimeout:           time.Second,
-		WriteTimeout:          time.Second,
-		DisableIdentity:       true,
-	})
+	client := redis.NewClient(c.options())
 	for _, h := range c.hooks {
 		client.AddHook(h)
 	}
@@ -330,15 +380,16 @@ func New(opts ...Option) (*Store, error) {
 	_, _ = rand.Read(tok[:])
 	s := &Store{
 		cfg: c, client: client, token: hex.EncodeToString(tok[:]),
-		rr:      redis.NewScript(luaRoundRobin),
-		probe:   redis.NewScript(luaProbe),
-		free:    redis.NewScript(luaFree),
-		setMax:  redis.NewScript(luaSetMax),
-		closeB:  redis.NewScript(luaClose),
-		pending: map[slot]pendingFact{},
-		latest:  map[int]time.Time{},
-		wake:    make(chan struct{}, 1),
-		resync:  make(chan struct{}, 1),
+		rr:        redis.NewScript(luaRoundRobin),
+		probe:     redis.NewScript(luaProbe),
+		free:      redis.NewScript(luaFree),
+		setMax:    redis.NewScript(luaSetMax),
+		closeB:    redis.NewScript(luaClose),
+		pending:   map[slot]pendingFact{},
+		latest:    map[int]time.Time{},
+		wake:      make(chan struct{}, 1),
+		resync:    make(chan struct{}, 1),
+		errLogged: map[string]time.Time{},
 	}
 	s.down.Store(true) // until the first ping
 	s.ctx, s.cancel = context.WithCancel(context.Background())
@@ -370,16 +421,37 @@ func (s *Store) Close() error {
 	return s.client.Close()
 }
 
+// Format prints the Store's address, database and prefix, never its
+// password (whatever the verb: %v, %+v, %#v, %s).
+func (s *Store) Format(f fmt.State, _ rune) {
+	_, _ = fmt.Fprintf(f, "redisstore.Store{addr: %q, db: %d, prefix: %q, password: %s}", s.cfg.addr, s.cfg.db, s.cfg.prefix, s.cfg.password)
+}
+
+// String describes the Store without its password.
+func (s *Store) String() string { return fmt.Sprint(s) }
+
+// GoString describes the Store without its password.
+func (s *Store) GoString() string { return fmt.Sprint(s) }
+
 // Client returns the go-redis client (to add hooks, or inspect keys).
 func (s *Store) Client() *redis.Client { return s.client }
 
 // Stats returns the Store's counters.
 func (s *Store) Stats() Stats {
-	return Stats{Dropped: s.drops.Load(), Errors: s.errs.Load(), Published: s.published.Load(), Received: s.received.Load()}
+	return Stats{Dropped: s.drops.Load(), Errors: s.errs.Load(), Slow: s.slow.Load(), Published: s.published.Load(), Received: s.received.Load(), Resyncs: s.resyncs.Load()}
 }
 
-// Connected reports whether Redis answered last time.
-func (s *Store) Connected() bool { return !s.down.Load() }
+// Connected reports whether Redis answers, the replica is subscribed to
+// the other replicas' changes, and no resynchronisation is due.
+func (s *Store) Connected() bool {
+	return !s.down.Load() && s.subscribed.Load() && s.done.Load() == s.wanted.Load()
+}
+
+// askResync asks the maintainer for a resynchronisation.
+func (s *Store) askResync() {
+	s.wanted.Add(1)
+	signal(s.resync)
+}
 
 // session is the Store bound to one configuration.
 type session struct {
@@ -390,12 +462,16 @@ type session struct {
 	bKeys  []string // per target: breaker open-until
 	pKeys  []string // per target: probe lease
 	kKeys  [][2][]string
+	keyIdx []map[string]int // per provider: a key's index by its fingerprint
+
+	mu     sync.Mutex
+	leases []string // per target: the id of this replica's probe lease in Redis, "" for none
 }
 
 // Bind implements gwtransport.Store.
 func (s *Store) Bind(l *gwtransport.Layout) (gwtransport.StoreSession, error) {
 	ns := s.cfg.prefix + ":" + l.Fingerprint
-	ss := &session{s: s, l: l, ns: ns}
+	ss := &session{s: s, l: l, ns: ns, leases: make([]string, len(l.Targets))}
 	for i := range l.Routes {
 		ss.rrKeys = append(ss.rrKeys, ns+":rr:"+strconv.Itoa(i))
 	}
@@ -405,17 +481,20 @@ func (s *Store) Bind(l *gwtransport.Layout) (gwtransport.StoreSession, error) {
 	}
 	for pi, p := range l.Providers {
 		var ks [2][]string
-		for _, fp := range p.Keys {
+		idx := map[string]int{}
+		for i, fp := range p.Keys {
 			ks[0] = append(ks[0], ns+":kr:"+strconv.Itoa(pi)+":"+fp)
 			ks[1] = append(ks[1], ns+":kd:"+strconv.Itoa(pi)+":"+fp)
+			idx[fp] = i
 		}
 		ss.kKeys = append(ss.kKeys, ks)
+		ss.keyIdx = append(ss.keyIdx, idx)
 	}
 	s.sess.Store(ss)
 	s.mu.Lock()
 	s.pending, s.order, s.latest = map[slot]pendingFact{}, nil, map[int]time.Time{} // the previous configuration's
 	s.mu.Unlock()
-	signal(s.resync)
+	s.askResync()
 	return ss, nil
 }
 
@@ -429,26 +508,68 @@ func (s *Store) logger() *slog.Logger {
 	return nil
 }
 
-// fail records a failed call; the first failure of an outage is logged.
+// fail records that Redis is unreachable; an outage is logged once, as
+// soon as there is a logger (a Store made before its Transport logs the
+// outage at the first failure after Bind).
 func (s *Store) fail(err error) {
 	s.errs.Add(1)
 	s.down.Store(true)
-	if s.outage.CompareAndSwap(false, true) {
-		if l := s.logger(); l != nil {
-			l.Warn("redisstore: Redis unreachable; live state stays local until it answers", "addr", s.cfg.addr, "error", err.Error())
-		}
+	l := s.logger()
+	if l != nil && s.outage.CompareAndSwap(false, true) {
+		l.Warn("redisstore: Redis unreachable; live state stays local until it answers", "addr", s.cfg.addr, "error", err.Error())
 	}
 }
 
-// up marks Redis reachable, logs the end of an outage, and resynchronises.
+// failed sorts a failed call's error: Redis's reply refusing a command
+// (WRONGTYPE, OOM...) is logged once per kind per errLogEvery, and Redis
+// stays reachable; the request-path bound overrun (requestPath) makes only
+// that call local; anything else is an outage.
+func (s *Store) failed(err error, requestPath bool) {
+	if s.ctx.Err() != nil {
+		return
+	}
+	var re redis.Error
+	var ne net.Error
+	switch {
+	case errors.As(err, &re) && !errors.Is(err, redis.ErrClosed):
+		s.errs.Add(1)
+		kind, _, _ := strings.Cut(err.Error(), " ")
+		now := time.Now()
+		s.errMu.Lock()
+		last, seen := s.errLogged[kind]
+		logIt := !seen || now.Sub(last) >= errLogEvery
+		if logIt {
+			s.errLogged[kind] = now
+		}
+		s.errMu.Unlock()
+		if l := s.logger(); logIt && l != nil {
+			l.Warn("redisstore: Redis refused a command; live state stays local for it", "addr", s.cfg.addr, "error", err.Error())
+		}
+	case requestPath && (errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()):
+		s.slow.Add(1)
+		if time.Since(time.Unix(0, s.lastOK.Load())) > s.overrunOutage() {
+			s.fail(err) // no call answered in time for a while: Redis is stuck
+		}
+	default:
+		s.fail(err)
+	}
+}
+
+// overrunOutage is how long request-path calls may overrun their bound
+// with none answering in time before Redis is declared down (a stopped
+// or stuck Redis); a shorter overrun only makes its own calls local.
+func (s *Store) overrunOutage() time.Duration { return max(10*s.cfg.timeout, 100*time.Millisecond) }
+
+// up says Redis answers: it logs the end of an outage and asks for a
+// resynchronisation, whose success marks Redis reachable for the request
+// path.
 func (s *Store) up() {
-	s.down.Store(false)
 	if s.outage.CompareAndSwap(true, false) {
 		if l := s.logger(); l != nil {
 			l.Info("redisstore: Redis reachable again; resynchronising", "addr", s.cfg.addr)
 		}
 	}
-	signal(s.resync)
+	s.askResync()
 }
 
 func signal(c chan struct{}) {
@@ -458,8 +579,8 @@ func signal(c chan struct{}) {
 	}
 }
 
-// call runs f under the request-path bound; false when Redis is down or
-// did not answer in time.
+// call runs f under the request-path bound; false when Redis is down, did
+// not answer in time, or refused.
 func (s *Store) call(f func(ctx context.Context) error) bool {
 	if s.down.Load() {
 		return false
@@ -467,9 +588,10 @@ func (s *Store) call(f func(ctx context.Context) error) bool {
 	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.timeout)
 	defer cancel()
 	if err := f(ctx); err != nil {
-		s.fail(err)
+		s.failed(err, true)
 		return false
 	}
+	s.lastOK.Store(time.Now().UnixNano())
 	return true
 }
 
@@ -484,39 +606,75 @@ func (ss *session) NextRoundRobin(route int) (uint64, bool) {
 	return uint64(n), ok
 }
 
-// AcquireProbe implements gwtransport.StoreSession.
+// AcquireProbe implements gwtransport.StoreSession. The lease in Redis is
+// "<lease id>:<until>" with an expiry of twice the lease: a lease without
+// an expiry, or of another shape, is junk and replaced. A lease granted is
+// announced to the other replicas (in the same script), which then wait
+// for its verdict without asking Redis.
 func (ss *session) AcquireProbe(target int, until time.Time) (bool, time.Time) {
+	s := ss.s
 	now := ss.l.Clock.Now()
+	d := max(until.Sub(now), time.Millisecond)
+	id := s.token + "." + strconv.FormatUint(s.leaseN.Add(1), 10)
+	msg := ss.encodeRaw(factTaken, target, 0, "", 0, d, 0)
 	var res []int64
-	ok := ss.s.call(func(ctx context.Context) error {
+	ok := s.call(func(ctx context.Context) error {
 		var err error
-		res, err = ss.s.probe.Run(ctx, ss.s.client, []string{ss.pKeys[target], ss.bKeys[target]},
-			ss.s.token, until.UnixNano(), now.UnixNano(), ttl(now, until)).Int64Slice()
+		res, err = s.probe.Run(ctx, s.client, []string{ss.pKeys[target]},
+			s.token, id, until.UnixNano(), now.UnixNano(), (2 * d).Milliseconds(), s.channel(), msg).Int64Slice()
 		return err
 	})
 	if !ok || len(res) != 2 || res[0] == 1 {
+		ss.mu.Lock()
+		ss.leases[target] = id // granted, or perhaps: a release frees it only if it is there
+		ss.mu.Unlock()
 		return true, time.Time{}
 	}
-	return false, time.Unix(0, res[1])
+	held := time.Unix(0, res[1])
+	if held.After(until) {
+		held = until // another replica's lease is never longer than ours
+	}
+	return false, held
 }
 
-// ReleaseProbe implements gwtransport.StoreSession.
+// takeLease returns, and forgets, this replica's lease id of target.
+func (ss *session) takeLease(target int) string {
+	if target < 0 || target >= len(ss.leases) {
+		return ""
+	}
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	id := ss.leases[target]
+	ss.leases[target] = ""
+	return id
+}
+
+// ReleaseProbe implements gwtransport.StoreSession. The release names the
+// lease it frees: queued, it never frees a newer lease of this replica.
 func (ss *session) ReleaseProbe(target int) {
-	ss.s.enqueue(ss, gwtransport.Fact{Kind: factFreed, Target: target})
+	if id := ss.takeLease(target); id != "" {
+		ss.s.enqueue(ss, gwtransport.Fact{Kind: factFreed, Target: target}, id)
+	}
 }
 
-// Publish implements gwtransport.StoreSession.
-func (ss *session) Publish(f gwtransport.Fact) { ss.s.enqueue(ss, f) }
-
-// factFreed is a probe released without a verdict, as the channel carries
-// it.
-const factFreed gwtransport.FactKind = 100
-
-// ttl is the expiry of a key for a fact ending at until: its time left
-// plus a margin.
-func ttl(now, until time.Time) int64 {
-	return (max(until.Sub(now), 0) + factMargin).Milliseconds()
+// Publish implements gwtransport.StoreSession. A breaker's opening or
+// closing ends this replica's probe, if it had one: its lease is freed
+// with the write.
+func (ss *session) Publish(f gwtransport.Fact) {
+	lease := ""
+	if f.Kind == gwtransport.FactBreakerOpen || f.Kind == gwtransport.FactBreakerClosed {
+		lease = ss.takeLease(f.Target)
+	}
+	ss.s.enqueue(ss, f, lease)
 }
+
+// The kinds only the channel carries.
+const (
+	// factFreed is a probe released without a verdict.
+	factFreed gwtransport.FactKind = 100
+	// factTaken is a probe lease granted, for Until-At.
+	factTaken gwtransport.FactKind = 101
+)
 
 // slot is what coalesces in the queue: the latest change of one breaker,
 // one key, one target's latency, one probe release.
@@ -527,8 +685,9 @@ type slot struct {
 }
 
 type pendingFact struct {
-	ss *session
-	f  gwtransport.Fact
+	ss    *session
+	f     gwtransport.Fact
+	lease string // the probe lease the change frees, "" for none
 }
 
 func slotOf(f gwtransport.Fact) slot {
@@ -544,7 +703,7 @@ func slotOf(f gwtransport.Fact) slot {
 }
 
 // enqueue queues a change, coalescing it with the one of the same slot.
-func (s *Store) enqueue(ss *session, f gwtransport.Fact) {
+func (s *Store) enqueue(ss *session, f gwtransport.Fact, lease string) {
 	if s.sess.Load() != ss {
 		return // a previous configuration's
 	}
@@ -558,15 +717,17 @@ func (s *Store) enqueue(ss *session, f gwtransport.Fact) {
 		}
 		s.latest[f.Target] = now
 	}
-	if _, ok := s.pending[k]; !ok {
+	if old, ok := s.pending[k]; !ok {
 		if len(s.order) >= s.cfg.queue {
 			s.mu.Unlock()
 			s.drops.Add(1)
 			return
 		}
 		s.order = append(s.order, k)
+	} else if lease == "" {
+		lease = old.lease // the lease an earlier change freed is still to free
 	}
-	s.pending[k] = pendingFact{ss: ss, f: f}
+	s.pending[k] = pendingFact{ss: ss, f: f, lease: lease}
 	s.mu.Unlock()
 	signal(s.wake)
 }
@@ -602,113 +763,176 @@ func (s *Store) write(batch []pendingFact) {
 	defer cancel()
 	pipe := s.client.Pipeline()
 	for _, p := range batch {
-		p.ss.queueWrite(ctx, pipe, p.f)
+		p.ss.queueWrite(ctx, pipe, p)
 	}
-	if _, err := pipe.Exec(ctx); err != nil && s.ctx.Err() == nil {
-		s.fail(err)
+	if _, err := pipe.Exec(ctx); err != nil {
+		s.failed(err, false)
 		return
 	}
 	s.published.Add(int64(len(batch)))
 }
 
-// queueWrite adds a change's writes and its message to pipe.
-func (ss *session) queueWrite(ctx context.Context, pipe redis.Pipeliner, f gwtransport.Fact) {
-	s := ss.s
+// ms is a duration in whole milliseconds, at least 0.
+func ms(d time.Duration) int64 { return max(d, 0).Milliseconds() }
+
+// span is how long ago a fact happened and how long from then it lasts,
+// on this replica's clock: what the other replicas add their own now to.
+func span(now time.Time, f gwtransport.Fact) (age, rest time.Duration) {
+	if f.At.IsZero() {
+		return 0, max(f.Until.Sub(now), 0)
+	}
+	return max(now.Sub(f.At), 0), max(f.Until.Sub(f.At), 0)
+}
+
+// queueWrite adds a change's writes and its message to pipe. Facts in
+// Redis are "<at>:<until>" in milliseconds of Redis's clock (TIME): the
+// scripts place them, and readers read them back, relative to it, so no
+// replica's clock is compared with another's.
+func (ss *session) queueWrite(ctx context.Context, pipe redis.Pipeliner, p pendingFact) {
+	s, f := ss.s, p.f
 	now := ss.l.Clock.Now()
+	age, rest := span(now, f)
 	switch f.Kind {
 	case gwtransport.FactBreakerOpen:
-		s.setMax.Eval(ctx, pipe, []string{ss.bKeys[f.Target], ss.pKeys[f.Target]}, f.At.UnixNano(), f.Until.UnixNano(), ttl(now, f.Until), s.token)
+		s.setMax.Eval(ctx, pipe, []string{ss.bKeys[f.Target], ss.pKeys[f.Target]}, ms(age), ms(rest), factMargin.Milliseconds(), p.lease, maxFactSpan.Milliseconds())
 	case gwtransport.FactBreakerClosed:
-		s.closeB.Eval(ctx, pipe, []string{ss.bKeys[f.Target], ss.pKeys[f.Target]}, f.At.UnixNano())
+		s.closeB.Eval(ctx, pipe, []string{ss.bKeys[f.Target], ss.pKeys[f.Target]}, ms(age))
 	case gwtransport.FactKeyResting, gwtransport.FactKeyDisabled:
 		kind := 0
 		if f.Kind == gwtransport.FactKeyDisabled {
 			kind = 1
 		}
-		if f.Provider < len(ss.kKeys) && f.Key < len(ss.kKeys[f.Provider][kind]) {
-			s.setMax.Eval(ctx, pipe, []string{ss.kKeys[f.Provider][kind][f.Key], ""}, f.At.UnixNano(), f.Until.UnixNano(), ttl(now, f.Until), s.token)
+		if f.Provider >= len(ss.kKeys) || f.Key >= len(ss.kKeys[f.Provider][kind]) {
+			return
 		}
+		s.setMax.Eval(ctx, pipe, []string{ss.kKeys[f.Provider][kind][f.Key], ""}, ms(age), ms(rest), factMargin.Milliseconds(), "", maxFactSpan.Milliseconds())
 	case factFreed:
-		s.free.Eval(ctx, pipe, []string{ss.pKeys[f.Target]}, s.token)
+		// Freed, and announced, only if the lease is still that one.
+		s.free.Eval(ctx, pipe, []string{ss.pKeys[f.Target]}, p.lease, s.channel(), ss.encode(now, f))
+		return
 	}
-	pipe.Publish(ctx, s.channel(), ss.encode(f))
+	pipe.Publish(ctx, s.channel(), ss.encode(now, f))
 }
 
-func (s *Store) channel() string { return s.cfg.prefix + ":events" }
+// channel is where the replicas' changes go: one per prefix and database
+// (Redis's pub/sub ignores the database).
+func (s *Store) channel() string { return s.cfg.prefix + ":events:" + strconv.Itoa(s.cfg.db) }
 
-// encode writes a change as the channel carries it:
-// fingerprint|replica|kind|target|provider|key|at|until|latency.
-func (ss *session) encode(f gwtransport.Fact) string {
-	return strings.Join([]string{ss.l.Fingerprint, ss.s.token, strconv.Itoa(int(f.Kind)), strconv.Itoa(f.Target),
-		strconv.Itoa(f.Provider), strconv.Itoa(f.Key), nanos(f.At), nanos(f.Until), strconv.FormatInt(int64(f.Latency), 10)}, "|")
-}
-
-func nanos(t time.Time) string {
-	if t.IsZero() {
-		return "0"
+// encode writes a change as the channel carries it.
+func (ss *session) encode(now time.Time, f gwtransport.Fact) string {
+	age, rest := span(now, f)
+	fp := ""
+	if (f.Kind == gwtransport.FactKeyResting || f.Kind == gwtransport.FactKeyDisabled) &&
+		f.Provider >= 0 && f.Provider < len(ss.l.Providers) && f.Key >= 0 && f.Key < len(ss.l.Providers[f.Provider].Keys) {
+		fp = ss.l.Providers[f.Provider].Keys[f.Key]
 	}
-	return strconv.FormatInt(t.UnixNano(), 10)
+	return ss.encodeRaw(f.Kind, f.Target, f.Provider, fp, age, rest, f.Latency)
 }
 
-func unnanos(n int64) time.Time {
-	if n == 0 {
-		return time.Time{}
-	}
-	return time.Unix(0, n)
+// encodeRaw: fingerprint|replica|kind|target|provider|key fingerprint|age|rest|latency,
+// durations in nanoseconds of the sender's clock; a key is named by its
+// salted fingerprint, never by its position (two replicas' pools may hold
+// different keys at one position).
+func (ss *session) encodeRaw(kind gwtransport.FactKind, target, provider int, keyFP string, age, rest, latency time.Duration) string {
+	return strings.Join([]string{ss.l.Fingerprint, ss.s.token, strconv.Itoa(int(kind)), strconv.Itoa(target),
+		strconv.Itoa(provider), keyFP, strconv.FormatInt(int64(age), 10), strconv.FormatInt(int64(rest), 10),
+		strconv.FormatInt(int64(latency), 10)}, "|")
 }
 
-// receive applies another replica's message.
+// receive applies another replica's message, its durations added to this
+// replica's now.
 func (s *Store) receive(payload string) {
 	parts := strings.Split(payload, "|")
 	ss := s.sess.Load()
 	if len(parts) != 9 || ss == nil || parts[0] != ss.l.Fingerprint || parts[1] == s.token {
 		return
 	}
-	var n [7]int64
-	for i := range n {
-		v, err := strconv.ParseInt(parts[i+2], 10, 64)
+	var n [6]int64
+	for i, j := range []int{2, 3, 4, 6, 7, 8} {
+		v, err := strconv.ParseInt(parts[j], 10, 64)
 		if err != nil {
 			return
 		}
 		n[i] = v
 	}
-	f := gwtransport.Fact{Kind: gwtransport.FactKind(n[0]), Target: int(n[1]), Provider: int(n[2]), Key: int(n[3]),
-		At: unnanos(n[4]), Until: unnanos(n[5]), Latency: time.Duration(n[6])}
-	s.received.Add(1)
-	if f.Kind == factFreed {
-		ss.l.Mirror.ProbeFreed(f.Target)
-		return
+	if n[3] < 0 || n[3] > int64(maxFactSpan) || n[4] < 0 || n[4] > int64(maxFactSpan) {
+		return // junk: no replica sends such spans
 	}
-	ss.l.Mirror.Apply(f)
+	now := ss.l.Clock.Now()
+	at := now.Add(-time.Duration(n[3]))
+	f := gwtransport.Fact{Kind: gwtransport.FactKind(n[0]), Target: int(n[1]), Provider: int(n[2]),
+		At: at, Until: at.Add(time.Duration(n[4])), Latency: time.Duration(n[5])}
+	switch f.Kind {
+	case gwtransport.FactKeyResting, gwtransport.FactKeyDisabled:
+		if f.Provider < 0 || f.Provider >= len(ss.keyIdx) {
+			return
+		}
+		i, ok := ss.keyIdx[f.Provider][parts[5]]
+		if !ok {
+			return // a key this replica does not have
+		}
+		f.Key = i
+	}
+	s.received.Add(1)
+	switch f.Kind {
+	case factFreed:
+		ss.l.Mirror.ProbeFreed(f.Target)
+	case factTaken:
+		ss.l.Mirror.ProbeTaken(f.Target, f.Until.Sub(f.At))
+	default:
+		ss.l.Mirror.Apply(f)
+	}
 }
 
 // subscriber receives the other replicas' changes; a (re)subscription
-// triggers a resynchronisation, since messages may have been missed.
+// triggers a resynchronisation, since messages may have been missed. A
+// dropped subscription alone is no outage (the commands decide that):
+// Redis is pinged, and the subscription made again.
 func (s *Store) subscriber() {
 	defer s.wg.Done()
-	ps := s.ps
 	for {
-		msg, err := ps.Receive(s.ctx)
+		msg, err := s.ps.Receive(s.ctx)
 		if s.ctx.Err() != nil {
 			return
+		}
+		if err != nil {
+			s.subscribed.Store(false)
+			s.errs.Add(1)
+			if perr := s.ping(); perr != nil {
+				s.fail(perr)
+			}
+			// Wait a retry interval, and while Redis is down (no dial
+			// meanwhile: the maintainer pings).
+			for first := true; first || s.down.Load(); first = false {
+				select {
+				case <-s.ctx.Done():
+					return
+				case <-time.After(s.cfg.retry):
+				}
+			}
+			continue
 		}
 		switch m := msg.(type) {
 		case *redis.Subscription:
 			if m.Kind == "subscribe" {
+				s.subscribed.Store(true)
 				s.up()
 			}
 		case *redis.Message:
 			s.receive(m.Payload)
 		}
-		if err != nil {
-			s.fail(err)
-			select {
-			case <-s.ctx.Done():
-				return
-			case <-time.After(s.cfg.retry):
-			}
-		}
 	}
+}
+
+// ping asks Redis for a PONG on a connection of its own (not the pool's:
+// go-redis's pool, after many failed dials, dials on in a goroutine that
+// outlives Close by up to a second).
+func (s *Store) ping() error {
+	ctx, cancel := context.WithTimeout(s.ctx, max(s.cfg.retry, 100*time.Millisecond))
+	defer cancel()
+	c := redis.NewClient(s.cfg.options()) // one dial: never the PoolSize failed dials that start go-redis's background dialer
+	defer c.Close()
+	return c.Ping(ctx).Err()
 }
 
 // maintainer tries an unreachable Redis again and resynchronises.
@@ -722,19 +946,26 @@ func (s *Store) maintainer() {
 			return
 		case <-tick.C:
 		case <-s.resync:
-			if !s.down.Load() {
-				if err := s.resynchronise(); err != nil {
-					s.fail(err)
-				}
-				signal(s.wake) // write what waited
+			g := s.wanted.Load()
+			if err := s.resynchronise(); err != nil {
+				s.failed(err, false) // asked again at the next tick
+				continue
 			}
+			s.lastOK.Store(time.Now().UnixNano())
+			s.down.Store(false)
+			s.done.Store(g)
+			signal(s.wake) // write what waited
 			continue
 		}
+		if !s.down.Load() && s.done.Load() != s.wanted.Load() {
+			signal(s.resync)
+		}
 		if s.down.Load() {
-			ctx, cancel := context.WithTimeout(s.ctx, s.cfg.retry)
-			err := s.client.Ping(ctx).Err()
-			cancel()
-			if err == nil {
+			if err := s.ping(); err != nil {
+				if s.ctx.Err() == nil {
+					s.fail(err)
+				}
+			} else {
 				s.up()
 			}
 		}
@@ -775,97 +1006,131 @@ func (s *Store) resynchronise() error {
 		}
 	}
 	if len(keys) > 0 {
-		vals, err := s.client.MGet(ctx, keys...).Result()
-		if err != nil {
+		pipe := s.client.Pipeline()
+		tc := pipe.Time(ctx)
+		mc := pipe.MGet(ctx, keys...)
+		if _, err := pipe.Exec(ctx); err != nil {
 			return err
 		}
-		for i, v := range vals {
+		redisNow := tc.Val().UnixMilli()
+		now := ss.l.Clock.Now()
+		for i, v := range mc.Val() {
 			str, ok := v.(string)
 			if !ok {
 				continue
 			}
 			at, until, ok := parseFact(str)
-			if !ok {
-				continue
+			if !ok || at > redisNow+maxFactSpan.Milliseconds() || until-at > maxFactSpan.Milliseconds() || until < at {
+				continue // junk: no replica writes such spans
 			}
 			r := refs[i]
-			ss.l.Mirror.Apply(gwtransport.Fact{Kind: r.kind, Target: r.target, Provider: r.p, Key: r.key, At: at, Until: until})
+			// Redis's clock to this replica's: how long ago, how long on.
+			f := gwtransport.Fact{Kind: r.kind, Target: r.target, Provider: r.p, Key: r.key,
+				At: now.Add(-max(msDur(redisNow-at), 0)), Until: now.Add(min(max(msDur(until-redisNow), -maxFactSpan), maxFactSpan))}
+			ss.l.Mirror.Apply(f)
 		}
 	}
 	for _, f := range ss.l.Mirror.Facts() {
-		s.enqueue(ss, f)
+		s.enqueue(ss, f, "")
 	}
+	s.resyncs.Add(1)
 	return nil
 }
 
-// parseFact reads a fact key's "at:until".
-func parseFact(v string) (at, until time.Time, ok bool) {
+// msDur is n milliseconds, saturated within ±maxFactSpan*2.
+func msDur(n int64) time.Duration {
+	lim := 2 * maxFactSpan.Milliseconds()
+	return time.Duration(min(max(n, -lim), lim)) * time.Millisecond
+}
+
+// parseFact reads a fact key's "at:until" (milliseconds of Redis's clock).
+func parseFact(v string) (at, until int64, ok bool) {
 	a, u, found := strings.Cut(v, ":")
 	if !found {
-		return at, until, false
+		return 0, 0, false
 	}
 	an, err1 := strconv.ParseInt(a, 10, 64)
 	un, err2 := strconv.ParseInt(u, 10, 64)
 	if err1 != nil || err2 != nil {
-		return at, until, false
+		return 0, 0, false
 	}
-	return time.Unix(0, an), time.Unix(0, un), true
+	return an, un, true
 }
 
 // The Lua scripts: each transition that must be atomic across replicas
-// runs in one.
+// runs in one. A key of the wrong type or shape (another writer's junk)
+// is replaced, never obeyed.
 const (
 	// KEYS[1] counter; ARGV[1] ttl ms. Returns the position before the
 	// increment.
-	luaRoundRobin = `local n = redis.call('INCR', KEYS[1])
+	luaRoundRobin = `local n = redis.pcall('INCR', KEYS[1])
+if type(n) == 'table' and n.err then
+  redis.call('DEL', KEYS[1])
+  n = redis.call('INCR', KEYS[1])
+end
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
 return n - 1`
 
-	// KEYS[1] probe lease "token:until"; ARGV token, until, now, ttl ms.
-	// Grants the lease when none runs (or it is ours, or lapsed); else
-	// returns {0, its until}.
-	luaProbe = `local v = redis.call('GET', KEYS[1])
-if v then
+	// KEYS[1] probe lease "<replica>.<n>:<until>"; ARGV replica, lease
+	// id, until, now (the caller's clock, ns), px ms, channel, message.
+	// Grants the lease when none runs (or it is this replica's, or lapsed,
+	// or junk: no expiry, another shape) and announces it; else returns
+	// {0, its until, at most ours}.
+	luaProbe = `local v = redis.pcall('GET', KEYS[1])
+if type(v) == 'string' then
   local tok, untl = string.match(v, '^([^:]*):(%-?%d+)$')
-  if tok and tok ~= ARGV[1] and tonumber(untl) > tonumber(ARGV[3]) then
-    return {0, tonumber(untl)}
+  if tok and redis.call('PTTL', KEYS[1]) > 0 and string.sub(tok, 1, string.len(ARGV[1]) + 1) ~= ARGV[1] .. '.' and tonumber(untl) > tonumber(ARGV[4]) then
+    return {0, math.min(tonumber(untl), tonumber(ARGV[3]))}
   end
 end
-redis.call('SET', KEYS[1], ARGV[1] .. ':' .. ARGV[2], 'PX', ARGV[4])
-return {1, tonumber(ARGV[2])}`
+redis.call('SET', KEYS[1], ARGV[2] .. ':' .. ARGV[3], 'PX', ARGV[5])
+redis.call('PUBLISH', ARGV[6], ARGV[7])
+return {1, 0}`
 
-	// KEYS[1] probe lease; ARGV[1] token. Frees it when it is ours.
-	luaFree = `local v = redis.call('GET', KEYS[1])
-if v and string.sub(v, 1, string.len(ARGV[1]) + 1) == ARGV[1] .. ':' then
+	// KEYS[1] probe lease; ARGV lease id, channel, message. Frees the
+	// lease, and announces it, when it is still that one.
+	luaFree = `local v = redis.pcall('GET', KEYS[1])
+if type(v) == 'string' and ARGV[1] ~= '' and string.sub(v, 1, string.len(ARGV[1]) + 1) == ARGV[1] .. ':' then
   redis.call('DEL', KEYS[1])
+  redis.call('PUBLISH', ARGV[2], ARGV[3])
+  return 1
 end
 return 0`
 
-	// KEYS[1] fact "at:until", KEYS[2] probe lease or ""; ARGV at, until,
-	// ttl ms, token. Keeps the later until; frees our probe lease.
-	luaSetMax = `local v = redis.call('GET', KEYS[1])
+	// KEYS[1] fact "at:until" (ms, Redis's clock), KEYS[2] probe lease or
+	// ""; ARGV age ms, rest ms, margin ms, lease id or "", max span ms.
+	// Keeps the later until (a stored until beyond the max span is junk);
+	// frees that probe lease.
+	luaSetMax = `local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local at = now - tonumber(ARGV[1])
+local untl = at + tonumber(ARGV[2])
+local v = redis.pcall('GET', KEYS[1])
 local keep = false
-if v then
-  local untl = string.match(v, ':(%-?%d+)$')
-  if untl and tonumber(untl) >= tonumber(ARGV[2]) then keep = true end
+if type(v) == 'string' then
+  local u = string.match(v, ':(%-?%d+)$')
+  if u and tonumber(u) >= untl and tonumber(u) <= now + tonumber(ARGV[5]) then keep = true end
 end
 if not keep then
-  redis.call('SET', KEYS[1], ARGV[1] .. ':' .. ARGV[2], 'PX', ARGV[3])
+  redis.call('SET', KEYS[1], string.format('%d:%d', at, untl), 'PX', math.max(untl - now, 0) + tonumber(ARGV[3]))
 end
-if KEYS[2] ~= '' then
-  local p = redis.call('GET', KEYS[2])
-  if p and string.sub(p, 1, string.len(ARGV[4]) + 1) == ARGV[4] .. ':' then
+if KEYS[2] ~= '' and ARGV[4] ~= '' then
+  local p = redis.pcall('GET', KEYS[2])
+  if type(p) == 'string' and string.sub(p, 1, string.len(ARGV[4]) + 1) == ARGV[4] .. ':' then
     redis.call('DEL', KEYS[2])
   end
 end
 return 0`
 
-	// KEYS[1] breaker fact, KEYS[2] probe lease; ARGV[1] at. A closing
-	// newer than the opening clears both.
-	luaClose = `local v = redis.call('GET', KEYS[1])
-if v then
-  local at = string.match(v, '^(%-?%d+):')
-  if at and tonumber(at) > tonumber(ARGV[1]) then return 0 end
+	// KEYS[1] breaker fact, KEYS[2] probe lease; ARGV[1] age ms. A closing
+	// not older than the opening clears both.
+	luaClose = `local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local at = now - tonumber(ARGV[1])
+local v = redis.pcall('GET', KEYS[1])
+if type(v) == 'string' then
+  local a = string.match(v, '^(%-?%d+):')
+  if a and tonumber(a) > at and tonumber(a) <= now then return 0 end
 end
 redis.call('DEL', KEYS[1], KEYS[2])
 return 1`
