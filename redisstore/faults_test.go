@@ -19,8 +19,8 @@ import (
 )
 
 // load sends requests from every replica until stop is closed, counting
-// them and their failures.
-func load(t *testing.T, c *cluster, stop chan struct{}) (wait func() (sent, failed int64)) {
+// them and their failures; progress reports how many were sent so far.
+func load(t *testing.T, c *cluster, stop chan struct{}) (wait func() (sent, failed int64), progress func() int64) {
 	var sent, failed atomic.Int64
 	var wg sync.WaitGroup
 	for r := range c.replicas {
@@ -41,7 +41,7 @@ func load(t *testing.T, c *cluster, stop chan struct{}) (wait func() (sent, fail
 			}
 		}()
 	}
-	return func() (int64, int64) { wg.Wait(); return sent.Load(), failed.Load() }
+	return func() (int64, int64) { wg.Wait(); return sent.Load(), failed.Load() }, sent.Load
 }
 
 // SIGKILL Redis under load: no request fails; a breaker opened while it is
@@ -52,17 +52,19 @@ func TestRedisKilledUnderLoad(t *testing.T) {
 		store:   []redisstore.Option{redisstore.WithTimeout(50 * time.Millisecond)},
 		gateway: []gwtransport.Option{oneFailureOpens, gwtransport.WithStrategy(gwtransport.StrategyRoundRobin)}})
 	stop := make(chan struct{})
-	wait := load(t, c, stop)
-	time.Sleep(50 * time.Millisecond)
+	wait, progress := load(t, c, stop)
+	// Requests before the kill, and at least 30 more once every replica
+	// saw the outage (counted, not timed: a loaded machine is slow).
+	require.Eventually(t, func() bool { return progress() >= 10 }, 10*time.Second, time.Millisecond)
 	r.kill()
 	for i, rep := range c.replicas {
 		require.Eventually(t, func() bool { return !rep.store.Connected() }, 5*time.Second, time.Millisecond, "replica %d sees the outage", i)
 	}
-	time.Sleep(50 * time.Millisecond)
+	during := progress()
+	require.Eventually(t, func() bool { return progress() >= during+30 }, 10*time.Second, time.Millisecond)
 	close(stop)
 	sent, failed := wait()
 	require.Zero(t, failed, "of %d requests", sent)
-	require.Greater(t, sent, int64(30))
 
 	// Down: replica 0 opens p0's breaker; nobody else can hear of it yet.
 	c.servers[0].Enqueue(gatewaytest.Fault{Status: 500})
