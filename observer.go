@@ -495,6 +495,15 @@ func (obs *observation) data(v []byte) {
 // members, at the top level or in a Responses "response" member, without
 // copying the body.
 func readUsage(body []byte) (model string, u Usage) {
+	return readUsageAt(body, true)
+}
+
+// readUsageAt reads "model" and "usage" of one object; nested says
+// whether its "response" member is read too. Only the top level's is (the
+// Responses API's events hold the response there): a body nesting
+// "response" members thousands deep costs one more pass, never one per
+// level.
+func readUsageAt(body []byte, nested bool) (model string, u Usage) {
 	_ = eachMember(body, func(name []byte, v span) error {
 		val := body[v.start:v.end]
 		switch string(name) {
@@ -505,8 +514,8 @@ func readUsage(body []byte) (model string, u Usage) {
 		case `"usage"`:
 			u = readTokens(val)
 		case `"response"`:
-			if len(val) > 0 && val[0] == '{' {
-				if m, ru := readUsage(val); ru.Known || m != "" {
+			if nested && len(val) > 0 && val[0] == '{' {
+				if m, ru := readUsageAt(val, false); ru.Known || m != "" {
 					if model == "" {
 						model = m
 					}

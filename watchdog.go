@@ -34,6 +34,11 @@ type watchdog struct {
 	fired  uint8 // which bound ended the armed attempt: wdLimit, wdIdle
 }
 
+// watchdogFiring, when set (tests only), is called by fire between
+// marking a bound as fired and ending the attempt's context: a delay
+// there must not let the attempt loop reuse the context.
+var watchdogFiring func()
+
 // Bounds that fired.
 const (
 	wdLimit uint8 = 1 << iota // the attempt's limit
@@ -155,10 +160,16 @@ func (w *watchdog) fire() {
 		w.mu.Unlock()
 		return
 	}
-	cancel := w.cancel
+	// Ended before the lock is let go: an attempt loop that sees the fire
+	// (disarm) must also see its context ended, or it would reuse that
+	// context for the next attempt and the late cancel would end that one
+	// (attemptContext reuses only a context still alive).
+	if watchdogFiring != nil {
+		watchdogFiring()
+	}
+	w.cancel()
 	w.cancel = nil
 	w.mu.Unlock()
-	cancel()
 }
 
 // attemptContext returns the context of the next attempt and what ends
