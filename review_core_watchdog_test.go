@@ -90,7 +90,7 @@ func reviewCoreTrickle(pieces int, gap time.Duration) http.HandlerFunc {
 	}
 }
 
-func reviewCoreDo(t *testing.T, srv *httptest.Server, stream bool, opts ...gwtransport.Option) (*http.Response, []byte, error, []gwtransport.Attempt, time.Duration) {
+func reviewCoreDo(t *testing.T, srv *httptest.Server, stream bool, opts ...gwtransport.Option) (*http.Response, []byte, []gwtransport.Attempt, time.Duration, error) {
 	var mu sync.Mutex
 	var attempts []gwtransport.Attempt
 	base := &http.Transport{}
@@ -116,7 +116,7 @@ func reviewCoreDo(t *testing.T, srv *httptest.Server, stream bool, opts ...gwtra
 	d := time.Since(start)
 	mu.Lock()
 	defer mu.Unlock()
-	return res, got, err, append([]gwtransport.Attempt(nil), attempts...), d
+	return res, got, append([]gwtransport.Attempt(nil), attempts...), d, err
 }
 
 func reviewCoreTrail(as []gwtransport.Attempt) string {
@@ -135,7 +135,7 @@ func TestReviewCoreShortBoundNeverFiresForTheNextTarget(t *testing.T) {
 		"gpt-a": {reviewCore500(0)},
 		"gpt-b": {reviewCoreOK(600 * time.Millisecond)},
 	})
-	res, body, err, as, _ := reviewCoreDo(t, srv, false, gwtransport.WithMaxRetries(0),
+	res, body, as, _, err := reviewCoreDo(t, srv, false, gwtransport.WithMaxRetries(0),
 		gwtransport.WithModelTimeout(map[string]time.Duration{"openai/gpt-a": 200 * time.Millisecond, "openai/gpt-b": 5 * time.Second}))
 	require.NoError(t, err, reviewCoreTrail(as))
 	assert.Equal(t, 200, res.StatusCode, reviewCoreTrail(as))
@@ -150,7 +150,7 @@ func TestReviewCoreLongBoundDoesNotDelayAShortOne(t *testing.T) {
 		"gpt-a": {reviewCore500(0)},
 		"gpt-b": {reviewCoreOK(10 * time.Second)},
 	})
-	_, _, err, as, d := reviewCoreDo(t, srv, false, gwtransport.WithMaxRetries(0),
+	_, _, as, d, err := reviewCoreDo(t, srv, false, gwtransport.WithMaxRetries(0),
 		gwtransport.WithModelTimeout(map[string]time.Duration{"openai/gpt-a": 8 * time.Second, "openai/gpt-b": 300 * time.Millisecond}))
 	require.Len(t, as, 2, reviewCoreTrail(as))
 	assert.Less(t, d, 3*time.Second, "B's 300ms timeout took %s: %s", d, reviewCoreTrail(as))
@@ -167,7 +167,7 @@ func TestReviewCoreBodyIdleNeverFiresEarly(t *testing.T) {
 	srv := reviewCoreServer(t, map[string][]http.HandlerFunc{
 		"gpt-a": {reviewCoreTrickle(12, 120*time.Millisecond)},
 	})
-	res, body, err, as, _ := reviewCoreDo(t, srv, false, gwtransport.WithMaxRetries(0),
+	res, body, as, _, err := reviewCoreDo(t, srv, false, gwtransport.WithMaxRetries(0),
 		gwtransport.WithBodyIdle(400*time.Millisecond), gwtransport.WithTimeout(10*time.Second))
 	require.NoError(t, err, reviewCoreTrail(as))
 	assert.Equal(t, 200, res.StatusCode)
@@ -183,7 +183,7 @@ func TestReviewCoreAttemptTimeoutCoversTrickledBody(t *testing.T) {
 		"gpt-a": {reviewCoreTrickle(12, 100*time.Millisecond)},
 		"gpt-b": {reviewCoreOK(0)},
 	})
-	res, body, err, as, _ := reviewCoreDo(t, srv, false, gwtransport.WithMaxRetries(0),
+	res, body, as, _, err := reviewCoreDo(t, srv, false, gwtransport.WithMaxRetries(0),
 		gwtransport.WithBodyIdle(2*time.Second), gwtransport.WithTimeout(500*time.Millisecond))
 	require.NoError(t, err, reviewCoreTrail(as))
 	assert.Equal(t, 200, res.StatusCode)
@@ -199,7 +199,7 @@ func TestReviewCoreIdleThenRetrySameTarget(t *testing.T) {
 	srv := reviewCoreServer(t, map[string][]http.HandlerFunc{
 		"gpt-a": {reviewCoreTrickle(2, 700*time.Millisecond), reviewCoreOK(0)},
 	})
-	res, body, err, as, _ := reviewCoreDo(t, srv, false, gwtransport.WithMaxRetries(2),
+	res, body, as, _, err := reviewCoreDo(t, srv, false, gwtransport.WithMaxRetries(2),
 		gwtransport.WithBodyIdle(300*time.Millisecond), gwtransport.WithTimeout(10*time.Second))
 	require.NoError(t, err, reviewCoreTrail(as))
 	assert.Equal(t, 200, res.StatusCode)
@@ -233,7 +233,7 @@ func TestReviewCoreStreamFirstEventAfterRetries(t *testing.T) {
 	srv := reviewCoreServer(t, map[string][]http.HandlerFunc{
 		"gpt-a": {reviewCore500(400 * time.Millisecond), reviewCore500(400 * time.Millisecond), reviewCoreSSE(600 * time.Millisecond)},
 	})
-	res, body, err, as, _ := reviewCoreDo(t, srv, true, gwtransport.WithMaxRetries(3),
+	res, body, as, _, err := reviewCoreDo(t, srv, true, gwtransport.WithMaxRetries(3),
 		gwtransport.WithStreamFirstEvent(time.Second), gwtransport.WithTimeout(10*time.Second))
 	require.NoError(t, err, reviewCoreTrail(as))
 	assert.Equal(t, 200, res.StatusCode)
@@ -249,7 +249,7 @@ func TestReviewCoreStreamFirstEventLimitAfterFastFailure(t *testing.T) {
 		"gpt-a": {reviewCore500(0), reviewCoreSSE(20 * time.Second)},
 		"gpt-b": {reviewCoreSSE(0)},
 	})
-	res, body, err, as, d := reviewCoreDo(t, srv, true, gwtransport.WithMaxRetries(1),
+	res, body, as, d, err := reviewCoreDo(t, srv, true, gwtransport.WithMaxRetries(1),
 		gwtransport.WithStreamFirstEvent(400*time.Millisecond), gwtransport.WithTimeout(30*time.Second))
 	require.NoError(t, err, reviewCoreTrail(as))
 	assert.Equal(t, 200, res.StatusCode)
