@@ -41,19 +41,7 @@ func TestRunExportsOneSignal(t *testing.T) {
 			t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "")
 			t.Setenv(tc.env, url+tc.path)
 			env[tc.env] = url + tc.path
-			sigs := make(chan os.Signal, 1)
-			ready := make(chan string, 1)
-			done := make(chan error, 1)
-			var stderr syncBuffer
-			go func() {
-				done <- run([]string{"-config", path, "-listen", "127.0.0.1:0"}, func(k string) (string, bool) { v, ok := env[k]; return v, ok }, &stderr, sigs, ready)
-			}()
-			var addr string
-			select {
-			case addr = <-ready:
-			case err := <-done:
-				t.Fatalf("run: %v\n%s", err, stderr.String())
-			}
+			addr, sigs, done, stderr := startRun(t, []string{"-config", path, "-listen", "127.0.0.1:0"}, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 			p := &testProxy{t: t, URL: "http://" + addr}
 			res, _ := p.do("POST", "/v1/chat/completions", keyAll, fmt.Sprintf(chatBody, "gateway"))
 			require.Equal(t, 200, res.StatusCode)

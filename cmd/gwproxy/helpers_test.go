@@ -219,3 +219,21 @@ providers:
 
 const chatBody = `{"model":%q,"messages":[{"role":"user","content":"hi"}]}`
 const streamBody = `{"model":%q,"stream":true,"messages":[{"role":"user","content":"hi"}]}`
+
+// startRun starts gwproxy's run with args and env in a goroutine and waits
+// until it listens: its address, the signals it obeys, what it returns
+// (once), and what it wrote to stderr.
+func startRun(t *testing.T, args []string, env func(string) (string, bool)) (addr string, sigs chan os.Signal, done chan error, stderr *syncBuffer) {
+	t.Helper()
+	sigs = make(chan os.Signal, 1)
+	ready := make(chan string, 1)
+	done = make(chan error, 1)
+	stderr = &syncBuffer{}
+	go func() { done <- run(args, env, stderr, sigs, ready) }()
+	select {
+	case addr = <-ready:
+	case err := <-done:
+		t.Fatalf("run: %v\n%s", err, stderr.String())
+	}
+	return addr, sigs, done, stderr
+}

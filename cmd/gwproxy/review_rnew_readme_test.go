@@ -98,19 +98,7 @@ func TestReviewTracesEndpointOnlyExportsTracesOnly(t *testing.T) {
 	require.NoError(t, os.WriteFile(path, []byte(cfg), 0o600))
 	t.Setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", url+"/v1/traces")
 	env["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] = url + "/v1/traces"
-	sigs := make(chan os.Signal, 1)
-	ready := make(chan string, 1)
-	done := make(chan error, 1)
-	var stderr syncBuffer
-	go func() {
-		done <- run([]string{"-config", path, "-listen", "127.0.0.1:0"}, func(k string) (string, bool) { v, ok := env[k]; return v, ok }, &stderr, sigs, ready)
-	}()
-	var addr string
-	select {
-	case addr = <-ready:
-	case err := <-done:
-		t.Fatalf("run: %v\n%s", err, stderr.String())
-	}
+	addr, sigs, done, stderr := startRun(t, []string{"-config", path, "-listen", "127.0.0.1:0"}, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	p := &testProxy{t: t, URL: "http://" + addr}
 	res, _ := p.do("POST", "/v1/chat/completions", keyAll, fmt.Sprintf(chatBody, "gateway"))
 	require.Equal(t, 200, res.StatusCode)
@@ -137,20 +125,8 @@ func TestReviewTracesEndpointOnlyExportsTracesOnly(t *testing.T) {
 // 64 KiB (431)"; "Bounded clients": "headers over 64 KiB get 431". A
 // request whose headers total 67 KiB.
 func TestReviewHeadersCappedAt64KiB(t *testing.T) {
-	sigs := make(chan os.Signal, 1)
-	ready := make(chan string, 1)
-	done := make(chan error, 1)
-	var stderr syncBuffer
 	env := func(string) (string, bool) { return "", false }
-	go func() {
-		done <- run([]string{"-config", "example.yaml", "-demo", "-listen", "127.0.0.1:0"}, env, &stderr, sigs, ready)
-	}()
-	var addr string
-	select {
-	case addr = <-ready:
-	case err := <-done:
-		t.Fatalf("run: %v\n%s", err, stderr.String())
-	}
+	addr, sigs, done, _ := startRun(t, []string{"-config", "example.yaml", "-demo", "-listen", "127.0.0.1:0"}, env)
 	defer func() { sigs <- syscall.SIGTERM; <-done }()
 	req, _ := http.NewRequest("GET", "http://"+addr+"/v1/models", nil)
 	req.Header.Set("Authorization", "Bearer demo-key")

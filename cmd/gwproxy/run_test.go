@@ -23,20 +23,8 @@ import (
 // next is served by the primary, the demo key works and no other does;
 // SIGTERM stops it.
 func TestRunExampleDemo(t *testing.T) {
-	sigs := make(chan os.Signal, 1)
-	ready := make(chan string, 1)
-	done := make(chan error, 1)
-	var stderr syncBuffer
 	env := func(string) (string, bool) { return "", false }
-	go func() {
-		done <- run([]string{"-config", "example.yaml", "-demo", "-listen", "127.0.0.1:0"}, env, &stderr, sigs, ready)
-	}()
-	var addr string
-	select {
-	case addr = <-ready:
-	case err := <-done:
-		t.Fatalf("run: %v\n%s", err, stderr.String())
-	}
+	addr, sigs, done, stderr := startRun(t, []string{"-config", "example.yaml", "-demo", "-listen", "127.0.0.1:0"}, env)
 	post := func(key, model string) (*http.Response, string) {
 		req, _ := http.NewRequest("POST", "http://"+addr+"/v1/chat/completions", strings.NewReader(fmt.Sprintf(chatBody, model)))
 		req.Header.Set("Authorization", "Bearer "+key)
@@ -119,19 +107,7 @@ func TestRunExportsOTLP(t *testing.T) {
 	require.NoError(t, os.WriteFile(path, []byte(cfg), 0o600))
 	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", url)
 	env["OTEL_EXPORTER_OTLP_ENDPOINT"] = url
-	sigs := make(chan os.Signal, 1)
-	ready := make(chan string, 1)
-	done := make(chan error, 1)
-	var stderr syncBuffer
-	go func() {
-		done <- run([]string{"-config", path, "-listen", "127.0.0.1:0"}, func(k string) (string, bool) { v, ok := env[k]; return v, ok }, &stderr, sigs, ready)
-	}()
-	var addr string
-	select {
-	case addr = <-ready:
-	case err := <-done:
-		t.Fatalf("run: %v\n%s", err, stderr.String())
-	}
+	addr, sigs, done, _ := startRun(t, []string{"-config", path, "-listen", "127.0.0.1:0"}, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	p := &testProxy{t: t, URL: "http://" + addr}
 	res, _ := p.do("POST", "/v1/chat/completions", keyAll, fmt.Sprintf(chatBody, "gateway"))
 	require.Equal(t, 200, res.StatusCode)
