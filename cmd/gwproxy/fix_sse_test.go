@@ -9,36 +9,74 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestSSETailEndsThePendingEvent: whatever a stream's bytes so far (split
-// over writes in any way, LF, CRLF or CR line ends, a partial last line),
-// the bytes sseTail.end adds before "event: error" make the error event
-// one of its own: an SSE parser dispatches it last, with exactly the error
-// as its data, and every complete event before it unchanged.
-func TestSSETailEndsThePendingEvent(t *testing.T) {
+// TestSSEFramerHoldsThePendingEvent: whatever a stream's bytes (split
+// over reads in any way, LF, CRLF or CR line ends, a partial last line),
+// sseFramer forwards exactly the stream's complete events, in order and
+// unchanged, and holds back the bytes of an event not yet ended by its
+// blank line: when the stream breaks there, the "event: error" written
+// next is dispatched last as an event of its own, with exactly the error
+// as its data, and the pending event is never dispatched (a cut
+// "data: [DONE]" line never becomes a [DONE] event).
+func TestSSEFramerHoldsThePendingEvent(t *testing.T) {
 	pieces := []string{"data: {\"a\":1}", "\n", "\r\n", "\r", ":comment", "event: x", "data: [DONE]"}
 	rng := rand.New(rand.NewPCG(1, 2))
 	for i := 0; i < 20000; i++ {
 		var sb strings.Builder
-		for n := rng.IntN(6); n > 0; n-- {
+		for n := rng.IntN(8); n > 0; n-- {
 			sb.WriteString(pieces[rng.IntN(len(pieces))])
 		}
 		stream := sb.String()
-		var tail sseTail
+		var fr sseFramer
+		var fwd strings.Builder
 		for rest := stream; len(rest) > 0; {
 			k := 1 + rng.IntN(len(rest))
-			tail.wrote([]byte(rest[:k]))
+			fwd.Write(fr.add([]byte(rest[:k])))
 			rest = rest[k:]
 		}
-		end := tail.end()
-		got := parseSSE(specLineEnds(stream+end) + "event: error\ndata: {\"error\":1}\n\n")
-		require.NotEmpty(t, got, "%q + %q", stream, end)
-		assert.Equal(t, sseEvent{"error", `{"error":1}`}, got[len(got)-1], "%q + %q", stream, end)
-		assert.Equal(t, append([]sseEvent{}, parseSSE(specLineEnds(stream+"\n\n"))...), append([]sseEvent{}, got[:len(got)-1]...), "%q + %q: the events before the error", stream, end)
-		// Never more than needed: no blank line is added after one.
-		if strings.HasSuffix(stream, "\n\n") || strings.HasSuffix(stream, "\r\n\r\n") || stream == "" {
-			assert.Empty(t, end, "%q", stream)
+		forwarded := fwd.String()
+		require.Equal(t, stream, forwarded+string(fr.rest()), "%q: the bytes forwarded and held are the stream's", stream)
+		want := sseDispatched(stream)
+		assert.Equal(t, want, sseDispatched(forwarded), "%q (forwarded %q): the complete events", stream, forwarded)
+		got := sseDispatched(forwarded + "event: error\ndata: {\"error\":1}\n\n")
+		require.NotEmpty(t, got, "%q", forwarded)
+		assert.Equal(t, sseEvent{"error", `{"error":1}`}, got[len(got)-1], "%q: the error event", forwarded)
+		assert.Equal(t, want, got[:len(got)-1], "%q: the events before the error", forwarded)
+		// Nothing held that no event needs: what is held is one pending
+		// event's bytes (no blank line in it, after the optional LF of
+		// the CRLF that ended the last event).
+		held := strings.TrimPrefix(string(fr.rest()), "\n")
+		assert.NotContains(t, specLineEnds("\n"+held), "\n\n", "%q: held %q holds a complete event", stream, fr.rest())
+	}
+}
+
+// sseDispatched parses s per the SSE specification (line ends CRLF, LF
+// or a lone CR; an event is dispatched at a blank line; an unterminated
+// last line and an undispatched last event count for nothing).
+func sseDispatched(s string) []sseEvent {
+	lines := strings.Split(specLineEnds(s), "\n")
+	lines = lines[:len(lines)-1] // the unterminated rest
+	out := []sseEvent{}
+	var typ string
+	var data []string
+	have := false
+	for _, line := range lines {
+		if line == "" {
+			if have {
+				out = append(out, sseEvent{typ, strings.Join(data, "\n")})
+			}
+			typ, data, have = "", nil, false
+			continue
+		}
+		field, value, _ := strings.Cut(line, ":")
+		value = strings.TrimPrefix(value, " ")
+		switch field {
+		case "event":
+			typ = value
+		case "data":
+			data, have = append(data, value), true
 		}
 	}
+	return out
 }
 
 // specLineEnds rewrites the SSE line ends (CRLF, LF and a lone CR) as LF,

@@ -19,6 +19,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/gwtransport/gwtransport"
@@ -435,8 +436,29 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	w.WriteHeader(res.StatusCode)
-	s.copyBody(w, res, trail, stream)
+	gone, broken := s.copyBody(w, res, trail, stream)
+	switch {
+	case broken != nil:
+		// The answer was cut (a stream with an error event): a failure
+		// in the metrics, the log and the server span, whatever status
+		// went out first.
+		lg.status = statusBroken
+		span := trace.SpanFromContext(ctx)
+		span.SetStatus(codes.Error, "the answer broke after its status")
+		span.SetAttributes(attribute.String("error.type", "body_broken"))
+		panic(http.ErrAbortHandler)
+	case gone:
+		lg.status = statusClientGone
+	}
 }
+
+// The statuses the metrics and the log give an answer that went out
+// with a 2xx and did not arrive whole: cut on the provider's side (or
+// by the engine: a broken stream), or by the client leaving.
+const (
+	statusBroken     = http.StatusBadGateway
+	statusClientGone = 499
+)
 
 // http10BufferMax bounds the answer of unknown length read whole for an
 // HTTP/1.0 client, so that it can be sent with its length.
@@ -564,30 +586,53 @@ func (s *Server) writeFailure(w http.ResponseWriter, res *http.Response, route s
 	return status
 }
 
-// copyBody streams a response to the client, flushing after every read:
-// a stream goes out event by event. When the body breaks (the engine's
-// error after a committed stream, a provider gone), a stream ends with an
-// SSE error event, and then the connection is aborted: the client never
-// sees a clean end. The error event is an event of its own: an event left
-// unfinished by the break (its lines sent, not its blank line) is ended
-// first, so that an SSE client never merges the two.
-func (s *Server) copyBody(w http.ResponseWriter, res *http.Response, trail *gwtransport.Trail, stream bool) {
+// copyBody streams a response to the client, flushing as it goes: a
+// stream goes out event by event. A stream's bytes are forwarded up to
+// the end of its last complete event (its blank line) only: the bytes of
+// an event still unterminated are held back until its blank line
+// arrives. When the body breaks (the engine's error after a committed
+// stream, a provider gone), the held-back bytes are dropped, a stream
+// ends with an SSE error event, and then the connection is aborted: the
+// client never sees a clean end, and never an event the provider did not
+// finish (a "data: [DONE]" line cut before its blank line is not
+// completed into a [DONE] event).
+//
+// It reports a client gone (a write failed), or the body's error (the
+// caller aborts the connection then).
+func (s *Server) copyBody(w http.ResponseWriter, res *http.Response, trail *gwtransport.Trail, stream bool) (gone bool, broken error) {
 	rc := http.NewResponseController(w)
 	buf := make([]byte, 32<<10)
-	var tail sseTail
+	var fr sseFramer
 	for {
 		n, err := res.Body.Read(buf)
 		if n > 0 {
-			if _, werr := w.Write(buf[:n]); werr != nil {
-				return // the client went away; closing the body ends the attempt
+			out := buf[:n]
+			if stream {
+				out = fr.add(buf[:n])
+				if err == nil && fr.held() > maxHeldEvent {
+					err = fmt.Errorf("gwproxy: a stream event larger than %d bytes", maxHeldEvent)
+				}
 			}
-			tail.wrote(buf[:n])
-			if ferr := rc.Flush(); ferr != nil {
-				return
+			if len(out) > 0 {
+				if _, werr := w.Write(out); werr != nil {
+					return true, nil // the client went away; closing the body ends the attempt
+				}
+				if ferr := rc.Flush(); ferr != nil {
+					return true, nil
+				}
 			}
 		}
 		if err == io.EOF {
-			return
+			if stream && fr.held() > 0 {
+				// The engine ended the stream cleanly with an event
+				// unterminated (a stream it does not guard as SSE): its
+				// bytes go out as they came.
+				if _, werr := w.Write(fr.rest()); werr != nil {
+					return true, nil
+				}
+				_ = rc.Flush()
+			}
+			return false, nil
 		}
 		if err != nil {
 			if stream {
@@ -605,64 +650,76 @@ func (s *Server) copyBody(w http.ResponseWriter, res *http.Response, trail *gwtr
 				b, _ := json.Marshal(struct {
 					Error apiError `json:"error"`
 				}{e})
-				fmt.Fprintf(w, "%sevent: error\ndata: %s\n\n", tail.end(), b)
+				// What was forwarded ends with a complete event (or is
+				// empty): the error event is an event of its own.
+				fmt.Fprintf(w, "event: error\ndata: %s\n\n", b)
 				_ = rc.Flush()
 			}
 			s.log.Warn("gwproxy: response broken; connection aborted", "target", res.Header.Get(gwtransport.HeaderTarget), "error", redactError(err))
-			panic(http.ErrAbortHandler)
+			return false, err
 		}
 	}
 }
 
-// sseTail remembers the last bytes written of a stream, to tell whether
-// they ended an event (a blank line) or left one pending.
-type sseTail struct {
-	b [4]byte
-	n int // bytes held in b (the last min(written, 4) bytes)
+// maxHeldEvent bounds the bytes of one stream event held back until its
+// blank line: a larger event breaks the stream (the engine bounds one
+// line by as much).
+const maxHeldEvent = gwtransport.MaxStreamLineBytes
+
+// sseFramer splits a stream's bytes at the ends of its events: add
+// returns the bytes up to the end of the last complete event (a blank
+// line; line ends CRLF, LF or a lone CR, as the SSE specification reads
+// them) and holds the rest back.
+type sseFramer struct {
+	pending []byte // bytes after the last event's end
+	scanned int    // bytes of pending already scanned
+	midLine bool   // the scan is inside a line (not at a line's start)
+	cr      bool   // the last byte scanned was a CR (a LF after it joins its line end)
+	edge    bool   // the last byte scanned ended an event
 }
 
-// wrote records bytes written.
-func (t *sseTail) wrote(p []byte) {
-	if len(p) >= len(t.b) {
-		copy(t.b[:], p[len(p)-len(t.b):])
-		t.n = len(t.b)
-		return
+// add takes bytes read and returns those that complete events (valid
+// until the next call).
+func (f *sseFramer) add(p []byte) []byte {
+	f.pending = append(f.pending, p...)
+	end := -1
+	for i := f.scanned; i < len(f.pending); i++ {
+		c := f.pending[i]
+		switch {
+		case c == '\n' && f.cr:
+			// The LF of a CRLF: the line ended at the CR.
+			f.cr = false
+			if f.edge {
+				end = i + 1
+			}
+		case c == '\n' || c == '\r':
+			f.edge = !f.midLine // a blank line ends the event
+			if f.edge {
+				end = i + 1
+			}
+			f.midLine, f.cr = false, c == '\r'
+		default:
+			f.midLine, f.cr, f.edge = true, false, false
+		}
 	}
-	keep := min(t.n, len(t.b)-len(p))
-	copy(t.b[:], t.b[t.n-keep:t.n])
-	copy(t.b[keep:], p)
-	t.n = keep + len(p)
+	f.scanned = len(f.pending)
+	if end < 0 {
+		return nil
+	}
+	out := f.pending[:end]
+	rest := f.pending[end:]
+	// The next call's append must not overwrite out: the rest moves to a
+	// buffer of its own.
+	f.pending = append(make([]byte, 0, max(len(rest), 512)), rest...)
+	f.scanned = len(f.pending)
+	return out
 }
 
-// end is what ends the pending event, if any: nothing after a blank line
-// (or before any byte), a blank line after a complete line, a line end
-// and a blank line after a partial one.
-func (t *sseTail) end() string {
-	b := t.b[:t.n]
-	if len(b) == 0 {
-		return ""
-	}
-	last := b[len(b)-1]
-	if last != '\n' && last != '\r' {
-		return "\n\n"
-	}
-	// Strip the last line's terminator: a terminator before it (or the
-	// stream's start) makes that line blank.
-	rest := b[:len(b)-1]
-	if last == '\n' && len(rest) > 0 && rest[len(rest)-1] == '\r' {
-		rest = rest[:len(rest)-1]
-	}
-	if t.n < len(t.b) && len(rest) == 0 {
-		return "" // the stream so far is one blank line
-	}
-	if len(rest) > 0 && (rest[len(rest)-1] == '\n' || rest[len(rest)-1] == '\r') {
-		return ""
-	}
-	if last == '\r' {
-		return "\r\n" // a "\n" would join the "\r" as one line end
-	}
-	return "\n"
-}
+// held is the number of bytes held back.
+func (f *sseFramer) held() int { return len(f.pending) }
+
+// rest returns the bytes held back.
+func (f *sseFramer) rest() []byte { return f.pending }
 
 // modelEntry is an entry of /v1/models.
 type modelEntry struct {
