@@ -100,7 +100,7 @@ func run(args []string, env func(string) (string, bool), stderr io.Writer, sigs 
 // serve serves on ln until SIGTERM or SIGINT, reloading on SIGHUP.
 func (s *Server) serve(ln net.Listener, sigs <-chan os.Signal, ready chan<- string) error {
 	srv := &http.Server{
-		Handler: s.Handler(),
+		Handler: s.running.track(s.Handler()),
 		// read_header_timeout and idle_timeout are applied per connection
 		// from the configuration of the moment (conntimeouts.go), so that
 		// a reload changes them; read_timeout per request (boundBody).
@@ -144,6 +144,11 @@ func (s *Server) shutdown(srv *http.Server, served <-chan error) error {
 		srv.Close()
 	}
 	<-served
+	// The handlers the drain cut end their spans and log lines before
+	// the telemetry is flushed (run flushes it after serve returns).
+	if !s.running.wait(handlersCutWait) {
+		s.log.Warn("gwproxy: requests still ending after the drain", "waited", handlersCutWait.String())
+	}
 	if c, ok := s.upstream.(interface{ CloseIdleConnections() }); ok {
 		c.CloseIdleConnections()
 	}

@@ -39,6 +39,7 @@ type Server struct {
 	now      func() time.Time                // the clock of the logs and metrics
 	wrap     func(http.Handler) http.Handler // telemetry around the API handler, if any
 	stopBy   time.Time                       // SIGTERM's time plus shutdown_timeout (set by shutdown)
+	running  handlers                        // the handlers running (shutdown waits for the ones it cut)
 
 	// engineOptions are more options for every engine (tests inject a
 	// clock, the telemetry its hooks).
