@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -70,8 +71,8 @@ func (t *telemetry) wrap(h http.Handler) http.Handler {
 // OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_METRICS_ENDPOINT (over
 // OTLP/HTTP, configured by the standard OTEL_* variables); a signal with
 // no endpoint gets no exporter. It returns nil telemetry when none is set,
-// and a shutdown that flushes the exporters within its context's
-// deadline.
+// and a shutdown that flushes the exporters concurrently, each within its
+// context's deadline.
 func telemetryFromEnv(env func(string) (string, bool)) (*telemetry, func(context.Context) error, error) {
 	none := func(context.Context) error { return nil }
 	set := func(k string) bool { v, _ := env(k); return v != "" }
@@ -113,10 +114,18 @@ func telemetryFromEnv(env func(string) (string, bool)) (*telemetry, func(context
 		mp, shutdowns = sdk, append(shutdowns, sdk.Shutdown)
 	}
 	return newTelemetry(tp, mp), func(ctx context.Context) error {
+		// The signals flush side by side, each with the whole deadline: a
+		// signal whose collector is down does not use up the other's time.
 		errs := make([]error, len(shutdowns))
+		var wg sync.WaitGroup
 		for i, f := range shutdowns {
-			errs[i] = f(ctx)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs[i] = f(ctx)
+			}()
 		}
+		wg.Wait()
 		return errors.Join(errs...)
 	}, nil
 }
