@@ -26,8 +26,11 @@ import (
 // gateway cannot route) gets its start and, at once, its end with the
 // error. The request ends when the caller is done with it: a
 // non-streamed request when RoundTrip returns (its body, verified, is in
-// memory); a committed stream when its body ends, breaks or is closed by
-// the caller, whichever comes first. Calls are made from the goroutine
+// memory), but for a 2xx body handed over unverified (larger than
+// WithMaxVerifiedBody), which ends it when it ends, breaks (End.Err is
+// the read's error) or is closed (ClosedEarly, before its end); a
+// committed stream when its body ends, breaks or is closed by the
+// caller, whichever comes first. Calls are made from the goroutine
 // running the request or reading (or closing) its stream, never two at
 // once for one request; they must not block.
 type Observer interface {
@@ -470,8 +473,43 @@ func (r *run) observeReturn(rt *route, res *http.Response, err error) {
 	}
 	if mb, ok := body.(*memBody); ok && res.StatusCode < 300 {
 		end.ResponseModel, end.Usage = readUsage(mb.b)
+	} else if res.StatusCode >= 200 && res.StatusCode < 300 && res.Body != nil && res.Body != http.NoBody {
+		// An unverified body (over WithMaxVerifiedBody, or verification
+		// off): the request ends with it, so that a body cut on the
+		// way is not told as a success.
+		res.Body = &observedBody{ReadCloser: res.Body, end: func(err error, closed bool) {
+			end := end
+			if err != io.EOF {
+				end.Err = err
+			}
+			end.ClosedEarly = closed
+			r.requestEnd(end)
+		}}
+		return
 	}
 	r.requestEnd(end)
+}
+
+// observedBody is an unverified non-streamed body whose end (its EOF, a
+// read's error, or its Close before either) ends its observed request
+// (requestEnd runs once: what comes after the first end is ignored).
+type observedBody struct {
+	io.ReadCloser
+	end func(err error, closed bool)
+}
+
+func (b *observedBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil {
+		b.end(err, false)
+	}
+	return n, err
+}
+
+func (b *observedBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.end(nil, true)
+	return err
 }
 
 // data reads a stream's data line for the response's model and usage.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel/codes"
 
 	"github.com/gwtransport/gwtransport/gatewaytest"
 )
@@ -34,11 +35,16 @@ func TestReview2UnverifiedBodyCutTelemetry(t *testing.T) {
 	t.Logf("client: status %d, %d bytes, err %v", res.StatusCode, len(b), rerr)
 	require.Error(t, rerr, "the client did not see the cut")
 	require.Eventually(t, func() bool { s, _ := review2RequestSpans(exp.GetSpans()); return len(s) == 1 }, 5*time.Second, 5*time.Millisecond)
-	_, reqs := review2RequestSpans(exp.GetSpans())
+	srvs, reqs := review2RequestSpans(exp.GetSpans())
 	require.Len(t, reqs, 1)
+	require.Len(t, srvs, 1)
+	assert.Equal(t, codes.Error, srvs[0].Status.Code, "the server span of the cut answer")
+	assert.Equal(t, codes.Error, reqs[0].Status.Code, "the request span of the cut answer")
 	et, _ := review2Attr(reqs[0], "error.type")
 	t.Logf("request span status %v error.type %q", reqs[0].Status, et)
 	assert.NotEmpty(t, et, "the cut answer is a success in the request span")
 	v, _ := metricValue(p.metrics(), "gwproxy_requests_total", map[string]string{"code": "200"})
 	assert.Zero(t, v, "the cut answer is counted as a 200")
+	v, _ = metricValue(p.metrics(), "gwproxy_requests_total", map[string]string{"code": "502"})
+	assert.Equal(t, 1.0, v, "the cut answer is counted as a 502")
 }

@@ -438,6 +438,12 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	}
 	w.WriteHeader(res.StatusCode)
 	gone, broken := s.copyBody(w, res, trail, stream)
+	if broken != nil && r.Context().Err() != nil {
+		// The body broke because the client left (its cancellation
+		// reached the provider's request).
+		lg.status = statusClientGone
+		panic(http.ErrAbortHandler)
+	}
 	switch {
 	case broken != nil:
 		// The answer was cut (a stream with an error event): a failure
