@@ -473,10 +473,12 @@ func (r *run) observeReturn(rt *route, res *http.Response, err error) {
 	}
 	if mb, ok := body.(*memBody); ok && res.StatusCode < 300 {
 		end.ResponseModel, end.Usage = readUsage(mb.b)
-	} else if res.StatusCode >= 200 && res.StatusCode < 300 && res.Body != nil && res.Body != http.NoBody {
-		// An unverified body (over WithMaxVerifiedBody, or verification
-		// off): the request ends with it, so that a body cut on the
-		// way is not told as a success.
+	} else if res.StatusCode >= 200 && res.StatusCode < 300 && res.Body != nil && res.Body != http.NoBody && r.obs.succeeded() {
+		// An unverified success (over WithMaxVerifiedBody, or
+		// verification off): the request ends with its body, so that a
+		// body cut on the way is not told as a success. (A failure
+		// handed over with a 2xx, a stream's first event an error, is
+		// one already: it ends now.)
 		res.Body = &observedBody{ReadCloser: res.Body, end: func(err error, closed bool) {
 			end := end
 			if err != io.EOF {
@@ -488,6 +490,14 @@ func (r *run) observeReturn(rt *route, res *http.Response, err error) {
 		return
 	}
 	r.requestEnd(end)
+}
+
+// succeeded reports whether the request's last attempt succeeded.
+func (obs *observation) succeeded() bool {
+	obs.mu.Lock()
+	defer obs.mu.Unlock()
+	n := len(obs.attempts)
+	return n > 0 && obs.attempts[n-1].Action == Succeed
 }
 
 // observedBody is an unverified non-streamed body whose end (its EOF, a
