@@ -678,7 +678,8 @@ const maxHeldEvent = gwtransport.MaxStreamLineBytes
 // line; line ends CRLF, LF or a lone CR, as the SSE specification reads
 // them) and holds the rest back.
 type sseFramer struct {
-	pending []byte // bytes after the last event's end
+	pending []byte // pending[off:] are the bytes after the last event's end
+	off     int    // bytes of pending returned by the last add
 	scanned int    // bytes of pending already scanned
 	midLine bool   // the scan is inside a line (not at a line's start)
 	cr      bool   // the last byte scanned was a CR (a LF after it joins its line end)
@@ -688,6 +689,12 @@ type sseFramer struct {
 // add takes bytes read and returns those that complete events (valid
 // until the next call).
 func (f *sseFramer) add(p []byte) []byte {
+	if f.off > 0 {
+		// The bytes returned last are written: the held ones move to
+		// the front (the buffer is reused).
+		n := copy(f.pending, f.pending[f.off:])
+		f.pending, f.scanned, f.off = f.pending[:n], f.scanned-f.off, 0
+	}
 	f.pending = append(f.pending, p...)
 	end := -1
 	for i := f.scanned; i < len(f.pending); i++ {
@@ -713,20 +720,15 @@ func (f *sseFramer) add(p []byte) []byte {
 	if end < 0 {
 		return nil
 	}
-	out := f.pending[:end]
-	rest := f.pending[end:]
-	// The next call's append must not overwrite out: the rest moves to a
-	// buffer of its own.
-	f.pending = append(make([]byte, 0, max(len(rest), 512)), rest...)
-	f.scanned = len(f.pending)
-	return out
+	f.off = end
+	return f.pending[:end]
 }
 
 // held is the number of bytes held back.
-func (f *sseFramer) held() int { return len(f.pending) }
+func (f *sseFramer) held() int { return len(f.pending) - f.off }
 
 // rest returns the bytes held back.
-func (f *sseFramer) rest() []byte { return f.pending }
+func (f *sseFramer) rest() []byte { return f.pending[f.off:] }
 
 // modelEntry is an entry of /v1/models.
 type modelEntry struct {
