@@ -126,7 +126,8 @@ type ObservedEnd struct {
 	// success status (a stream whose first event is an error), the last
 	// of Attempts, whose Action is not Succeed, tells it.
 	Err error
-	// ClosedEarly reports a stream the caller closed before its end.
+	// ClosedEarly reports a stream (or a body handed over unverified) the
+	// caller closed before its end.
 	ClosedEarly bool
 	// Attempts is every attempt of the request, as in Error.Attempts;
 	// valid only during the call.
