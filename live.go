@@ -297,8 +297,10 @@ func (m *Mirror) Apply(f Fact) {
 		case FactBreakerClosed:
 			t.breaker.remoteClose(capAt(now, f.At))
 		case FactLatency:
+			// A sample beyond the attempt timeout is no sample of this
+			// configuration's: cut to it.
 			if f.Latency > 0 {
-				t.stats.sample(f.Latency)
+				t.stats.sample(min(f.Latency, t.probeLease()))
 			}
 		}
 	case FactKeyResting, FactKeyDisabled:
@@ -360,15 +362,32 @@ func (m *Mirror) ProbeTaken(target int, d time.Duration) {
 	t.breaker.remoteTaken(now, now.Add(d))
 }
 
-// Facts returns this replica's standing facts, now: open breakers and the
-// keys resting or disabled. A Store writes them back after a reconnection.
+// ProbeHeld says another replica holds target's probe lease for d (at
+// most this replica's own lease length from now), the breaker having
+// opened at `at`: a replica that joins (or resynchronises) while that probe
+// is out learns that the breaker is half-open and waits for the probe's
+// verdict, unless its breaker changed after `at`.
+func (m *Mirror) ProbeHeld(target int, at time.Time, d time.Duration) {
+	if target < 0 || target >= len(m.g.live) || d <= 0 {
+		return
+	}
+	t := m.g.live[target]
+	d = min(d, t.probeLease())
+	now := m.g.s.clock.Now()
+	t.breaker.remoteHeld(now, capAt(now, at), now.Add(d))
+}
+
+// Facts returns this replica's standing facts: open breakers, stamped
+// with when they opened (so that an old opening never counts as newer than
+// another replica's later closing), and the keys resting or disabled. A
+// Store writes them back after a reconnection.
 func (m *Mirror) Facts() []Fact {
 	g := m.g
 	now := g.s.clock.Now()
 	var out []Fact
 	for i, t := range g.live {
-		if st, until := t.breaker.snapshot(now); st == BreakerOpen && !t.breaker.cfg.Disabled {
-			out = append(out, Fact{Kind: FactBreakerOpen, Target: i, At: now, Until: until})
+		if at, until, ok := t.breaker.openFact(now); ok {
+			out = append(out, Fact{Kind: FactBreakerOpen, Target: i, At: at, Until: until})
 		}
 	}
 	for pi, p := range g.pools {

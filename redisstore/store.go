@@ -309,7 +309,12 @@ type Store struct {
 	down   atomic.Bool   // the last command (or ping) failed: the request path stays local
 	outage atomic.Bool   // an outage was logged and its end was not
 	leaseN atomic.Uint64 // probe leases taken, for their ids
-	lastOK atomic.Int64  // when (real clock, ns) a request-path call last answered, or Redis came back
+	// The request path's overruns (real clock, ns): the first of the
+	// current run of overruns (none answering between), 0 for none; the
+	// latest; and until when the request path stays local without asking
+	// (one overrun makes the calls just after it local too, so that the
+	// overruns of one request never add up).
+	firstOverrun, lastOverrun, slowUntil atomic.Int64
 
 	subscribed   atomic.Bool  // the subscription is up
 	wanted, done atomic.Int64 // resynchronisations asked for, and the latest done
@@ -391,7 +396,9 @@ func New(opts ...Option) (*Store, error) {
 		resync:    make(chan struct{}, 1),
 		errLogged: map[string]time.Time{},
 	}
-	s.down.Store(true) // until the first ping
+	// Redis is taken to answer until a call or the subscription says
+	// otherwise: the first requests ask it (under the bound) rather than
+	// each new replica starting its round-robin at the first target.
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.ps = client.Subscribe(s.ctx, s.channel())
 	s.wg.Add(3)
@@ -460,6 +467,7 @@ type session struct {
 	ns     string   // <prefix>:<fingerprint>
 	rrKeys []string // per route
 	bKeys  []string // per target: breaker open-until
+	cKeys  []string // per target: breaker closed at (a closing is recoverable at a resynchronisation)
 	pKeys  []string // per target: probe lease
 	kKeys  [][2][]string
 	keyIdx []map[string]int // per provider: a key's index by its fingerprint
@@ -478,6 +486,7 @@ func (s *Store) Bind(l *gwtransport.Layout) (gwtransport.StoreSession, error) {
 	for i := range l.Targets {
 		ss.bKeys = append(ss.bKeys, ns+":b:"+strconv.Itoa(i))
 		ss.pKeys = append(ss.pKeys, ns+":p:"+strconv.Itoa(i))
+		ss.cKeys = append(ss.cKeys, ns+":c:"+strconv.Itoa(i))
 	}
 	for pi, p := range l.Providers {
 		var ks [2][]string
@@ -490,10 +499,15 @@ func (s *Store) Bind(l *gwtransport.Layout) (gwtransport.StoreSession, error) {
 		ss.kKeys = append(ss.kKeys, ks)
 		ss.keyIdx = append(ss.keyIdx, idx)
 	}
-	s.sess.Store(ss)
-	s.mu.Lock()
-	s.pending, s.order, s.latest = map[slot]pendingFact{}, nil, map[int]time.Time{} // the previous configuration's
-	s.mu.Unlock()
+	if old := s.sess.Swap(ss); old == nil || old.l.Fingerprint != l.Fingerprint {
+		s.mu.Lock()
+		s.pending, s.order, s.latest = map[slot]pendingFact{}, nil, map[int]time.Time{} // the previous configuration's
+		s.mu.Unlock()
+	}
+	// The same configuration bound again (a reload, a Reconfigure with the
+	// same routes): its namespace is this one, and the changes its
+	// requests still make (a probe's verdict, a lease's release) are
+	// written as the new session's.
 	s.askResync()
 	return ss, nil
 }
@@ -547,8 +561,15 @@ func (s *Store) failed(err error, requestPath bool) {
 		}
 	case requestPath && (errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()):
 		s.slow.Add(1)
-		if time.Since(time.Unix(0, s.lastOK.Load())) > s.overrunOutage() {
-			s.fail(err) // no call answered in time for a while: Redis is stuck
+		now := time.Now().UnixNano()
+		s.slowUntil.Store(now + int64(s.cfg.timeout))
+		first, last := s.firstOverrun.Load(), s.lastOverrun.Swap(now)
+		if first == 0 || now-last > int64(s.overrunOutage()) {
+			s.firstOverrun.Store(now) // a new run of overruns
+			return
+		}
+		if now-first >= int64(s.overrunOutage()) {
+			s.fail(err) // calls overran for a while, none answering: Redis is stuck
 		}
 	default:
 		s.fail(err)
@@ -582,7 +603,7 @@ func signal(c chan struct{}) {
 // call runs f under the request-path bound; false when Redis is down, did
 // not answer in time, or refused.
 func (s *Store) call(f func(ctx context.Context) error) bool {
-	if s.down.Load() {
+	if s.down.Load() || time.Now().UnixNano() < s.slowUntil.Load() {
 		return false
 	}
 	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.timeout)
@@ -591,7 +612,7 @@ func (s *Store) call(f func(ctx context.Context) error) bool {
 		s.failed(err, true)
 		return false
 	}
-	s.lastOK.Store(time.Now().UnixNano())
+	s.firstOverrun.Store(0)
 	return true
 }
 
@@ -704,7 +725,7 @@ func slotOf(f gwtransport.Fact) slot {
 
 // enqueue queues a change, coalescing it with the one of the same slot.
 func (s *Store) enqueue(ss *session, f gwtransport.Fact, lease string) {
-	if s.sess.Load() != ss {
+	if cur := s.sess.Load(); cur != ss && (cur == nil || cur.l.Fingerprint != ss.l.Fingerprint) {
 		return // a previous configuration's
 	}
 	k := slotOf(f)
@@ -766,10 +787,39 @@ func (s *Store) write(batch []pendingFact) {
 		p.ss.queueWrite(ctx, pipe, p)
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
+		var re redis.Error
+		if !errors.As(err, &re) {
+			s.requeue(batch) // not written (or not known to be): sent again after the resync
+		}
 		s.failed(err, false)
 		return
 	}
 	s.published.Add(int64(len(batch)))
+}
+
+// requeue puts back a batch that was not written, but for the slots a
+// newer change took meanwhile. The facts are idempotent in Redis (a
+// later until wins, a closing older than the opening is ignored), so one
+// written twice does no harm.
+func (s *Store) requeue(batch []pendingFact) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, p := range batch {
+		k := slotOf(p.f)
+		if old, ok := s.pending[k]; ok {
+			if old.lease == "" && p.lease != "" {
+				old.lease = p.lease
+				s.pending[k] = old
+			}
+			continue
+		}
+		if len(s.order) >= s.cfg.queue {
+			s.drops.Add(1)
+			continue
+		}
+		s.order = append(s.order, k)
+		s.pending[k] = p
+	}
 }
 
 // ms is a duration in whole milliseconds, at least 0.
@@ -796,7 +846,7 @@ func (ss *session) queueWrite(ctx context.Context, pipe redis.Pipeliner, p pendi
 	case gwtransport.FactBreakerOpen:
 		s.setMax.Eval(ctx, pipe, []string{ss.bKeys[f.Target], ss.pKeys[f.Target]}, ms(age), ms(rest), factMargin.Milliseconds(), p.lease, maxFactSpan.Milliseconds())
 	case gwtransport.FactBreakerClosed:
-		s.closeB.Eval(ctx, pipe, []string{ss.bKeys[f.Target], ss.pKeys[f.Target]}, ms(age))
+		s.closeB.Eval(ctx, pipe, []string{ss.bKeys[f.Target], ss.pKeys[f.Target], ss.cKeys[f.Target]}, ms(age), maxFactSpan.Milliseconds())
 	case gwtransport.FactKeyResting, gwtransport.FactKeyDisabled:
 		kind := 0
 		if f.Kind == gwtransport.FactKeyDisabled {
@@ -855,7 +905,7 @@ func (s *Store) receive(payload string) {
 		}
 		n[i] = v
 	}
-	if n[3] < 0 || n[3] > int64(maxFactSpan) || n[4] < 0 || n[4] > int64(maxFactSpan) {
+	if n[3] < 0 || n[3] > int64(maxFactSpan) || n[4] < 0 || n[4] > int64(maxFactSpan) || n[5] < 0 || n[5] > int64(maxFactSpan) {
 		return // junk: no replica sends such spans
 	}
 	now := ss.l.Clock.Now()
@@ -951,7 +1001,7 @@ func (s *Store) maintainer() {
 				s.failed(err, false) // asked again at the next tick
 				continue
 			}
-			s.lastOK.Store(time.Now().UnixNano())
+			s.firstOverrun.Store(0)
 			s.down.Store(false)
 			s.done.Store(g)
 			signal(s.wake) // write what waited
@@ -997,6 +1047,9 @@ func (s *Store) resynchronise() error {
 	for i, k := range ss.bKeys {
 		keys, refs = append(keys, k), append(refs, ref{kind: gwtransport.FactBreakerOpen, target: i})
 	}
+	for i, k := range ss.cKeys {
+		keys, refs = append(keys, k), append(refs, ref{kind: gwtransport.FactBreakerClosed, target: i})
+	}
 	for pi, ks := range ss.kKeys {
 		for i, k := range ks[0] {
 			keys, refs = append(keys, k), append(refs, ref{kind: gwtransport.FactKeyResting, p: pi, key: i})
@@ -1009,11 +1062,22 @@ func (s *Store) resynchronise() error {
 		pipe := s.client.Pipeline()
 		tc := pipe.Time(ctx)
 		mc := pipe.MGet(ctx, keys...)
-		if _, err := pipe.Exec(ctx); err != nil {
-			return err
+		// The probe leases out: a replica that joins mid-probe waits for
+		// its verdict.
+		leases := make([]*redis.StringCmd, len(ss.pKeys))
+		ttls := make([]*redis.DurationCmd, len(ss.pKeys))
+		for i, k := range ss.pKeys {
+			leases[i], ttls[i] = pipe.Get(ctx, k), pipe.PTTL(ctx, k)
+		}
+		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+			var re redis.Error
+			if !errors.As(err, &re) {
+				return err
+			}
 		}
 		redisNow := tc.Val().UnixMilli()
 		now := ss.l.Clock.Now()
+		opened := make([]time.Time, len(ss.bKeys)) // per target: when the breaker in Redis opened, zero for none
 		for i, v := range mc.Val() {
 			str, ok := v.(string)
 			if !ok {
@@ -1027,7 +1091,20 @@ func (s *Store) resynchronise() error {
 			// Redis's clock to this replica's: how long ago, how long on.
 			f := gwtransport.Fact{Kind: r.kind, Target: r.target, Provider: r.p, Key: r.key,
 				At: now.Add(-max(msDur(redisNow-at), 0)), Until: now.Add(min(max(msDur(until-redisNow), -maxFactSpan), maxFactSpan))}
+			if r.kind == gwtransport.FactBreakerOpen {
+				opened[r.target] = f.At
+			}
 			ss.l.Mirror.Apply(f)
+		}
+		for i := range ss.pKeys {
+			v, err := leases[i].Result()
+			ttl := ttls[i].Val()
+			if err != nil || opened[i].IsZero() || ttl <= 0 || strings.HasPrefix(v, s.token+".") {
+				continue // none, no opening it probes, or this replica's own
+			}
+			// The lease's expiry is twice its length from its taking: half
+			// the time left is at most what the lease has left.
+			ss.l.Mirror.ProbeHeld(i, opened[i], min(ttl/2, maxFactSpan))
 		}
 	}
 	for _, f := range ss.l.Mirror.Facts() {
@@ -1122,8 +1199,10 @@ if KEYS[2] ~= '' and ARGV[4] ~= '' then
 end
 return 0`
 
-	// KEYS[1] breaker fact, KEYS[2] probe lease; ARGV[1] age ms. A closing
-	// not older than the opening clears both.
+	// KEYS[1] breaker fact, KEYS[2] probe lease, KEYS[3] closed-at fact;
+	// ARGV[1] age ms, ARGV[2] its lifetime ms. A closing not older than
+	// the opening clears both, and is kept ("<at>:<at>") for the replicas
+	// that resynchronise.
 	luaClose = `local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local at = now - tonumber(ARGV[1])
@@ -1133,6 +1212,7 @@ if type(v) == 'string' then
   if a and tonumber(a) > at and tonumber(a) <= now then return 0 end
 end
 redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('SET', KEYS[3], string.format('%d:%d', at, at), 'PX', ARGV[2])
 return 1`
 )
 
