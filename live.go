@@ -69,6 +69,16 @@ type StoreSession interface {
 	Publish(f Fact)
 }
 
+// StoreUnbinder is a [StoreSession] that can be told its configuration was
+// replaced (Reconfigure): the Store stops applying the other replicas'
+// facts to it and may release what only it used. The requests still in
+// flight on that configuration may go on calling its methods.
+type StoreUnbinder interface {
+	// Unbind says the session's configuration is no longer the
+	// Transport's.
+	Unbind()
+}
+
 // FactKind says what a [Fact] reports.
 type FactKind uint8
 
@@ -448,6 +458,7 @@ func (g *gateway) bindStore() error {
 	if sess == nil {
 		return nil
 	}
+	g.session = sess
 	// The Store may apply facts already (its resynchronisation runs in the
 	// background): the shares are set under the locks its facts take.
 	for i, rt := range g.order {
@@ -466,6 +477,14 @@ func (g *gateway) bindStore() error {
 		p.mu.Unlock()
 	}
 	return nil
+}
+
+// unbindStore tells the Store, if it wants to know, that this
+// configuration was replaced.
+func (g *gateway) unbindStore() {
+	if u, ok := g.session.(StoreUnbinder); ok {
+		u.Unbind()
+	}
 }
 
 // used reports whether some route targets p.

@@ -70,6 +70,7 @@ func configuredStore(c *gwtransport.StateConfig) (gwtransport.Store, error) {
 	configured.Lock()
 	defer configured.Unlock()
 	if s, ok := configured.stores[key]; ok {
+		s.handed++
 		return s, nil
 	}
 	s, err := FromConfig(c)
@@ -79,6 +80,7 @@ func configuredStore(c *gwtransport.StateConfig) (gwtransport.Store, error) {
 	if configured.stores == nil {
 		configured.stores = map[string]*Store{}
 	}
+	s.cfgKey, s.handed = key, 1
 	configured.stores[key] = s
 	return s, nil
 }
@@ -305,7 +307,13 @@ type Store struct {
 	setMax *redis.Script
 	closeB *redis.Script
 
-	sess   atomic.Pointer[session]
+	sessMu   sync.RWMutex
+	sessions []*session // the bound configurations, in binding order
+	// cfgKey is the state section a configuration file's Store was made
+	// for ("" for a Store made with New); handed counts the compilations
+	// it was handed to that have not bound yet (see configuredStore).
+	cfgKey string
+	handed int
 	down   atomic.Bool   // the last command (or ping) failed: the request path stays local
 	outage atomic.Bool   // an outage was logged and its end was not
 	leaseN atomic.Uint64 // probe leases taken, for their ids
@@ -315,6 +323,7 @@ type Store struct {
 	// (one overrun makes the calls just after it local too, so that the
 	// overruns of one request never add up).
 	firstOverrun, lastOverrun, slowUntil atomic.Int64
+	upAt                                 atomic.Int64 // when (real clock, ns) Redis last answered after an outage
 
 	subscribed   atomic.Bool  // the subscription is up
 	wanted, done atomic.Int64 // resynchronisations asked for, and the latest done
@@ -322,7 +331,7 @@ type Store struct {
 	mu      sync.Mutex
 	pending map[slot]pendingFact
 	order   []slot
-	latest  map[int]time.Time // when each target's latest latency sample was queued
+	latest  map[slot]time.Time // when each target's latest latency sample was queued
 	wake    chan struct{}
 	resync  chan struct{}
 
@@ -391,7 +400,7 @@ func New(opts ...Option) (*Store, error) {
 		setMax:    redis.NewScript(luaSetMax),
 		closeB:    redis.NewScript(luaClose),
 		pending:   map[slot]pendingFact{},
-		latest:    map[int]time.Time{},
+		latest:    map[slot]time.Time{},
 		wake:      make(chan struct{}, 1),
 		resync:    make(chan struct{}, 1),
 		errLogged: map[string]time.Time{},
@@ -499,25 +508,77 @@ func (s *Store) Bind(l *gwtransport.Layout) (gwtransport.StoreSession, error) {
 		ss.kKeys = append(ss.kKeys, ks)
 		ss.keyIdx = append(ss.keyIdx, idx)
 	}
-	if old := s.sess.Swap(ss); old == nil || old.l.Fingerprint != l.Fingerprint {
-		s.mu.Lock()
-		s.pending, s.order, s.latest = map[slot]pendingFact{}, nil, map[int]time.Time{} // the previous configuration's
-		s.mu.Unlock()
+	// Several configurations may be bound at once (two configuration
+	// files naming one state section; a reload, until the replaced
+	// configuration is unbound): each has its session, its namespace and
+	// its facts.
+	if s.cfgKey != "" {
+		configured.Lock()
+		s.handed = max(s.handed-1, 0)
+		configured.Unlock()
 	}
-	// The same configuration bound again (a reload, a Reconfigure with the
-	// same routes): its namespace is this one, and the changes its
-	// requests still make (a probe's verdict, a lease's release) are
-	// written as the new session's.
+	s.sessMu.Lock()
+	s.sessions = append(s.sessions, ss)
+	s.sessMu.Unlock()
 	s.askResync()
 	return ss, nil
+}
+
+// Unbind implements gwtransport.StoreUnbinder: the configuration was
+// replaced. Its facts are no longer applied; the changes its requests in
+// flight still make are written while a configuration with the same
+// fingerprint is bound (a reload of the same file). A configuration
+// file's Store that no configuration uses any more is closed.
+func (ss *session) Unbind() {
+	s := ss.s
+	s.sessMu.Lock()
+	for i, o := range s.sessions {
+		if o == ss {
+			s.sessions = append(s.sessions[:i:i], s.sessions[i+1:]...)
+			break
+		}
+	}
+	unused := len(s.sessions) == 0
+	s.sessMu.Unlock()
+	if unused && s.cfgKey != "" {
+		configured.Lock()
+		if configured.stores[s.cfgKey] != s || s.handed > 0 || len(s.bound()) > 0 {
+			configured.Unlock()
+			return
+		}
+		delete(configured.stores, s.cfgKey)
+		configured.Unlock()
+		_ = s.Close()
+	}
+}
+
+// bound returns the bound sessions.
+func (s *Store) bound() []*session {
+	s.sessMu.RLock()
+	defer s.sessMu.RUnlock()
+	return append([]*session(nil), s.sessions...)
+}
+
+// isBound reports whether ss, or a session with its fingerprint, is bound.
+func (s *Store) isBound(ss *session) bool {
+	s.sessMu.RLock()
+	defer s.sessMu.RUnlock()
+	for _, o := range s.sessions {
+		if o == ss || o.l.Fingerprint == ss.l.Fingerprint {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *Store) logger() *slog.Logger {
 	if s.cfg.logger != nil {
 		return s.cfg.logger
 	}
-	if ss := s.sess.Load(); ss != nil && ss.l.Logger != nil {
-		return ss.l.Logger
+	for _, ss := range s.bound() {
+		if ss.l.Logger != nil {
+			return ss.l.Logger
+		}
 	}
 	return nil
 }
@@ -585,6 +646,7 @@ func (s *Store) overrunOutage() time.Duration { return max(10*s.cfg.timeout, 100
 // resynchronisation, whose success marks Redis reachable for the request
 // path.
 func (s *Store) up() {
+	s.upAt.Store(time.Now().UnixNano())
 	if s.outage.CompareAndSwap(true, false) {
 		if l := s.logger(); l != nil {
 			l.Info("redisstore: Redis reachable again; resynchronising", "addr", s.cfg.addr)
@@ -700,6 +762,7 @@ const (
 // slot is what coalesces in the queue: the latest change of one breaker,
 // one key, one target's latency, one probe release.
 type slot struct {
+	fp            string // the configuration's fingerprint
 	class         byte
 	target, p, k  int
 	disabledClass bool
@@ -711,32 +774,32 @@ type pendingFact struct {
 	lease string // the probe lease the change frees, "" for none
 }
 
-func slotOf(f gwtransport.Fact) slot {
+func slotOf(fp string, f gwtransport.Fact) slot {
 	switch f.Kind {
 	case gwtransport.FactBreakerOpen, gwtransport.FactBreakerClosed:
-		return slot{class: 'b', target: f.Target}
+		return slot{fp: fp, class: 'b', target: f.Target}
 	case gwtransport.FactKeyResting, gwtransport.FactKeyDisabled:
-		return slot{class: 'k', p: f.Provider, k: f.Key, disabledClass: f.Kind == gwtransport.FactKeyDisabled}
+		return slot{fp: fp, class: 'k', p: f.Provider, k: f.Key, disabledClass: f.Kind == gwtransport.FactKeyDisabled}
 	case gwtransport.FactLatency:
-		return slot{class: 'l', target: f.Target}
+		return slot{fp: fp, class: 'l', target: f.Target}
 	}
-	return slot{class: 'f', target: f.Target}
+	return slot{fp: fp, class: 'f', target: f.Target}
 }
 
 // enqueue queues a change, coalescing it with the one of the same slot.
 func (s *Store) enqueue(ss *session, f gwtransport.Fact, lease string) {
-	if cur := s.sess.Load(); cur != ss && (cur == nil || cur.l.Fingerprint != ss.l.Fingerprint) {
+	if !s.isBound(ss) {
 		return // a previous configuration's
 	}
-	k := slotOf(f)
+	k := slotOf(ss.l.Fingerprint, f)
 	s.mu.Lock()
 	if f.Kind == gwtransport.FactLatency {
 		now := time.Now() // a rate, not a fact: the real clock
-		if last, ok := s.latest[f.Target]; ok && now.Sub(last) < s.cfg.latencyEvery {
+		if last, ok := s.latest[k]; ok && now.Sub(last) < s.cfg.latencyEvery {
 			s.mu.Unlock()
 			return
 		}
-		s.latest[f.Target] = now
+		s.latest[k] = now
 	}
 	if old, ok := s.pending[k]; !ok {
 		if len(s.order) >= s.cfg.queue {
@@ -780,6 +843,7 @@ func (s *Store) writer() {
 
 // write sends a batch in one pipeline.
 func (s *Store) write(batch []pendingFact) {
+	start := time.Now().UnixNano()
 	ctx, cancel := context.WithTimeout(s.ctx, time.Second)
 	defer cancel()
 	pipe := s.client.Pipeline()
@@ -788,8 +852,16 @@ func (s *Store) write(batch []pendingFact) {
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		var re redis.Error
-		if !errors.As(err, &re) {
-			s.requeue(batch) // not written (or not known to be): sent again after the resync
+		if errors.As(err, &re) {
+			s.failed(err, false)
+			return
+		}
+		s.requeue(batch) // not written (or not known to be): sent again
+		if start < s.upAt.Load() {
+			// Begun in an outage that has ended since (and was logged):
+			// sent again at once.
+			signal(s.wake)
+			return
 		}
 		s.failed(err, false)
 		return
@@ -805,7 +877,7 @@ func (s *Store) requeue(batch []pendingFact) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, p := range batch {
-		k := slotOf(p.f)
+		k := slotOf(p.ss.l.Fingerprint, p.f)
 		if old, ok := s.pending[k]; ok {
 			if old.lease == "" && p.lease != "" {
 				old.lease = p.lease
@@ -893,10 +965,18 @@ func (ss *session) encodeRaw(kind gwtransport.FactKind, target, provider int, ke
 // replica's now.
 func (s *Store) receive(payload string) {
 	parts := strings.Split(payload, "|")
-	ss := s.sess.Load()
-	if len(parts) != 9 || ss == nil || parts[0] != ss.l.Fingerprint || parts[1] == s.token {
+	if len(parts) != 9 || parts[1] == s.token {
 		return
 	}
+	for _, ss := range s.bound() {
+		if parts[0] == ss.l.Fingerprint {
+			s.receiveAt(ss, parts)
+		}
+	}
+}
+
+// receiveAt applies a message to a bound session of its fingerprint.
+func (s *Store) receiveAt(ss *session, parts []string) {
 	var n [6]int64
 	for i, j := range []int{2, 3, 4, 6, 7, 8} {
 		v, err := strconv.ParseInt(parts[j], 10, 64)
@@ -1025,8 +1105,8 @@ func (s *Store) maintainer() {
 // resynchronise reads the shared breakers and rests into the mirror, then
 // writes this replica's own standing facts.
 func (s *Store) resynchronise() error {
-	ss := s.sess.Load()
-	if ss == nil {
+	sessions := s.bound()
+	if len(sessions) == 0 {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(s.ctx, 5*time.Second)
@@ -1037,6 +1117,18 @@ func (s *Store) resynchronise() error {
 			return err
 		}
 	}
+	for _, ss := range sessions {
+		if err := s.resyncSession(ctx, ss); err != nil {
+			return err
+		}
+	}
+	s.resyncs.Add(1)
+	return nil
+}
+
+// resyncSession reads one configuration's shared breakers, rests and probe
+// leases into its mirror, then queues its own standing facts.
+func (s *Store) resyncSession(ctx context.Context, ss *session) error {
 	type ref struct {
 		kind      gwtransport.FactKind
 		target, p int
@@ -1110,7 +1202,6 @@ func (s *Store) resynchronise() error {
 	for _, f := range ss.l.Mirror.Facts() {
 		s.enqueue(ss, f, "")
 	}
-	s.resyncs.Add(1)
 	return nil
 }
 
