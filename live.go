@@ -38,8 +38,11 @@ import (
 // Store only decides the transitions that must be atomic across replicas
 // and carries the other changes between them.
 //
-// A Store serves one Transport: binding a new configuration replaces the
-// previous one (the requests still in flight on it keep their mirror).
+// A Store may have several configurations bound at once (several
+// Transports, or a Reconfigure's new configuration before the old one is
+// unbound). Reconfigure tells a session whose configuration it replaced,
+// when the session implements [StoreUnbinder]; the requests still in
+// flight on it keep their mirror.
 type Store interface {
 	// Bind attaches a compiled configuration. The session's methods are
 	// called on the request path and must return within the Store's own

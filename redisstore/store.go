@@ -58,10 +58,13 @@ func init() {
 }
 
 // configuredStore is the Store of a configuration file's state section:
-// one per distinct section, made at its first use and kept, so that
-// compiling the same file again (Reconfigure, a gwproxy reload) binds the
-// new configuration to the same Store (which replaces the previous one)
-// rather than opening one more connection pool each time.
+// one per distinct section, made at its first use and kept while a
+// configuration uses it, so that compiling the same file again
+// (Reconfigure, a gwproxy reload) binds the new configuration to the same
+// Store rather than opening one more connection pool each time, and two
+// files naming one section share it (each configuration its own session).
+// When the last configuration using it is replaced (unbound), it is
+// closed.
 func configuredStore(c *gwtransport.StateConfig) (gwtransport.Store, error) {
 	if c == nil || c.Redis == nil {
 		return nil, errors.New("redisstore: the state section has no redis")
@@ -94,7 +97,9 @@ var configured struct {
 
 // CloseConfigured closes the Stores made for configuration files (a
 // configuration's "state: {redis: ...}"), which otherwise live as long as
-// the program. A configuration compiled after it makes a new one.
+// a configuration uses them (one replaced by Reconfigure no longer does;
+// a Transport merely dropped still does). A configuration compiled after
+// it makes a new one.
 func CloseConfigured() error {
 	configured.Lock()
 	stores := configured.stores
@@ -297,6 +302,11 @@ func WithHook(h redis.Hook) Option {
 // shared breakers and rests into its mirror, writes its own). A wrong
 // password is such an outage too, logged with Redis's error; call
 // [Store.Ping] to fail fast at startup instead.
+//
+// Several configurations may be bound to one Store (several Transports
+// given it): each has its own session, namespace (its fingerprint) and
+// facts. A configuration replaced by Reconfigure is unbound: the other
+// replicas' facts are no longer applied to it.
 type Store struct {
 	cfg    config
 	client *redis.Client
