@@ -29,6 +29,7 @@ type gateway struct {
 	forward       *headerAllowlist // caller headers that may reach another provider
 	live          []*target        // every route's targets, in Layout order (live.go), with a Store
 	pools         []*keyPool       // the key pools of the Layout's providers, with a Store
+	session       StoreSession     // the Store's session, nil without one (live.go)
 }
 
 // route is an intercepted model name and the targets it spreads over, with

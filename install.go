@@ -82,6 +82,9 @@ func (s *slot) reconfigure(g *gateway) {
 			nb.owner, nb.prev = old.owner, old.prev
 		}
 		if s.p.CompareAndSwap(old, nb) {
+			if old != nil && old.g != nil && old.g != g && (old.prev == nil || old.prev.g != old.g) {
+				old.g.unbindStore() // replaced: its Store may let its session go
+			}
 			return
 		}
 	}

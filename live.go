@@ -38,8 +38,11 @@ import (
 // Store only decides the transitions that must be atomic across replicas
 // and carries the other changes between them.
 //
-// A Store serves one Transport: binding a new configuration replaces the
-// previous one (the requests still in flight on it keep their mirror).
+// A Store may have several configurations bound at once (several
+// Transports, or a Reconfigure's new configuration before the old one is
+// unbound). Reconfigure tells a session whose configuration it replaced,
+// when the session implements [StoreUnbinder]; the requests still in
+// flight on it keep their mirror.
 type Store interface {
 	// Bind attaches a compiled configuration. The session's methods are
 	// called on the request path and must return within the Store's own
@@ -67,6 +70,16 @@ type StoreSession interface {
 	// replicas, without waiting (a Store queues it, and may coalesce or
 	// drop it).
 	Publish(f Fact)
+}
+
+// StoreUnbinder is a [StoreSession] that can be told its configuration was
+// replaced (Reconfigure): the Store stops applying the other replicas'
+// facts to it and may release what only it used. The requests still in
+// flight on that configuration may go on calling its methods.
+type StoreUnbinder interface {
+	// Unbind says the session's configuration is no longer the
+	// Transport's.
+	Unbind()
 }
 
 // FactKind says what a [Fact] reports.
@@ -297,8 +310,10 @@ func (m *Mirror) Apply(f Fact) {
 		case FactBreakerClosed:
 			t.breaker.remoteClose(capAt(now, f.At))
 		case FactLatency:
+			// A sample beyond the attempt timeout is no sample of this
+			// configuration's: cut to it.
 			if f.Latency > 0 {
-				t.stats.sample(f.Latency)
+				t.stats.sample(min(f.Latency, t.probeLease()))
 			}
 		}
 	case FactKeyResting, FactKeyDisabled:
@@ -360,15 +375,32 @@ func (m *Mirror) ProbeTaken(target int, d time.Duration) {
 	t.breaker.remoteTaken(now, now.Add(d))
 }
 
-// Facts returns this replica's standing facts, now: open breakers and the
-// keys resting or disabled. A Store writes them back after a reconnection.
+// ProbeHeld says another replica holds target's probe lease for d (at
+// most this replica's own lease length from now), the breaker having
+// opened at `at`: a replica that joins (or resynchronises) while that probe
+// is out learns that the breaker is half-open and waits for the probe's
+// verdict, unless its breaker changed after `at`.
+func (m *Mirror) ProbeHeld(target int, at time.Time, d time.Duration) {
+	if target < 0 || target >= len(m.g.live) || d <= 0 {
+		return
+	}
+	t := m.g.live[target]
+	d = min(d, t.probeLease())
+	now := m.g.s.clock.Now()
+	t.breaker.remoteHeld(now, capAt(now, at), now.Add(d))
+}
+
+// Facts returns this replica's standing facts: open breakers, stamped
+// with when they opened (so that an old opening never counts as newer than
+// another replica's later closing), and the keys resting or disabled. A
+// Store writes them back after a reconnection.
 func (m *Mirror) Facts() []Fact {
 	g := m.g
 	now := g.s.clock.Now()
 	var out []Fact
 	for i, t := range g.live {
-		if st, until := t.breaker.snapshot(now); st == BreakerOpen && !t.breaker.cfg.Disabled {
-			out = append(out, Fact{Kind: FactBreakerOpen, Target: i, At: now, Until: until})
+		if at, until, ok := t.breaker.openFact(now); ok {
+			out = append(out, Fact{Kind: FactBreakerOpen, Target: i, At: at, Until: until})
 		}
 	}
 	for pi, p := range g.pools {
@@ -429,6 +461,7 @@ func (g *gateway) bindStore() error {
 	if sess == nil {
 		return nil
 	}
+	g.session = sess
 	// The Store may apply facts already (its resynchronisation runs in the
 	// background): the shares are set under the locks its facts take.
 	for i, rt := range g.order {
@@ -447,6 +480,14 @@ func (g *gateway) bindStore() error {
 		p.mu.Unlock()
 	}
 	return nil
+}
+
+// unbindStore tells the Store, if it wants to know, that this
+// configuration was replaced.
+func (g *gateway) unbindStore() {
+	if u, ok := g.session.(StoreUnbinder); ok {
+		u.Unbind()
+	}
 }
 
 // used reports whether some route targets p.

@@ -419,6 +419,40 @@ func (b *breaker) remoteTaken(now, until time.Time) {
 	b.lease, b.leaseUntil = remoteLease, until
 }
 
+// remoteHeld applies another replica's probe lease, until `until`, of a
+// breaker that opened at `at` (read at a resynchronisation): unless the
+// breaker changed since, it is half-open and waits for that probe.
+func (b *breaker) remoteHeld(now, at, until time.Time) {
+	if b.cfg.Disabled {
+		return
+	}
+	b.mu.Lock()
+	if b.state == BreakerClosed && !at.Before(b.changed) {
+		b.state, b.openUntil, b.changed = BreakerOpen, now, at
+	}
+	b.mu.Unlock()
+	b.remoteTaken(now, until)
+}
+
+// openFact returns, when the breaker is open, when it opened and until
+// when: its standing fact.
+func (b *breaker) openFact(now time.Time) (at, until time.Time, ok bool) {
+	if b.cfg.Disabled {
+		return time.Time{}, time.Time{}, false
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.rewind(now)
+	if b.state != BreakerOpen {
+		return time.Time{}, time.Time{}, false
+	}
+	at = b.changed
+	if at.IsZero() || at.After(now) {
+		at = now
+	}
+	return at, b.openUntil, true
+}
+
 // reset closes the breaker and clears its counts. Called with b.mu held.
 func (b *breaker) reset() {
 	b.state = BreakerClosed

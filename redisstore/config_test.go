@@ -128,7 +128,7 @@ func TestRedisHoldsNoSecretAndEverythingExpires(t *testing.T) {
 		return kinds["kr"] && kinds["kd"] && kinds["b"] && kinds["rr"]
 	}, 5*time.Second, time.Millisecond)
 	for _, k := range keys {
-		require.Regexp(t, `^sec:[0-9a-f]{16}:(rr|b|p|kr|kd):`, k)
+		require.Regexp(t, `^sec:[0-9a-f]{16}:(rr|b|c|p|kr|kd):`, k)
 		require.NotContains(t, k, "sk-live")
 		require.NotContains(t, k, "aaaa1111")
 		v, err := cl.Get(ctx, k).Result()

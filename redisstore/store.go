@@ -58,10 +58,13 @@ func init() {
 }
 
 // configuredStore is the Store of a configuration file's state section:
-// one per distinct section, made at its first use and kept, so that
-// compiling the same file again (Reconfigure, a gwproxy reload) binds the
-// new configuration to the same Store (which replaces the previous one)
-// rather than opening one more connection pool each time.
+// one per distinct section, made at its first use and kept while a
+// configuration uses it, so that compiling the same file again
+// (Reconfigure, a gwproxy reload) binds the new configuration to the same
+// Store rather than opening one more connection pool each time, and two
+// files naming one section share it (each configuration its own session).
+// When the last configuration using it is replaced (unbound), it is
+// closed.
 func configuredStore(c *gwtransport.StateConfig) (gwtransport.Store, error) {
 	if c == nil || c.Redis == nil {
 		return nil, errors.New("redisstore: the state section has no redis")
@@ -70,6 +73,7 @@ func configuredStore(c *gwtransport.StateConfig) (gwtransport.Store, error) {
 	configured.Lock()
 	defer configured.Unlock()
 	if s, ok := configured.stores[key]; ok {
+		s.handed++
 		return s, nil
 	}
 	s, err := FromConfig(c)
@@ -79,6 +83,7 @@ func configuredStore(c *gwtransport.StateConfig) (gwtransport.Store, error) {
 	if configured.stores == nil {
 		configured.stores = map[string]*Store{}
 	}
+	s.cfgKey, s.handed = key, 1
 	configured.stores[key] = s
 	return s, nil
 }
@@ -92,7 +97,9 @@ var configured struct {
 
 // CloseConfigured closes the Stores made for configuration files (a
 // configuration's "state: {redis: ...}"), which otherwise live as long as
-// the program. A configuration compiled after it makes a new one.
+// a configuration uses them (one replaced by Reconfigure no longer does;
+// a Transport merely dropped still does). A configuration compiled after
+// it makes a new one.
 func CloseConfigured() error {
 	configured.Lock()
 	stores := configured.stores
@@ -295,6 +302,11 @@ func WithHook(h redis.Hook) Option {
 // shared breakers and rests into its mirror, writes its own). A wrong
 // password is such an outage too, logged with Redis's error; call
 // [Store.Ping] to fail fast at startup instead.
+//
+// Several configurations may be bound to one Store (several Transports
+// given it): each has its own session, namespace (its fingerprint) and
+// facts. A configuration replaced by Reconfigure is unbound: the other
+// replicas' facts are no longer applied to it.
 type Store struct {
 	cfg    config
 	client *redis.Client
@@ -305,11 +317,23 @@ type Store struct {
 	setMax *redis.Script
 	closeB *redis.Script
 
-	sess   atomic.Pointer[session]
+	sessMu   sync.RWMutex
+	sessions []*session // the bound configurations, in binding order
+	// cfgKey is the state section a configuration file's Store was made
+	// for ("" for a Store made with New); handed counts the compilations
+	// it was handed to that have not bound yet (see configuredStore).
+	cfgKey string
+	handed int
 	down   atomic.Bool   // the last command (or ping) failed: the request path stays local
 	outage atomic.Bool   // an outage was logged and its end was not
 	leaseN atomic.Uint64 // probe leases taken, for their ids
-	lastOK atomic.Int64  // when (real clock, ns) a request-path call last answered, or Redis came back
+	// The request path's overruns (real clock, ns): the first of the
+	// current run of overruns (none answering between), 0 for none; the
+	// latest; and until when the request path stays local without asking
+	// (one overrun makes the calls just after it local too, so that the
+	// overruns of one request never add up).
+	firstOverrun, lastOverrun, slowUntil atomic.Int64
+	upAt                                 atomic.Int64 // when (real clock, ns) Redis last answered after an outage
 
 	subscribed   atomic.Bool  // the subscription is up
 	wanted, done atomic.Int64 // resynchronisations asked for, and the latest done
@@ -317,7 +341,7 @@ type Store struct {
 	mu      sync.Mutex
 	pending map[slot]pendingFact
 	order   []slot
-	latest  map[int]time.Time // when each target's latest latency sample was queued
+	latest  map[slot]time.Time // when each target's latest latency sample was queued
 	wake    chan struct{}
 	resync  chan struct{}
 
@@ -386,12 +410,14 @@ func New(opts ...Option) (*Store, error) {
 		setMax:    redis.NewScript(luaSetMax),
 		closeB:    redis.NewScript(luaClose),
 		pending:   map[slot]pendingFact{},
-		latest:    map[int]time.Time{},
+		latest:    map[slot]time.Time{},
 		wake:      make(chan struct{}, 1),
 		resync:    make(chan struct{}, 1),
 		errLogged: map[string]time.Time{},
 	}
-	s.down.Store(true) // until the first ping
+	// Redis is taken to answer until a call or the subscription says
+	// otherwise: the first requests ask it (under the bound) rather than
+	// each new replica starting its round-robin at the first target.
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.ps = client.Subscribe(s.ctx, s.channel())
 	s.wg.Add(3)
@@ -460,6 +486,7 @@ type session struct {
 	ns     string   // <prefix>:<fingerprint>
 	rrKeys []string // per route
 	bKeys  []string // per target: breaker open-until
+	cKeys  []string // per target: breaker closed at (a closing is recoverable at a resynchronisation)
 	pKeys  []string // per target: probe lease
 	kKeys  [][2][]string
 	keyIdx []map[string]int // per provider: a key's index by its fingerprint
@@ -478,6 +505,7 @@ func (s *Store) Bind(l *gwtransport.Layout) (gwtransport.StoreSession, error) {
 	for i := range l.Targets {
 		ss.bKeys = append(ss.bKeys, ns+":b:"+strconv.Itoa(i))
 		ss.pKeys = append(ss.pKeys, ns+":p:"+strconv.Itoa(i))
+		ss.cKeys = append(ss.cKeys, ns+":c:"+strconv.Itoa(i))
 	}
 	for pi, p := range l.Providers {
 		var ks [2][]string
@@ -490,20 +518,77 @@ func (s *Store) Bind(l *gwtransport.Layout) (gwtransport.StoreSession, error) {
 		ss.kKeys = append(ss.kKeys, ks)
 		ss.keyIdx = append(ss.keyIdx, idx)
 	}
-	s.sess.Store(ss)
-	s.mu.Lock()
-	s.pending, s.order, s.latest = map[slot]pendingFact{}, nil, map[int]time.Time{} // the previous configuration's
-	s.mu.Unlock()
+	// Several configurations may be bound at once (two configuration
+	// files naming one state section; a reload, until the replaced
+	// configuration is unbound): each has its session, its namespace and
+	// its facts.
+	if s.cfgKey != "" {
+		configured.Lock()
+		s.handed = max(s.handed-1, 0)
+		configured.Unlock()
+	}
+	s.sessMu.Lock()
+	s.sessions = append(s.sessions, ss)
+	s.sessMu.Unlock()
 	s.askResync()
 	return ss, nil
+}
+
+// Unbind implements gwtransport.StoreUnbinder: the configuration was
+// replaced. Its facts are no longer applied; the changes its requests in
+// flight still make are written while a configuration with the same
+// fingerprint is bound (a reload of the same file). A configuration
+// file's Store that no configuration uses any more is closed.
+func (ss *session) Unbind() {
+	s := ss.s
+	s.sessMu.Lock()
+	for i, o := range s.sessions {
+		if o == ss {
+			s.sessions = append(s.sessions[:i:i], s.sessions[i+1:]...)
+			break
+		}
+	}
+	unused := len(s.sessions) == 0
+	s.sessMu.Unlock()
+	if unused && s.cfgKey != "" {
+		configured.Lock()
+		if configured.stores[s.cfgKey] != s || s.handed > 0 || len(s.bound()) > 0 {
+			configured.Unlock()
+			return
+		}
+		delete(configured.stores, s.cfgKey)
+		configured.Unlock()
+		_ = s.Close()
+	}
+}
+
+// bound returns the bound sessions.
+func (s *Store) bound() []*session {
+	s.sessMu.RLock()
+	defer s.sessMu.RUnlock()
+	return append([]*session(nil), s.sessions...)
+}
+
+// isBound reports whether ss, or a session with its fingerprint, is bound.
+func (s *Store) isBound(ss *session) bool {
+	s.sessMu.RLock()
+	defer s.sessMu.RUnlock()
+	for _, o := range s.sessions {
+		if o == ss || o.l.Fingerprint == ss.l.Fingerprint {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *Store) logger() *slog.Logger {
 	if s.cfg.logger != nil {
 		return s.cfg.logger
 	}
-	if ss := s.sess.Load(); ss != nil && ss.l.Logger != nil {
-		return ss.l.Logger
+	for _, ss := range s.bound() {
+		if ss.l.Logger != nil {
+			return ss.l.Logger
+		}
 	}
 	return nil
 }
@@ -547,8 +632,15 @@ func (s *Store) failed(err error, requestPath bool) {
 		}
 	case requestPath && (errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()):
 		s.slow.Add(1)
-		if time.Since(time.Unix(0, s.lastOK.Load())) > s.overrunOutage() {
-			s.fail(err) // no call answered in time for a while: Redis is stuck
+		now := time.Now().UnixNano()
+		s.slowUntil.Store(now + int64(s.cfg.timeout))
+		first, last := s.firstOverrun.Load(), s.lastOverrun.Swap(now)
+		if first == 0 || now-last > int64(s.overrunOutage()) {
+			s.firstOverrun.Store(now) // a new run of overruns
+			return
+		}
+		if now-first >= int64(s.overrunOutage()) {
+			s.fail(err) // calls overran for a while, none answering: Redis is stuck
 		}
 	default:
 		s.fail(err)
@@ -564,6 +656,7 @@ func (s *Store) overrunOutage() time.Duration { return max(10*s.cfg.timeout, 100
 // resynchronisation, whose success marks Redis reachable for the request
 // path.
 func (s *Store) up() {
+	s.upAt.Store(time.Now().UnixNano())
 	if s.outage.CompareAndSwap(true, false) {
 		if l := s.logger(); l != nil {
 			l.Info("redisstore: Redis reachable again; resynchronising", "addr", s.cfg.addr)
@@ -582,7 +675,7 @@ func signal(c chan struct{}) {
 // call runs f under the request-path bound; false when Redis is down, did
 // not answer in time, or refused.
 func (s *Store) call(f func(ctx context.Context) error) bool {
-	if s.down.Load() {
+	if s.down.Load() || time.Now().UnixNano() < s.slowUntil.Load() {
 		return false
 	}
 	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.timeout)
@@ -591,7 +684,7 @@ func (s *Store) call(f func(ctx context.Context) error) bool {
 		s.failed(err, true)
 		return false
 	}
-	s.lastOK.Store(time.Now().UnixNano())
+	s.firstOverrun.Store(0)
 	return true
 }
 
@@ -679,6 +772,7 @@ const (
 // slot is what coalesces in the queue: the latest change of one breaker,
 // one key, one target's latency, one probe release.
 type slot struct {
+	fp            string // the configuration's fingerprint
 	class         byte
 	target, p, k  int
 	disabledClass bool
@@ -690,32 +784,32 @@ type pendingFact struct {
 	lease string // the probe lease the change frees, "" for none
 }
 
-func slotOf(f gwtransport.Fact) slot {
+func slotOf(fp string, f gwtransport.Fact) slot {
 	switch f.Kind {
 	case gwtransport.FactBreakerOpen, gwtransport.FactBreakerClosed:
-		return slot{class: 'b', target: f.Target}
+		return slot{fp: fp, class: 'b', target: f.Target}
 	case gwtransport.FactKeyResting, gwtransport.FactKeyDisabled:
-		return slot{class: 'k', p: f.Provider, k: f.Key, disabledClass: f.Kind == gwtransport.FactKeyDisabled}
+		return slot{fp: fp, class: 'k', p: f.Provider, k: f.Key, disabledClass: f.Kind == gwtransport.FactKeyDisabled}
 	case gwtransport.FactLatency:
-		return slot{class: 'l', target: f.Target}
+		return slot{fp: fp, class: 'l', target: f.Target}
 	}
-	return slot{class: 'f', target: f.Target}
+	return slot{fp: fp, class: 'f', target: f.Target}
 }
 
 // enqueue queues a change, coalescing it with the one of the same slot.
 func (s *Store) enqueue(ss *session, f gwtransport.Fact, lease string) {
-	if s.sess.Load() != ss {
+	if !s.isBound(ss) {
 		return // a previous configuration's
 	}
-	k := slotOf(f)
+	k := slotOf(ss.l.Fingerprint, f)
 	s.mu.Lock()
 	if f.Kind == gwtransport.FactLatency {
 		now := time.Now() // a rate, not a fact: the real clock
-		if last, ok := s.latest[f.Target]; ok && now.Sub(last) < s.cfg.latencyEvery {
+		if last, ok := s.latest[k]; ok && now.Sub(last) < s.cfg.latencyEvery {
 			s.mu.Unlock()
 			return
 		}
-		s.latest[f.Target] = now
+		s.latest[k] = now
 	}
 	if old, ok := s.pending[k]; !ok {
 		if len(s.order) >= s.cfg.queue {
@@ -759,6 +853,7 @@ func (s *Store) writer() {
 
 // write sends a batch in one pipeline.
 func (s *Store) write(batch []pendingFact) {
+	start := time.Now().UnixNano()
 	ctx, cancel := context.WithTimeout(s.ctx, time.Second)
 	defer cancel()
 	pipe := s.client.Pipeline()
@@ -766,10 +861,47 @@ func (s *Store) write(batch []pendingFact) {
 		p.ss.queueWrite(ctx, pipe, p)
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
+		var re redis.Error
+		if errors.As(err, &re) {
+			s.failed(err, false)
+			return
+		}
+		s.requeue(batch) // not written (or not known to be): sent again
+		if start < s.upAt.Load() {
+			// Begun in an outage that has ended since (and was logged):
+			// sent again at once.
+			signal(s.wake)
+			return
+		}
 		s.failed(err, false)
 		return
 	}
 	s.published.Add(int64(len(batch)))
+}
+
+// requeue puts back a batch that was not written, but for the slots a
+// newer change took meanwhile. The facts are idempotent in Redis (a
+// later until wins, a closing older than the opening is ignored), so one
+// written twice does no harm.
+func (s *Store) requeue(batch []pendingFact) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, p := range batch {
+		k := slotOf(p.ss.l.Fingerprint, p.f)
+		if old, ok := s.pending[k]; ok {
+			if old.lease == "" && p.lease != "" {
+				old.lease = p.lease
+				s.pending[k] = old
+			}
+			continue
+		}
+		if len(s.order) >= s.cfg.queue {
+			s.drops.Add(1)
+			continue
+		}
+		s.order = append(s.order, k)
+		s.pending[k] = p
+	}
 }
 
 // ms is a duration in whole milliseconds, at least 0.
@@ -796,7 +928,7 @@ func (ss *session) queueWrite(ctx context.Context, pipe redis.Pipeliner, p pendi
 	case gwtransport.FactBreakerOpen:
 		s.setMax.Eval(ctx, pipe, []string{ss.bKeys[f.Target], ss.pKeys[f.Target]}, ms(age), ms(rest), factMargin.Milliseconds(), p.lease, maxFactSpan.Milliseconds())
 	case gwtransport.FactBreakerClosed:
-		s.closeB.Eval(ctx, pipe, []string{ss.bKeys[f.Target], ss.pKeys[f.Target]}, ms(age))
+		s.closeB.Eval(ctx, pipe, []string{ss.bKeys[f.Target], ss.pKeys[f.Target], ss.cKeys[f.Target]}, ms(age), maxFactSpan.Milliseconds())
 	case gwtransport.FactKeyResting, gwtransport.FactKeyDisabled:
 		kind := 0
 		if f.Kind == gwtransport.FactKeyDisabled {
@@ -843,10 +975,18 @@ func (ss *session) encodeRaw(kind gwtransport.FactKind, target, provider int, ke
 // replica's now.
 func (s *Store) receive(payload string) {
 	parts := strings.Split(payload, "|")
-	ss := s.sess.Load()
-	if len(parts) != 9 || ss == nil || parts[0] != ss.l.Fingerprint || parts[1] == s.token {
+	if len(parts) != 9 || parts[1] == s.token {
 		return
 	}
+	for _, ss := range s.bound() {
+		if parts[0] == ss.l.Fingerprint {
+			s.receiveAt(ss, parts)
+		}
+	}
+}
+
+// receiveAt applies a message to a bound session of its fingerprint.
+func (s *Store) receiveAt(ss *session, parts []string) {
 	var n [6]int64
 	for i, j := range []int{2, 3, 4, 6, 7, 8} {
 		v, err := strconv.ParseInt(parts[j], 10, 64)
@@ -855,7 +995,7 @@ func (s *Store) receive(payload string) {
 		}
 		n[i] = v
 	}
-	if n[3] < 0 || n[3] > int64(maxFactSpan) || n[4] < 0 || n[4] > int64(maxFactSpan) {
+	if n[3] < 0 || n[3] > int64(maxFactSpan) || n[4] < 0 || n[4] > int64(maxFactSpan) || n[5] < 0 || n[5] > int64(maxFactSpan) {
 		return // junk: no replica sends such spans
 	}
 	now := ss.l.Clock.Now()
@@ -951,7 +1091,7 @@ func (s *Store) maintainer() {
 				s.failed(err, false) // asked again at the next tick
 				continue
 			}
-			s.lastOK.Store(time.Now().UnixNano())
+			s.firstOverrun.Store(0)
 			s.down.Store(false)
 			s.done.Store(g)
 			signal(s.wake) // write what waited
@@ -975,8 +1115,8 @@ func (s *Store) maintainer() {
 // resynchronise reads the shared breakers and rests into the mirror, then
 // writes this replica's own standing facts.
 func (s *Store) resynchronise() error {
-	ss := s.sess.Load()
-	if ss == nil {
+	sessions := s.bound()
+	if len(sessions) == 0 {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(s.ctx, 5*time.Second)
@@ -987,6 +1127,18 @@ func (s *Store) resynchronise() error {
 			return err
 		}
 	}
+	for _, ss := range sessions {
+		if err := s.resyncSession(ctx, ss); err != nil {
+			return err
+		}
+	}
+	s.resyncs.Add(1)
+	return nil
+}
+
+// resyncSession reads one configuration's shared breakers, rests and probe
+// leases into its mirror, then queues its own standing facts.
+func (s *Store) resyncSession(ctx context.Context, ss *session) error {
 	type ref struct {
 		kind      gwtransport.FactKind
 		target, p int
@@ -996,6 +1148,9 @@ func (s *Store) resynchronise() error {
 	var refs []ref
 	for i, k := range ss.bKeys {
 		keys, refs = append(keys, k), append(refs, ref{kind: gwtransport.FactBreakerOpen, target: i})
+	}
+	for i, k := range ss.cKeys {
+		keys, refs = append(keys, k), append(refs, ref{kind: gwtransport.FactBreakerClosed, target: i})
 	}
 	for pi, ks := range ss.kKeys {
 		for i, k := range ks[0] {
@@ -1009,11 +1164,22 @@ func (s *Store) resynchronise() error {
 		pipe := s.client.Pipeline()
 		tc := pipe.Time(ctx)
 		mc := pipe.MGet(ctx, keys...)
-		if _, err := pipe.Exec(ctx); err != nil {
-			return err
+		// The probe leases out: a replica that joins mid-probe waits for
+		// its verdict.
+		leases := make([]*redis.StringCmd, len(ss.pKeys))
+		ttls := make([]*redis.DurationCmd, len(ss.pKeys))
+		for i, k := range ss.pKeys {
+			leases[i], ttls[i] = pipe.Get(ctx, k), pipe.PTTL(ctx, k)
+		}
+		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+			var re redis.Error
+			if !errors.As(err, &re) {
+				return err
+			}
 		}
 		redisNow := tc.Val().UnixMilli()
 		now := ss.l.Clock.Now()
+		opened := make([]time.Time, len(ss.bKeys)) // per target: when the breaker in Redis opened, zero for none
 		for i, v := range mc.Val() {
 			str, ok := v.(string)
 			if !ok {
@@ -1027,13 +1193,25 @@ func (s *Store) resynchronise() error {
 			// Redis's clock to this replica's: how long ago, how long on.
 			f := gwtransport.Fact{Kind: r.kind, Target: r.target, Provider: r.p, Key: r.key,
 				At: now.Add(-max(msDur(redisNow-at), 0)), Until: now.Add(min(max(msDur(until-redisNow), -maxFactSpan), maxFactSpan))}
+			if r.kind == gwtransport.FactBreakerOpen {
+				opened[r.target] = f.At
+			}
 			ss.l.Mirror.Apply(f)
+		}
+		for i := range ss.pKeys {
+			v, err := leases[i].Result()
+			ttl := ttls[i].Val()
+			if err != nil || opened[i].IsZero() || ttl <= 0 || strings.HasPrefix(v, s.token+".") {
+				continue // none, no opening it probes, or this replica's own
+			}
+			// The lease's expiry is twice its length from its taking: half
+			// the time left is at most what the lease has left.
+			ss.l.Mirror.ProbeHeld(i, opened[i], min(ttl/2, maxFactSpan))
 		}
 	}
 	for _, f := range ss.l.Mirror.Facts() {
 		s.enqueue(ss, f, "")
 	}
-	s.resyncs.Add(1)
 	return nil
 }
 
@@ -1122,8 +1300,10 @@ if KEYS[2] ~= '' and ARGV[4] ~= '' then
 end
 return 0`
 
-	// KEYS[1] breaker fact, KEYS[2] probe lease; ARGV[1] age ms. A closing
-	// not older than the opening clears both.
+	// KEYS[1] breaker fact, KEYS[2] probe lease, KEYS[3] closed-at fact;
+	// ARGV[1] age ms, ARGV[2] its lifetime ms. A closing not older than
+	// the opening clears both, and is kept ("<at>:<at>") for the replicas
+	// that resynchronise.
 	luaClose = `local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local at = now - tonumber(ARGV[1])
@@ -1133,6 +1313,7 @@ if type(v) == 'string' then
   if a and tonumber(a) > at and tonumber(a) <= now then return 0 end
 end
 redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('SET', KEYS[3], string.format('%d:%d', at, at), 'PX', ARGV[2])
 return 1`
 )
 
