@@ -13,7 +13,9 @@ import (
 // from the configuration of the moment, so a reload applies them to the
 // connections already open from their next phase on. The http.Server has
 // no read timeouts of its own; proxy.read_timeout bounds bodies per
-// request (see boundBody).
+// request (see boundBody). proxy.write_timeout bounds each write of a
+// response: set when a request starts (connState) and renewed before each
+// write of serveAPI (armWrite).
 
 // The phases of a connection, as the http.Server's ConnState hook reports
 // them.
@@ -103,9 +105,28 @@ func (s *Server) connState(nc net.Conn, st http.ConnState) {
 		// The headers' deadline must not cut the body or the read that
 		// watches for the client leaving: the handler sets its own.
 		_ = c.Conn.SetReadDeadline(time.Time{})
+		// A write bound for the new request (net/http clears the last
+		// one's after its answer): the handlers that do not renew it
+		// (health, metrics, net/http's own answers) are bounded by it as
+		// a whole; serveAPI renews it before each of its writes.
+		s.armWrite(c.Conn)
 	case http.StateIdle:
 		c.mu.Lock()
 		c.phase, c.since = phaseIdle, time.Now()
 		c.mu.Unlock()
 	}
+}
+
+// writeDeadliner is what armWrite sets the deadline of: a connection, or
+// a response through its http.ResponseController.
+type writeDeadliner interface{ SetWriteDeadline(time.Time) error }
+
+// armWrite bounds the next write to the client by proxy.write_timeout,
+// read from the configuration of the moment (0: no bound).
+func (s *Server) armWrite(w writeDeadliner) {
+	var deadline time.Time
+	if d := s.state.Load().proxy.writeTimeout(); d > 0 {
+		deadline = time.Now().Add(d)
+	}
+	_ = w.SetWriteDeadline(deadline)
 }

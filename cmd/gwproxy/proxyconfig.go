@@ -41,6 +41,15 @@ type proxyConfig struct {
 	// 120s). A reload applies it to the connections already open too,
 	// from their next idle period.
 	IdleTimeout gwtransport.Duration `yaml:"idle_timeout" json:"idle_timeout"`
+	// WriteTimeout bounds each write of a response to the client
+	// (default 60s; 0 means no bound): the deadline is set afresh before
+	// every write and flush, so a client that reads slowly but steadily
+	// keeps a long stream, while one that stops reading is cut once a
+	// write has waited this long. The cut ends the handler and the
+	// provider's request, counts as 499 (the log says client_too_slow)
+	// and puts an error on the server span. Negative is refused. A reload
+	// applies it to the responses in flight too, from their next write.
+	WriteTimeout *gwtransport.Duration `yaml:"write_timeout" json:"write_timeout"`
 	// ShutdownTimeout is how long SIGTERM waits for requests in flight,
 	// streams included, before closing them (default 30s).
 	ShutdownTimeout gwtransport.Duration `yaml:"shutdown_timeout" json:"shutdown_timeout"`
@@ -68,6 +77,7 @@ const (
 	defaultReadTimeout       = 30 * time.Second
 	defaultIdleTimeout       = 120 * time.Second
 	defaultShutdownTimeout   = 30 * time.Second
+	defaultWriteTimeout      = 60 * time.Second
 	// envKeys holds more proxy keys, comma-separated, allowed every route.
 	envKeys = "GWPROXY_API_KEYS"
 )
@@ -88,6 +98,19 @@ func (p *proxyConfig) setDefaults() {
 	def(&p.ReadTimeout, defaultReadTimeout)
 	def(&p.IdleTimeout, defaultIdleTimeout)
 	def(&p.ShutdownTimeout, defaultShutdownTimeout)
+	if p.WriteTimeout == nil {
+		d := gwtransport.Duration(defaultWriteTimeout)
+		p.WriteTimeout = &d
+	}
+}
+
+// writeTimeout is proxy.write_timeout: the bound of one write of a
+// response, 0 for none (absent from the file: the default).
+func (p proxyConfig) writeTimeout() time.Duration {
+	if p.WriteTimeout == nil {
+		return defaultWriteTimeout
+	}
+	return time.Duration(*p.WriteTimeout)
 }
 
 // proxyKey is a compiled proxy key: only its hash is kept.

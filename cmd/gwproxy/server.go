@@ -273,6 +273,7 @@ type reqLog struct {
 	endpoint, route, model, key, target string
 	status                              int
 	stream                              bool
+	cut                                 string // why an answer sent with a 2xx was cut on the client's side (client_too_slow)
 }
 
 // serveAPI serves /v1/.
@@ -282,10 +283,14 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	lg := reqLog{endpoint: r.URL.Path}
 	ctx, clock := withClock(r.Context())
 	ctx, trail := gwtransport.ContextWithTrail(ctx)
+	rc := http.NewResponseController(w)
 	s.metrics.inFlight.Inc()
 	defer func() {
 		// Runs on a panic too (a broken stream is aborted with one).
 		s.metrics.inFlight.Dec()
+		// net/http writes what is buffered, and a chunked answer's end,
+		// after the handler: a fresh bound for it.
+		s.armWrite(rc)
 		total := time.Since(start)
 		up := clock.Duration()
 		var waits time.Duration
@@ -304,12 +309,17 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		}
 		trace.SpanFromContext(ctx).SetAttributes(attribute.Int("http.response.status_code", lg.status), attribute.String("gwtransport.route", lg.route))
 		// Never the key, nor the query string.
-		s.log.Info("gwproxy request", "method", r.Method, "path", r.URL.Path, "status", lg.status, "key", lg.key,
+		args := []any{"method", r.Method, "path", r.URL.Path, "status", lg.status, "key", lg.key,
 			"model", lg.model, "route", lg.route, "target", lg.target, "attempts", len(trail.Attempts()),
-			"stream", lg.stream, "duration_ms", total.Milliseconds(), "upstream_ms", up.Milliseconds())
+			"stream", lg.stream, "duration_ms", total.Milliseconds(), "upstream_ms", up.Milliseconds()}
+		if lg.cut != "" {
+			args = append(args, "error", lg.cut)
+		}
+		s.log.Info("gwproxy request", args...)
 	}()
 	fail := func(status int, e apiError) {
 		lg.status = status
+		s.armWrite(rc)
 		writeError(w, status, e)
 	}
 	key, why := st.authenticate(r.Header)
@@ -326,10 +336,12 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		lg.status = http.StatusOK
+		s.armWrite(rc)
 		s.serveModels(w, st, key)
 		return
 	}
 	if id, ok := strings.CutPrefix(r.URL.Path, "/v1/models/"); ok && r.Method == http.MethodGet {
+		s.armWrite(rc)
 		lg.status = s.serveModel(w, st, key, id)
 		return
 	}
@@ -401,6 +413,7 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	if res.StatusCode < 200 || res.StatusCode >= 300 {
 		// Any final answer but a 2xx is a failure: a 3xx too (the engine
 		// follows no redirect and fails over from one).
+		s.armWrite(rc)
 		lg.status = s.writeFailure(w, res, route, trail.Attempts())
 		return
 	}
@@ -454,8 +467,18 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		span.SetStatus(codes.Error, "the answer broke after its status")
 		span.SetAttributes(attribute.String("error.type", "body_broken"))
 		panic(http.ErrAbortHandler)
-	case gone:
+	case gone != nil:
 		lg.status = statusClientGone
+		if errors.Is(gone, os.ErrDeadlineExceeded) {
+			// A write waited proxy.write_timeout: the client stopped
+			// reading. The provider's request ends with the handler (its
+			// body is closed; the failed write cancelled its context).
+			lg.cut = "client_too_slow"
+			span := trace.SpanFromContext(ctx)
+			span.SetStatus(codes.Error, "the client did not read the answer within proxy.write_timeout")
+			span.SetAttributes(attribute.String("error.type", "client_too_slow"))
+			s.log.Warn("gwproxy: the client stopped reading; answer cut", "target", lg.target, "write_timeout", s.state.Load().proxy.writeTimeout().String())
+		}
 	}
 }
 
@@ -604,9 +627,12 @@ func (s *Server) writeFailure(w http.ResponseWriter, res *http.Response, route s
 // finish (a "data: [DONE]" line cut before its blank line is not
 // completed into a [DONE] event).
 //
-// It reports a client gone (a write failed), or the body's error (the
+// Each write and flush is bounded by proxy.write_timeout (armWrite).
+//
+// It reports a client gone (the error of the write that failed: a
+// deadline's for a client that stopped reading), or the body's error (the
 // caller aborts the connection then).
-func (s *Server) copyBody(w http.ResponseWriter, res *http.Response, trail *gwtransport.Trail, stream bool) (gone bool, broken error) {
+func (s *Server) copyBody(w http.ResponseWriter, res *http.Response, trail *gwtransport.Trail, stream bool) (gone error, broken error) {
 	rc := http.NewResponseController(w)
 	buf := make([]byte, 32<<10)
 	var fr sseFramer
@@ -621,11 +647,13 @@ func (s *Server) copyBody(w http.ResponseWriter, res *http.Response, trail *gwtr
 				}
 			}
 			if len(out) > 0 {
+				s.armWrite(rc)
 				if _, werr := w.Write(out); werr != nil {
-					return true, nil // the client went away; closing the body ends the attempt
+					return werr, nil // the client went away; closing the body ends the attempt
 				}
+				s.armWrite(rc)
 				if ferr := rc.Flush(); ferr != nil {
-					return true, nil
+					return ferr, nil
 				}
 			}
 		}
@@ -634,12 +662,14 @@ func (s *Server) copyBody(w http.ResponseWriter, res *http.Response, trail *gwtr
 				// The engine ended the stream cleanly with an event
 				// unterminated (a stream it does not guard as SSE): its
 				// bytes go out as they came.
+				s.armWrite(rc)
 				if _, werr := w.Write(fr.rest()); werr != nil {
-					return true, nil
+					return werr, nil
 				}
+				s.armWrite(rc)
 				_ = rc.Flush()
 			}
-			return false, nil
+			return nil, nil
 		}
 		if err != nil {
 			if stream {
@@ -659,11 +689,13 @@ func (s *Server) copyBody(w http.ResponseWriter, res *http.Response, trail *gwtr
 				}{e})
 				// What was forwarded ends with a complete event (or is
 				// empty): the error event is an event of its own.
+				s.armWrite(rc)
 				fmt.Fprintf(w, "event: error\ndata: %s\n\n", b)
+				s.armWrite(rc)
 				_ = rc.Flush()
 			}
 			s.log.Warn("gwproxy: response broken; connection aborted", "target", res.Header.Get(gwtransport.HeaderTarget), "error", redactError(err))
-			return false, err
+			return nil, err
 		}
 	}
 }

@@ -52,6 +52,9 @@ func (s *Server) loadState(data []byte) (*state, error) {
 	if proxy.MaxBodyBytes < 0 {
 		return nil, errors.New("gwproxy: config: proxy.max_body_bytes: must not be negative")
 	}
+	if proxy.writeTimeout() < 0 {
+		return nil, fmt.Errorf("gwproxy: config: proxy.write_timeout: %v must not be negative (0 means no bound)", proxy.writeTimeout())
+	}
 	core, err := gwtransport.LoadConfig(rest)
 	if err != nil {
 		return nil, err
