@@ -103,7 +103,8 @@ func (s *Server) serve(ln net.Listener, sigs <-chan os.Signal, ready chan<- stri
 		Handler: s.running.track(s.Handler()),
 		// read_header_timeout and idle_timeout are applied per connection
 		// from the configuration of the moment (conntimeouts.go), so that
-		// a reload changes them; read_timeout per request (boundBody).
+		// a reload changes them; read_timeout per request (boundBody);
+		// write_timeout per write (armWrite).
 		ConnState: s.connState,
 		// net/http allows 4 KiB beyond MaxHeaderBytes: the cap is 64 KiB in all.
 		MaxHeaderBytes: 64<<10 - 4<<10,

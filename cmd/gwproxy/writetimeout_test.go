@@ -318,3 +318,30 @@ func TestWriteTimeoutQuietTail(t *testing.T) {
 	assert.True(t, strings.HasSuffix(string(b), "data: [DONE]\n\n"), "%q", b)
 	require.Eventually(t, func() bool { n, c := wtInFlight(p, "200"); return n == 0 && c == 1 }, 5*time.Second, 10*time.Millisecond)
 }
+
+// TestWriteTimeoutCutsALargeAnswerNotRead: a non-streamed answer larger
+// than the socket buffers, whose client reads its headers and then stops
+// reading, is cut once a write has waited write_timeout: 499 with
+// client_too_slow, and the handler ends.
+func TestWriteTimeoutCutsALargeAnswerNotRead(t *testing.T) {
+	big := `{"id":"1","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"` + strings.Repeat("x", 32<<20) + `"},"finish_reason":"stop"}]}`
+	prov := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, big)
+	})
+	url, _ := serveFor(t, prov)
+	p := startProxy(t, wtConfig(url, "  write_timeout: 200ms\n"), proxyOpts{})
+	c, err := net.Dial("tcp", p.addr)
+	require.NoError(t, err)
+	defer c.Close()
+	require.NoError(t, c.(*net.TCPConn).SetReadBuffer(4096))
+	body := fmt.Sprintf(chatBody, "gateway")
+	fmt.Fprintf(c, "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", keyAll, len(body), body)
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	status, err := bufio.NewReaderSize(c, 256).ReadString('\n')
+	require.NoError(t, err)
+	require.Contains(t, status, " 200 ")
+	require.Eventually(t, func() bool { n, c := wtInFlight(p, "499"); return n == 0 && c == 1 }, 10*time.Second, 10*time.Millisecond,
+		"the handler of an answer not read did not end as 499")
+	assert.Contains(t, p.logs.String(), `"error":"client_too_slow"`)
+}
