@@ -20,14 +20,8 @@ import (
 func TestReviewDBDoesNotIsolateFacts(t *testing.T) {
 	r := startRedis(t)
 	clock := newFakeClock()
-	p0 := gatewaytest.NewServer(gatewaytest.WithName("p0"))
-	p1 := gatewaytest.NewServer(gatewaytest.WithName("p1"))
-	t.Cleanup(p0.Close)
-	t.Cleanup(p1.Close)
-	opts := []gwtransport.Option{oneFailureOpens,
-		gwtransport.WithProvider(gwtransport.Provider{Name: "p0", BaseURL: p0.URL, Auth: gwtransport.AuthNone}),
-		gwtransport.WithProvider(gwtransport.Provider{Name: "p1", BaseURL: p1.URL, Auth: gwtransport.AuthNone})}
-	models := []string{"p0/m", "p1/m"}
+	p0, _, provs, models := twoLocalProviders(t)
+	opts := append([]gwtransport.Option{oneFailureOpens}, provs...)
 	prod := rvNew(t, r.Addr(), clock, models, []redisstore.Option{generous, redisstore.WithDB(0)}, opts...)
 	staging := rvNew(t, r.Addr(), clock, models, []redisstore.Option{generous, redisstore.WithDB(1)}, opts...)
 	p0.Enqueue(gatewaytest.Fault{Status: 500})

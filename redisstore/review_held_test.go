@@ -21,14 +21,7 @@ import (
 func TestReviewHeldDifferentBreakersApart(t *testing.T) {
 	r := startRedis(t)
 	clock := newFakeClock()
-	p0 := gatewaytest.NewServer(gatewaytest.WithName("p0"))
-	p1 := gatewaytest.NewServer(gatewaytest.WithName("p1"))
-	t.Cleanup(p0.Close)
-	t.Cleanup(p1.Close)
-	provs := []gwtransport.Option{
-		gwtransport.WithProvider(gwtransport.Provider{Name: "p0", BaseURL: p0.URL, Auth: gwtransport.AuthNone}),
-		gwtransport.WithProvider(gwtransport.Provider{Name: "p1", BaseURL: p1.URL, Auth: gwtransport.AuthNone})}
-	models := []string{"p0/m", "p1/m"}
+	p0, _, provs, models := twoLocalProviders(t)
 	a := rvNew(t, r.Addr(), clock, models, []redisstore.Option{generous}, append(provs, oneFailureOpens)...)
 	b := rvNew(t, r.Addr(), clock, models, []redisstore.Option{generous}, append(provs,
 		gwtransport.WithCircuitBreaker(gwtransport.Breaker{ConsecutiveFailures: 3, Cooldown: gwtransport.Duration(10 * time.Second)}))...)

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/gwtransport/gwtransport"
+	"github.com/gwtransport/gwtransport/gatewaytest"
 	"github.com/gwtransport/gwtransport/redisstore"
 )
 
@@ -81,4 +82,18 @@ func (r *rvReplica) stat(target string) gwtransport.TargetStats {
 		}
 	}
 	return gwtransport.TargetStats{}
+}
+
+// twoLocalProviders starts two keyless providers p0 and p1 (closed at
+// cleanup): their options, and the route over them ["p0/m", "p1/m"].
+func twoLocalProviders(t *testing.T) (p0, p1 *gatewaytest.Server, provs []gwtransport.Option, models []string) {
+	t.Helper()
+	p0 = gatewaytest.NewServer(gatewaytest.WithName("p0"))
+	p1 = gatewaytest.NewServer(gatewaytest.WithName("p1"))
+	t.Cleanup(p0.Close)
+	t.Cleanup(p1.Close)
+	provs = []gwtransport.Option{
+		gwtransport.WithProvider(gwtransport.Provider{Name: "p0", BaseURL: p0.URL, Auth: gwtransport.AuthNone}),
+		gwtransport.WithProvider(gwtransport.Provider{Name: "p1", BaseURL: p1.URL, Auth: gwtransport.AuthNone})}
+	return p0, p1, provs, []string{"p0/m", "p1/m"}
 }

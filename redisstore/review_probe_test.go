@@ -61,14 +61,8 @@ func (h *gatedPipelines) ProcessPipelineHook(next redis.ProcessPipelineHook) red
 func TestReviewQueuedReleaseFreesTheNextProbe(t *testing.T) {
 	r := startRedis(t)
 	clock := newFakeClock()
-	p0 := gatewaytest.NewServer(gatewaytest.WithName("p0"))
-	p1 := gatewaytest.NewServer(gatewaytest.WithName("p1"))
-	t.Cleanup(p0.Close)
-	t.Cleanup(p1.Close)
-	opts := []gwtransport.Option{oneFailureOpens,
-		gwtransport.WithProvider(gwtransport.Provider{Name: "p0", BaseURL: p0.URL, Auth: gwtransport.AuthNone}),
-		gwtransport.WithProvider(gwtransport.Provider{Name: "p1", BaseURL: p1.URL, Auth: gwtransport.AuthNone})}
-	models := []string{"p0/m", "p1/m"}
+	p0, _, provs, models := twoLocalProviders(t)
+	opts := append([]gwtransport.Option{oneFailureOpens}, provs...)
 	gate := &gatedPipelines{}
 	a := rvNew(t, r.Addr(), clock, models, []redisstore.Option{generous, redisstore.WithHook(gate)}, opts...)
 	b := rvNew(t, r.Addr(), clock, models, []redisstore.Option{generous}, opts...)
@@ -118,14 +112,8 @@ func TestReviewQueuedReleaseFreesTheNextProbe(t *testing.T) {
 func TestReviewSkewedReplicaOpeningIgnored(t *testing.T) {
 	r := startRedis(t)
 	base := newFakeClock()
-	p0 := gatewaytest.NewServer(gatewaytest.WithName("p0"))
-	p1 := gatewaytest.NewServer(gatewaytest.WithName("p1"))
-	t.Cleanup(p0.Close)
-	t.Cleanup(p1.Close)
-	opts := []gwtransport.Option{oneFailureOpens,
-		gwtransport.WithProvider(gwtransport.Provider{Name: "p0", BaseURL: p0.URL, Auth: gwtransport.AuthNone}),
-		gwtransport.WithProvider(gwtransport.Provider{Name: "p1", BaseURL: p1.URL, Auth: gwtransport.AuthNone})}
-	models := []string{"p0/m", "p1/m"}
+	p0, _, provs, models := twoLocalProviders(t)
+	opts := append([]gwtransport.Option{oneFailureOpens}, provs...)
 	a := rvNew(t, r.Addr(), &rvSkewClock{base: base, skew: -15 * time.Second}, models, []redisstore.Option{generous}, opts...)
 	b := rvNew(t, r.Addr(), base, models, []redisstore.Option{generous}, opts...)
 
@@ -145,14 +133,8 @@ func TestReviewSkewedReplicaOpeningIgnored(t *testing.T) {
 func TestReviewSkewedReplicaTwoProbes(t *testing.T) {
 	r := startRedis(t)
 	base := newFakeClock()
-	p0 := gatewaytest.NewServer(gatewaytest.WithName("p0"))
-	p1 := gatewaytest.NewServer(gatewaytest.WithName("p1"))
-	t.Cleanup(p0.Close)
-	t.Cleanup(p1.Close)
-	opts := []gwtransport.Option{oneFailureOpens, gwtransport.WithTimeout(5 * time.Second),
-		gwtransport.WithProvider(gwtransport.Provider{Name: "p0", BaseURL: p0.URL, Auth: gwtransport.AuthNone}),
-		gwtransport.WithProvider(gwtransport.Provider{Name: "p1", BaseURL: p1.URL, Auth: gwtransport.AuthNone})}
-	models := []string{"p0/m", "p1/m"}
+	p0, _, provs, models := twoLocalProviders(t)
+	opts := append([]gwtransport.Option{oneFailureOpens, gwtransport.WithTimeout(5 * time.Second)}, provs...)
 	a := rvNew(t, r.Addr(), &rvSkewClock{base: base, skew: -10 * time.Second}, models, []redisstore.Option{generous}, opts...)
 	b := rvNew(t, r.Addr(), base, models, []redisstore.Option{generous}, opts...)
 
@@ -192,14 +174,8 @@ func TestReviewSkewedReplicaTwoProbes(t *testing.T) {
 func TestReviewSkewedReplicaAheadOpensForAnHour(t *testing.T) {
 	r := startRedis(t)
 	base := newFakeClock()
-	p0 := gatewaytest.NewServer(gatewaytest.WithName("p0"))
-	p1 := gatewaytest.NewServer(gatewaytest.WithName("p1"))
-	t.Cleanup(p0.Close)
-	t.Cleanup(p1.Close)
-	opts := []gwtransport.Option{oneFailureOpens,
-		gwtransport.WithProvider(gwtransport.Provider{Name: "p0", BaseURL: p0.URL, Auth: gwtransport.AuthNone}),
-		gwtransport.WithProvider(gwtransport.Provider{Name: "p1", BaseURL: p1.URL, Auth: gwtransport.AuthNone})}
-	models := []string{"p0/m", "p1/m"}
+	p0, _, provs, models := twoLocalProviders(t)
+	opts := append([]gwtransport.Option{oneFailureOpens}, provs...)
 	a := rvNew(t, r.Addr(), &rvSkewClock{base: base, skew: time.Hour}, models, []redisstore.Option{generous}, opts...)
 	b := rvNew(t, r.Addr(), base, models, []redisstore.Option{generous}, opts...)
 	p0.Enqueue(gatewaytest.Fault{Status: 500})
