@@ -45,6 +45,9 @@ type bodyInfo struct {
 	model []byte
 	// modelIsString reports whether that last member's value is a string.
 	modelIsString bool
+	// modelVariants counts the members naming the model in another case
+	// ("Model", "MODEL"), rewritten with the others.
+	modelVariants int
 	// stream reports whether the top-level "stream" member is literally true.
 	stream bool
 	// messages and input are the value ranges of the top-level "messages" and
@@ -128,6 +131,7 @@ func scanBody(p []byte, info *bodyInfo) error {
 			// Rewritten with the others, never read: the exact "model"
 			// alone decides whether the gateway takes the request.
 			info.addModel(v)
+			info.modelVariants++
 			if p[v.start] == '"' {
 				if _, err := decodeString(p[v.start:v.end]); err != nil {
 					return err
